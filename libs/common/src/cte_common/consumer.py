@@ -1,0 +1,214 @@
+"""Exactly-once effects on at-least-once delivery, for every batch consumer.
+
+Delivery semantics shared by all consumers built on this module:
+- Kafka delivers at least once. A consumer records, per (consumer, topic, partition), the next
+  offset it has applied, in the same PostgreSQL transaction as the writes those records caused.
+- Before applying a batch it locks those position rows and drops records below them, so a batch
+  replayed after a crash, a rebalance or a failed commit changes nothing. The row lock also
+  serialises two group members that briefly both hold a partition during a rebalance.
+- Kafka offsets are committed only after the database commit (the subscriber's ack policy), so a
+  crash in between only causes a replay, which the positions absorb.
+- Records that cannot be decoded go to the dead-letter topic with the reason and count as applied,
+  so one poison message never blocks a partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiokafka import TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter, ValidationError
+
+from cte_common.db import Connection, Pool
+from cte_common.kafka import Outgoing, publish_all
+from cte_common.metrics import CONSUMER_ERRORS, CONSUMER_LAG
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_LOCK_POSITIONS = """
+INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)
+SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS x(t, p)
+ON CONFLICT (consumer, topic, partition) DO NOTHING
+"""
+_SELECT_POSITIONS = """
+SELECT topic, partition, next_offset FROM consumer_offsets
+WHERE consumer = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+ORDER BY topic, partition
+FOR UPDATE
+"""
+_ADVANCE_POSITIONS = """
+UPDATE consumer_offsets AS c SET next_offset = x.o, updated_at = now()
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o)
+WHERE c.consumer = $1 AND c.topic = x.t AND c.partition = x.p AND c.next_offset < x.o
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+    @classmethod
+    def from_consumer_record(cls, r: Any) -> Record:
+        return cls(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[T]):
+    record: Record
+    event: T
+
+
+@dataclass(frozen=True)
+class Rejected:
+    record: Record
+    reason: str
+
+
+def decode_batch(
+    records: Sequence[Record], adapter: TypeAdapter[T]
+) -> tuple[list[Decoded[T]], list[Rejected]]:
+    decoded: list[Decoded[T]] = []
+    rejected: list[Rejected] = []
+    for r in records:
+        if r.value is None:
+            rejected.append(Rejected(r, "empty value"))
+            continue
+        try:
+            decoded.append(Decoded(r, adapter.validate_json(r.value)))
+        except ValidationError as exc:
+            rejected.append(Rejected(r, _short_reason(exc)))
+    return decoded, rejected
+
+
+def _short_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+async def publish_dead_letters(
+    broker: KafkaBroker, topic: str, consumer: str, rejected: Sequence[Rejected]
+) -> None:
+    """Park undecodable records with where they came from and why, for inspection and replay."""
+    await publish_all(
+        broker,
+        topic,
+        (
+            Outgoing(
+                key=rj.record.key or b"",
+                value=rj.record.value or b"",
+                headers={
+                    "dlq-consumer": consumer,
+                    "dlq-reason": rj.reason[:1000],
+                    "dlq-topic": rj.record.topic,
+                    "dlq-partition": str(rj.record.partition),
+                    "dlq-offset": str(rj.record.offset),
+                },
+            )
+            for rj in rejected
+        ),
+    )
+
+
+async def apply_exactly_once(
+    pool: Pool,
+    consumer: str,
+    records: Sequence[Record],
+    apply: Callable[[Connection, list[Record]], Awaitable[None]],
+) -> list[Record]:
+    """Apply the records not applied before, and record the new positions, in one transaction.
+
+    Returns the records that were applied now (the rest had been applied by an earlier delivery).
+    """
+    if not records:
+        return []
+    partitions = sorted({(r.topic, r.partition) for r in records})
+    topics = [t for t, _ in partitions]
+    parts = [p for _, p in partitions]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_LOCK_POSITIONS, consumer, topics, parts)
+        rows = await conn.fetch(_SELECT_POSITIONS, consumer, topics, parts)
+        position = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+        fresh = [r for r in records if r.offset >= position[(r.topic, r.partition)]]
+        if fresh:
+            await apply(conn, fresh)
+        ends: dict[tuple[str, int], int] = {}
+        for r in records:
+            ends[(r.topic, r.partition)] = max(ends.get((r.topic, r.partition), 0), r.offset + 1)
+        await conn.execute(
+            _ADVANCE_POSITIONS,
+            consumer,
+            [t for t, _ in ends],
+            [p for _, p in ends],
+            list(ends.values()),
+        )
+    if len(fresh) < len(records):
+        log.info("skipped %d records already applied", len(records) - len(fresh))
+    return fresh
+
+
+def register_batch_consumer(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    group_id: str,
+    consumer: str,
+    handle: Callable[[Sequence[Record]], Awaitable[None]],
+    max_records: int,
+    batch_timeout_ms: int,
+) -> None:
+    """Subscribe ``handle`` to ``topic`` as a batch consumer with the delivery semantics above.
+
+    NACK_ON_ERROR: Kafka offsets are committed after ``handle`` returned (its database commit is
+    done by then); if it raises, the consumer seeks back and the batch is delivered again.
+    """
+
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{consumer}:{topic}",
+        description=f"Batch consumer {consumer} (group {group_id}).",
+    )
+    async def on_batch(msg: KafkaMessage) -> None:
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        records = [Record.from_consumer_record(r) for r in raw]
+        try:
+            await handle(records)
+        except Exception:
+            CONSUMER_ERRORS.labels(consumer).inc()
+            log.exception("batch of %d records failed; it will be redelivered", len(records))
+            raise
+        _observe_lag(msg, consumer, records)
+
+
+def _observe_lag(msg: KafkaMessage, consumer: str, records: Sequence[Record]) -> None:
+    kafka_consumer = getattr(msg, "consumer", None)
+    if kafka_consumer is None or not hasattr(kafka_consumer, "highwater"):
+        return
+    ends: dict[tuple[str, int], int] = {}
+    for r in records:
+        ends[(r.topic, r.partition)] = max(ends.get((r.topic, r.partition), 0), r.offset + 1)
+    for (topic, partition), end in ends.items():
+        highwater = kafka_consumer.highwater(TopicPartition(topic, partition))
+        if highwater is not None:
+            CONSUMER_LAG.labels(consumer, topic, str(partition)).set(max(highwater - end, 0))

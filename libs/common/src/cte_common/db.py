@@ -1,0 +1,36 @@
+"""PostgreSQL plumbing: the connection pool, with codecs every service needs."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from cte_common.settings import CommonSettings
+
+# What repositories take: a plain connection or one borrowed from a pool. (The generic form exists
+# only in the type stubs, not at run time.)
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+    Pool: TypeAlias = asyncpg.Pool[Any]
+else:
+    Connection = asyncpg.Connection | PoolConnectionProxy
+    Pool = asyncpg.Pool
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> Pool:
+    pool: Pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=min_size,
+        max_size=settings.db_pool_max,
+        init=_init_connection,
+        command_timeout=60,
+    )
+    return pool

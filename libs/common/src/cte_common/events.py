@@ -1,0 +1,99 @@
+"""Event models carried on the topics. Every event is JSON, versioned by its topic name.
+
+Indicator events are keyed by the indicator's canonical value, so one indicator's history is
+applied in order by exactly one consumer. Share intents are keyed by destination list.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from cte_common.indicators import IndicatorType, Severity
+
+Criterion = Literal["lastSeen", "firstSeen", "highestSeverity"]
+TagsStrategy = Literal["append", "overwrite"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+
+class IndicatorSighting(Event):
+    """A source reported an indicator (a POST, a poll). Merged into the read model by the rule-engine.
+
+    Everything that depends on configuration (reputation override, aging, the merge criterion, the
+    tags strategy) is resolved at ingest and carried here, so replaying the topic rebuilds the same
+    read model whatever the configuration says today.
+    """
+
+    kind: Literal["sighting"] = "sighting"
+    value: str
+    type: IndicatorType
+    source: str
+    reputation: int | None = Field(default=None, ge=1, le=10)
+    severity: Severity = Severity.UNKNOWN
+    tags: list[str] = Field(default_factory=list)
+    comments: str = ""
+    extended_information: str = ""
+    first_seen: datetime
+    last_seen: datetime
+    # None means the indicator never expires.
+    expires_at: datetime | None = None
+    internal: bool = False
+    test: bool = False
+    criterion: Criterion = "lastSeen"
+    tags_strategy: TagsStrategy = "append"
+    # Sightings posted through the API are explicit edits: their comments and tags always apply.
+    from_api: bool = False
+
+
+class IndicatorExpire(Event):
+    """The ager found the indicator due. Applied only if it is still due: a re-sighting may have moved it."""
+
+    kind: Literal["expire"] = "expire"
+    value: str
+    due_at: datetime
+
+
+IndicatorEvent = Annotated[IndicatorSighting | IndicatorExpire, Field(discriminator="kind")]
+INDICATOR_EVENT_ADAPTER: TypeAdapter[IndicatorSighting | IndicatorExpire] = TypeAdapter(IndicatorEvent)
+
+
+class ShareIntent(Event):
+    """The rule-engine's decision that ``value`` belongs (add) or no longer belongs (remove) in a list."""
+
+    kind: Literal["share"] = "share"
+    list_key: str
+    value: str
+    type: IndicatorType
+    add: bool
+    # Orders candidates when the list is full: larger keeps its place first.
+    priority: float = 0.0
+    cost_bytes: int = Field(default=0, ge=0)
+
+
+SHARE_INTENT_ADAPTER: TypeAdapter[ShareIntent] = TypeAdapter(ShareIntent)
+
+
+class ConfigChange(Event):
+    """A configuration resource changed. ``body`` None is a deletion (a tombstone on the compacted topic)."""
+
+    kind: Literal["config"] = "config"
+    resource: str
+    key: str
+    body: dict[str, Any] | None
+
+
+def encode(event: Event) -> bytes:
+    return event.model_dump_json().encode()

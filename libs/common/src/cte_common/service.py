@@ -1,0 +1,65 @@
+"""Running a consumer service: logging, metrics endpoint, pool and broker lifecycle, uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import uvloop
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from cte_common.db import Pool, create_pool
+from cte_common.kafka import make_broker
+from cte_common.logs import configure_logging
+from cte_common.metrics import serve_metrics
+from cte_common.settings import CommonSettings
+from cte_common.topics import Topics
+
+Setup = Callable[[KafkaBroker, Pool, Topics], Awaitable[None]]
+
+
+def build_broker(settings: CommonSettings, service: str) -> KafkaBroker:
+    return make_broker(
+        settings,
+        client_id=service,
+        middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service)],
+    )
+
+
+def run_consumer_service(
+    settings: CommonSettings,
+    *,
+    service: str,
+    metrics_port: int,
+    setup: Setup,
+    background: Callable[[KafkaBroker, Pool, Topics], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Start a FastStream app whose subscribers ``setup`` registers; serve /metrics; run until signalled."""
+    configure_logging(settings.log_level, service)
+    serve_metrics(metrics_port, settings.metrics_host)
+    topics = Topics(settings.topic_prefix)
+
+    async def main() -> None:
+        broker = build_broker(settings, service)
+        pool = await create_pool(settings)
+        await setup(broker, pool, topics)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def start_background() -> None:
+            if background is not None:
+                tasks.append(asyncio.create_task(background(broker, pool, topics)))
+
+        async def stop_background() -> None:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await pool.close()
+
+        app = FastStream(broker, after_startup=[start_background], on_shutdown=[stop_background])
+        await app.run()
+
+    uvloop.run(main())

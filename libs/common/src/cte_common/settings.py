@@ -1,0 +1,19 @@
+"""Settings every service shares, read from the environment (prefix ``CTE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CTE_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: str = "postgresql://postgres@127.0.0.1:5433/cte"
+    # Namespaces the topics, so several stacks (a demo and a test run, say) can share one broker.
+    topic_prefix: str = "cte"
+    log_level: str = "INFO"
+    # Where the consumer services serve /metrics; 0.0.0.0 inside a container.
+    metrics_host: str = "127.0.0.1"
+    db_pool_max: int = Field(default=8, ge=1)

@@ -1,0 +1,395 @@
+"""The API's shapes and rules, without I/O: request models, validation, tokens, event building."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from cte_common.canonical import InvalidIndicator, canonicalize
+from cte_common.events import Criterion, IndicatorSighting, TagsStrategy
+from cte_common.indicators import IndicatorType, Severity
+
+SCOPES = ("cte_read", "cte_write")
+JWT_ALGORITHM = "HS256"
+PLUGINS = ("api_source", "netskope")
+
+# The reference's error texts, which existing clients match on.
+INVALID_CLIENT = "Invalid client_id/client_secret provided."
+INVALID_TOKEN = "Could not validate credentials."  # noqa: S105 (a message, not a secret)
+MISSING_SCOPE = "Not enough permissions."
+GRANT_NOT_SUPPORTED = "grant_type not supported."
+
+_hasher = PasswordHasher()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # The reference stores naive UTC; a naive time from a client is read as UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class IndicatorIn(BaseModel):
+    """One indicator of a POST body, in the reference's field names."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # type is declared before value so the value's validator can canonicalise for it.
+    type: IndicatorType
+    value: str = Field(min_length=1, max_length=8192)
+    source: str = Field(min_length=1, max_length=200)
+    reputation: int = Field(default=5, ge=1, le=10)
+    severity: Severity = Severity.UNKNOWN
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    comments: str = Field(default="", max_length=10_000)
+    extendedInformation: str = Field(default="", max_length=2048)
+    firstSeen: datetime | None = None
+    lastSeen: datetime | None = None
+    expiresAt: datetime | None = None
+    test: bool = False
+
+    @field_validator("value")
+    @classmethod
+    def _canonical_value(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        if kind is None:
+            return value  # the type's own error is reported; no second guess here
+        try:
+            return canonicalize(kind, value)
+        except InvalidIndicator as exc:
+            raise ValueError(exc.reason) from None
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, tags: list[str]) -> list[str]:
+        names = [t.strip() for t in tags]
+        for name in names:
+            if not 1 <= len(name) <= 500:
+                raise ValueError("each tag name must be 1 to 500 characters")
+        return list(dict.fromkeys(names))
+
+    @field_validator("extendedInformation")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http or https URL with a host")
+        return value
+
+    @field_validator("firstSeen", "lastSeen", "expiresAt")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _seen_order(self) -> IndicatorIn:
+        if self.firstSeen and self.lastSeen and self.firstSeen > self.lastSeen:
+            raise ValueError("firstSeen must not be after lastSeen")
+        return self
+
+
+_INDICATOR_ADAPTER: TypeAdapter[IndicatorIn] = TypeAdapter(IndicatorIn)
+
+
+def item_error(index: int, field: str | None, reason: str) -> dict[str, Any]:
+    """One entry of a 422 body: FastAPI's loc/msg/type, plus the item index and field by name."""
+    loc: list[Any] = ["body", index, *(field.split(".") if field else [])]
+    return {"loc": loc, "msg": reason, "type": "value_error", "index": index, "field": field}
+
+
+def validate_batch(raw: list[Any], known_sources: set[str]) -> tuple[list[IndicatorIn], list[dict[str, Any]]]:
+    """Validate every item (nothing is written unless all are valid) and report every problem found."""
+    items: list[IndicatorIn] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(raw):
+        try:
+            item = _INDICATOR_ADAPTER.validate_python(entry)
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or None
+                errors.append(item_error(index, field, str(err["msg"]).removeprefix("Value error, ")))
+            source = entry.get("source") if isinstance(entry, dict) else None
+            if isinstance(source, str) and source.strip() and source.strip() not in known_sources:
+                errors.append(
+                    item_error(index, "source", f"Configuration with name='{source}' does not exist.")
+                )
+            continue
+        if item.source not in known_sources:
+            errors.append(
+                item_error(index, "source", f"Configuration with name='{item.source}' does not exist.")
+            )
+        items.append(item)
+    return items, errors
+
+
+def claimed_sources(raw: list[Any]) -> list[str]:
+    """The source names a raw batch mentions, to look them up in one query before validating."""
+    return sorted(
+        {e["source"].strip() for e in raw if isinstance(e, dict) and isinstance(e.get("source"), str)}
+    )
+
+
+class ConfigurationIn(BaseModel):
+    """A plugin configuration (Settings > Plugins), in the reference's field names."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    plugin: Literal["api_source", "netskope"]
+    active: bool = True
+    ageAfterDays: int = Field(default=90, ge=0, le=365)
+    reputation: int = Field(default=0, ge=0, le=10)
+    sslValidation: bool = True
+    useProxy: bool = False
+    tagsAggregateStrategy: TagsStrategy = "append"
+    tenant: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tenant_for_netskope(self) -> ConfigurationIn:
+        if self.plugin == "netskope" and not self.tenant:
+            raise ValueError("a netskope configuration needs a tenant")
+        return self
+
+
+class ConfigurationRow(BaseModel):
+    """What ingest needs to know of a source configuration."""
+
+    name: str
+    plugin: str
+    active: bool
+    age_after_days: int
+    reputation: int
+    tags_aggregate_strategy: TagsStrategy
+
+
+def configuration_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "plugin": row["plugin"],
+        "active": row["active"],
+        "ageAfterDays": row["age_after_days"],
+        "reputation": row["reputation"],
+        "sslValidation": row["ssl_validation"],
+        "useProxy": row["use_proxy"],
+        "tagsAggregateStrategy": row["tags_aggregate_strategy"],
+        "tenant": row["tenant"],
+        "parameters": row["parameters"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def build_sighting(
+    item: IndicatorIn, config: ConfigurationRow, criterion: Criterion, now: datetime
+) -> IndicatorSighting:
+    """Resolve the configuration's effects (Override Reputation, Aging Criteria) into the event."""
+    first_seen = item.firstSeen or item.lastSeen or now
+    last_seen = item.lastSeen or max(first_seen, now)
+    expires_at = item.expiresAt
+    # Aging Criteria 0 means "never expires" (the project's decision; the reference is ambiguous).
+    if expires_at is None and config.age_after_days:
+        expires_at = now + timedelta(days=config.age_after_days)
+    return IndicatorSighting(
+        occurred_at=now,
+        value=item.value,
+        type=item.type,
+        source=config.name,
+        reputation=config.reputation if 1 <= config.reputation <= 10 else item.reputation,
+        severity=item.severity,
+        tags=item.tags,
+        comments=item.comments,
+        extended_information=item.extendedInformation,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        expires_at=expires_at,
+        internal=config.plugin == "netskope",
+        test=item.test,
+        criterion=criterion,
+        tags_strategy=config.tags_aggregate_strategy,
+        from_api=True,
+    )
+
+
+def sighting_out(ev: IndicatorSighting) -> dict[str, Any]:
+    """The accepted indicator in the reference's output shape, as the sighting describes it."""
+    source = {
+        "source": ev.source,
+        "internalHits": int(ev.internal),
+        "externalHits": int(not ev.internal),
+        "firstSeen": ev.first_seen,
+        "lastSeen": ev.last_seen,
+        "reputation": ev.reputation,
+        "severity": ev.severity,
+        "comments": ev.comments,
+        "extendedInformation": ev.extended_information,
+        "tags": ev.tags,
+        "destinations": [],
+        "retracted": False,
+        "retractionDestinations": [],
+    }
+    return {
+        "value": ev.value,
+        "type": ev.type,
+        "test": ev.test,
+        "safe": False,
+        "active": ev.expires_at is None or ev.expires_at > ev.occurred_at,
+        "internalHits": int(ev.internal),
+        "externalHits": int(not ev.internal),
+        "expiresAt": ev.expires_at,
+        "source": ev.source,
+        "sharedWith": [],
+        "tags": ev.tags,
+        "firstSeen": ev.first_seen,
+        "lastSeen": ev.last_seen,
+        "reputation": ev.reputation,
+        "severity": ev.severity,
+        "comments": ev.comments,
+        "extendedInformation": ev.extended_information,
+        "sources": [source],
+    }
+
+
+def indicator_out(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A read-model row and its source rows in the reference's IndicatorOutWithSources shape."""
+    source_out = [
+        {
+            "source": s["source"],
+            "internalHits": s["internal_hits"],
+            "externalHits": s["external_hits"],
+            "firstSeen": s["first_seen"],
+            "lastSeen": s["last_seen"],
+            "reputation": s["reputation"],
+            "severity": s["severity"],
+            "comments": s["comments"],
+            "extendedInformation": s["extended_information"],
+            "tags": list(s["tags"]),
+            "destinations": [],
+            "retracted": s["retracted"],
+            "retractionDestinations": [],
+        }
+        for s in sources
+    ]
+    return {
+        "value": row["value"],
+        "type": row["type"],
+        "test": row["test"],
+        "safe": row["safe"],
+        "active": row["active"],
+        "internalHits": row["internal_hits"],
+        "externalHits": row["external_hits"],
+        "expiresAt": row["expires_at"],
+        "source": row["source"],
+        "sharedWith": list(row["shared_with"]),
+        "tags": list(dict.fromkeys(t for s in sources for t in s["tags"])),
+        "firstSeen": row["first_seen"],
+        "lastSeen": row["last_seen"],
+        "reputation": row["reputation"],
+        "severity": row["severity"],
+        "comments": row["comments"],
+        "extendedInformation": row["extended_information"],
+        "sources": source_out,
+    }
+
+
+# Sort keys of the reference's GET /indicators/, mapped to SQL over indicators i. Per-source
+# fields sort like MongoDB sorts arrays: by the smallest element ascending, the largest descending.
+SORT_FIELDS: dict[str, tuple[str, str]] = {
+    "value": ("i.value", "i.value"),
+    "type": ("i.type", "i.type"),
+    "test": ("i.test", "i.test"),
+    "active": ("i.active", "i.active"),
+    "internalHits": ("i.internal_hits", "i.internal_hits"),
+    "externalHits": ("i.external_hits", "i.external_hits"),
+    "expiresAt": ("i.expires_at", "i.expires_at"),
+    "sources.source": (
+        "(SELECT min(source) FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(source) FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+    "sources.comments": (
+        "(SELECT min(comments) FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(comments) FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+    "sources.reputation": (
+        "(SELECT min(reputation) FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(reputation) FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+    # Both seen-times are kept as min/max over sources on the indicator row, and indexed there.
+    "sources.firstSeen": ("i.first_seen", "i.first_seen"),
+    "sources.lastSeen": ("i.last_seen", "i.last_seen"),
+    "sources.severity": (
+        "(SELECT min(array_position(ARRAY['unknown','low','medium','high','critical'], severity))"
+        " FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(array_position(ARRAY['unknown','low','medium','high','critical'], severity))"
+        " FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+}
+
+
+def sort_clause(sort: str | None, ascending: bool) -> str:
+    """ORDER BY text from the whitelist; an unknown field means no sort, as in the reference."""
+    if not sort or sort not in SORT_FIELDS:
+        return "ORDER BY i.value"
+    asc_expr, desc_expr = SORT_FIELDS[sort]
+    if ascending:
+        return f"ORDER BY {asc_expr} ASC NULLS FIRST, i.value"
+    return f"ORDER BY {desc_expr} DESC NULLS LAST, i.value"
+
+
+# Tokens and client secrets
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher.hash(secret)
+
+
+def verify_secret(secret_hash: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(secret_hash, secret)
+    except VerificationError:
+        return False
+
+
+def issue_token(client_id: str, scopes: list[str], key: str, ttl: timedelta, now: datetime) -> str:
+    claims = {"sub": client_id, "scopes": scopes, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
+
+
+class TokenClaims(BaseModel):
+    sub: str
+    scopes: list[str]
+
+
+def read_token(token: str, key: str) -> TokenClaims | None:
+    """The token's claims, or None if it is forged, malformed or expired."""
+    try:
+        claims = jwt.decode(token, key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
+        return TokenClaims.model_validate(claims)
+    except (jwt.PyJWTError, ValueError):
+        return None
+
+
+def granted_scopes(requested: str | None, allowed: list[str]) -> list[str] | None:
+    """Scopes for a new token: all the client's when none are asked for; None if asked for more."""
+    if not requested or not requested.strip():
+        return list(allowed)
+    asked = requested.replace(",", " ").split()
+    if not set(asked) <= set(allowed):
+        return None
+    return list(dict.fromkeys(asked))

@@ -1,0 +1,182 @@
+"""Entry point of the ingest-api: ``cte-ingest-api`` (uvicorn serving :func:`create_app`)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+from starlette.routing import Match
+
+from cte_common.db import create_pool
+from cte_common.kafka import make_broker
+from cte_common.logs import configure_logging
+from ingest_api import repository
+from ingest_api.domain import SCOPES, IndicatorIn, hash_secret, verify_secret
+from ingest_api.handlers import (
+    AppState,
+    ItemError,
+    auth_router,
+    configurations_router,
+    indicators_router,
+    item_error_response,
+)
+from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
+from ingest_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _bootstrap_client(state: AppState) -> None:
+    s = state.settings
+    if not s.bootstrap_client_id or s.bootstrap_client_secret is None:
+        return
+    secret = s.bootstrap_client_secret.get_secret_value()
+    async with state.pool.acquire() as conn:
+        existing = await repository.get_client(conn, s.bootstrap_client_id)
+        if existing is not None and verify_secret(existing["secret_hash"], secret):
+            return
+        await repository.upsert_client(
+            conn,
+            s.bootstrap_client_id,
+            hash_secret(secret),
+            "bootstrap client (from the environment)",
+            list(SCOPES),
+        )
+    log.info("bootstrap API client ready", extra={"client_id": s.bootstrap_client_id})
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's error entries plus the item index and field of each, so a client can point at them."""
+    out = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        entry: dict[str, Any] = {
+            "loc": loc,
+            "msg": str(err.get("msg", "")).removeprefix("Value error, "),
+            "type": err.get("type"),
+        }
+        if len(loc) >= 2 and loc[0] == "body" and isinstance(loc[1], int):
+            entry["index"] = loc[1]
+            entry["field"] = ".".join(str(p) for p in loc[2:]) or None
+        out.append(entry)
+    return out
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Publish the schemas of bodies that handlers validate themselves (to report every bad item)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            model = IndicatorIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(model.pop("$defs", {}))
+            components["IndicatorIn"] = model
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        broker = make_broker(settings, client_id="ingest-api")
+        await broker.start()
+        if settings.jwt_secret is None:
+            log.warning("CTE_JWT_SECRET is not set: tokens are signed with a per-process key")
+            key = secrets.token_urlsafe(48)
+        else:
+            key = settings.jwt_secret.get_secret_value()
+        app.state.cte = AppState(settings, pool, broker, key)
+        await _bootstrap_client(app.state.cte)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="Threat Exchange API",
+        version="0.1.0",
+        description="Cloud Exchange-compatible Threat Exchange API: indicators in, lists out.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    for router in (auth_router, indicators_router, configurations_router):
+        app.include_router(router, prefix="/api")
+    app.mount("/metrics", make_asgi_app())
+    _document_raw_bodies(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        INDICATORS_REJECTED.labels("invalid").inc(sum(1 for e in errors if "index" in e))
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    @app.exception_handler(ItemError)
+    async def on_item_error(request: Request, exc: ItemError) -> JSONResponse:
+        return item_error_response(exc)
+
+    @app.middleware("http")
+    async def limits_and_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+            return JSONResponse(
+                status_code=413, content={"detail": f"body: larger than {settings.max_body_bytes} bytes"}
+            )
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = _route_template(request)
+        HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def run() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, "ingest-api")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    run()

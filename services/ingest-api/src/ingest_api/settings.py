@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from cte_common.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # The first API client, so a fresh stack can be used at once (see .env.example).
+    bootstrap_client_id: str | None = None
+    bootstrap_client_secret: SecretStr | None = None
+    # Signs access tokens; every replica must share it. Without one, a random key is made per process.
+    jwt_secret: SecretStr | None = None
+    token_ttl_minutes: int = Field(default=120, ge=1)
+    max_batch_items: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # Upper bound for ?wait=true: how long a write waits for the read model to show it.
+    wait_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The rule-engine's consumer name, whose positions tell when the read model shows a write.
+    read_model_consumer: str = "rule-engine.indicators"

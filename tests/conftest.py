@@ -1,0 +1,115 @@
+"""Session fixtures: the real Kafka and PostgreSQL, a fresh database and topic namespace per run."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from cte_common.migrate import upgrade
+from cte_common.topics import create_topics
+from tests.support.processes import Service, free_port
+from tests.support.stack import Stack, provide_stack
+
+BOOTSTRAP_ID = "test-bootstrap-client"
+BOOTSTRAP_SECRET = "test-bootstrap-secret-" + secrets.token_hex(8)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with provide_stack() as s:
+        yield s
+
+
+@dataclass(frozen=True)
+class Env:
+    """One isolated namespace on the shared stack: its own database and topic prefix."""
+
+    stack: Stack
+    database_url: str
+    topic_prefix: str
+    log_dir: Path
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        return {
+            "CTE_KAFKA_BOOTSTRAP": self.stack.kafka_bootstrap,
+            "CTE_DATABASE_URL": self.database_url,
+            "CTE_TOPIC_PREFIX": self.topic_prefix,
+            "CTE_LOG_LEVEL": "INFO",
+            "CTE_BOOTSTRAP_CLIENT_ID": BOOTSTRAP_ID,
+            "CTE_BOOTSTRAP_CLIENT_SECRET": BOOTSTRAP_SECRET,
+            "CTE_JWT_SECRET": "test-signing-key-" + "x" * 32,
+            **extra,
+        }
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+async def env(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    name = "cte_test_" + secrets.token_hex(4)
+    admin = await asyncpg.connect(stack.admin_database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(stack.admin_database_url, name)
+    await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop
+    prefix = "t" + secrets.token_hex(4)
+    await create_topics(stack.kafka_bootstrap, prefix)
+    try:
+        yield Env(stack, url, prefix, tmp_path_factory.mktemp("logs"))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def db(env: Env) -> AsyncIterator[asyncpg.Pool[Any]]:
+    pool = await asyncpg.create_pool(env.database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@dataclass
+class Running:
+    api: Service
+    rule_engine: Service
+    api_url: str
+
+
+@pytest.fixture(scope="session")
+def services(env: Env) -> Iterator[Running]:
+    """The ingest-api and the rule-engine as real processes on the test namespace."""
+    api_port, re_port = free_port(), free_port()
+    api = Service(
+        "cte-ingest-api",
+        env.service_env(CTE_API_PORT=str(api_port)),
+        f"http://127.0.0.1:{api_port}/healthz",
+        env.log_dir,
+    )
+    rule_engine = Service(
+        "cte-rule-engine",
+        env.service_env(CTE_RULE_ENGINE_METRICS_PORT=str(re_port)),
+        f"http://127.0.0.1:{re_port}/metrics",
+        env.log_dir,
+    )
+    running = Running(api.start(), rule_engine.start(), f"http://127.0.0.1:{api_port}")
+    try:
+        yield running
+    finally:
+        rule_engine.stop()
+        api.stop()
