@@ -1,5 +1,6 @@
 # One image for every service of the stack: docker-compose.yml picks the console script to run
-# (cte-ingest-api, cte-rule-engine, cte-netskope-sink, cte-ager, cte-migrate, cte-topics).
+# (cte-ingest-api, cte-rule-engine, cte-netskope-sink, cte-ager, cte-migrate, cte-topics,
+# cte-fake-tenant).
 #
 #   docker build -t cte-exchange:local .
 #
@@ -30,6 +31,7 @@ COPY services/ingest-api/pyproject.toml services/ingest-api/
 COPY services/rule-engine/pyproject.toml services/rule-engine/
 COPY services/netskope-sink/pyproject.toml services/netskope-sink/
 COPY services/ager/pyproject.toml services/ager/
+COPY tools/fake-tenant/pyproject.toml tools/fake-tenant/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --all-packages --no-dev --no-install-workspace
 
@@ -37,6 +39,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # virtualenv alone is the application and the runtime stage needs nothing else from here.
 COPY libs/ libs/
 COPY services/ services/
+COPY tools/ tools/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --all-packages --no-dev --no-editable
 

@@ -36,7 +36,7 @@ lint: install ## ruff, formatting and mypy (strict for libs/common)
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy libs/common/src services/ingest-api/src services/rule-engine/src \
-		services/netskope-sink/src services/ager/src
+		services/netskope-sink/src services/ager/src tools/fake-tenant/src
 
 fmt: ## format and autofix
 	uv run --frozen ruff format .

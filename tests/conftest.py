@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from cte_common.crypto import new_key
 from cte_common.migrate import upgrade
 from cte_common.topics import create_topics
 from tests.support.processes import Service, free_port
@@ -19,6 +20,8 @@ from tests.support.stack import Stack, provide_stack
 
 BOOTSTRAP_ID = "test-bootstrap-client"
 BOOTSTRAP_SECRET = "test-bootstrap-secret-" + secrets.token_hex(8)
+SECRETS_KEY = new_key()
+JWT_SECRET = "test-signing-key-" + secrets.token_hex(16)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,7 +53,8 @@ class Env:
             "CTE_LOG_LEVEL": "INFO",
             "CTE_BOOTSTRAP_CLIENT_ID": BOOTSTRAP_ID,
             "CTE_BOOTSTRAP_CLIENT_SECRET": BOOTSTRAP_SECRET,
-            "CTE_JWT_SECRET": "test-signing-key-" + "x" * 32,
+            "CTE_JWT_SECRET": JWT_SECRET,
+            "CTE_SECRETS_KEY": SECRETS_KEY,
             **extra,
         }
 

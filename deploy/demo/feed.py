@@ -43,9 +43,9 @@ def indicators(count: int, seed: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)  # noqa: S311 (demo data, not security)
     for n in range(count):
         domain = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}{n % 997}.{rng.choice(TLDS)}"
-        kind = rng.choices(
-            ["url", "domain", "hostname", "ipv4", "ipv6", "md5", "sha256"], [30, 20, 10, 15, 5, 10, 10]
-        )[0]
+        kind = rng.choices(["url", "domain", "hostname", "ipv4", "ipv6", "md5", "sha256"], [30, 20, 10, 15, 5, 10, 10])[
+            0
+        ]
         if kind == "url":
             value = f"https://{domain}/{rng.choice(WORDS)}/{n}"
         elif kind == "domain":
@@ -75,13 +75,9 @@ def indicators(count: int, seed: int) -> Iterator[dict[str, Any]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api", default=f"http://127.0.0.1:{os.environ.get('CTE_API_PORT', '8000')}")
-    parser.add_argument(
-        "--client-id", default=os.environ.get("CTE_BOOTSTRAP_CLIENT_ID", "cte-bootstrap-client")
-    )
+    parser.add_argument("--client-id", default=os.environ.get("CTE_BOOTSTRAP_CLIENT_ID", "cte-bootstrap-client"))
     parser.add_argument("--client-secret", default=os.environ.get("CTE_BOOTSTRAP_CLIENT_SECRET", ""))
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=500)

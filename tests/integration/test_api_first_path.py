@@ -26,9 +26,7 @@ def token(api_url: str, scope: str | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def client(services: Running) -> httpx.Client:
-    c = httpx.Client(
-        base_url=services.api_url, headers={"Authorization": f"Bearer {token(services.api_url)}"}
-    )
+    c = httpx.Client(base_url=services.api_url, headers={"Authorization": f"Bearer {token(services.api_url)}"})
     r = c.post("/api/cte/configurations", json={"name": "DW", "plugin": "api_source", "ageAfterDays": 30})
     assert r.status_code in (201, 409), r.text
     return c
@@ -37,7 +35,7 @@ def client(services: Running) -> httpx.Client:
 def wait_for(client: httpx.Client, value: str, timeout: float = 2.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = client.get("/api/cte/indicators/", params={"limit": 100}).json()
+        found = client.get("/api/cte/indicators/", params={"filters": json.dumps({"value": value})}).json()
         for item in found:
             if item["value"] == value:
                 return dict(item)
@@ -52,16 +50,12 @@ def test_auth_rejects_wrong_secret_and_grant(services: Running) -> None:
     )
     assert bad.status_code == 401
     assert bad.json() == {"detail": "Invalid client_id/client_secret provided."}
-    grant = httpx.post(
-        f"{services.api_url}/api/auth", data={"grant_type": "password", "client_id": BOOTSTRAP_ID}
-    )
+    grant = httpx.post(f"{services.api_url}/api/auth", data={"grant_type": "password", "client_id": BOOTSTRAP_ID})
     assert grant.status_code == 422
     assert grant.json() == {"detail": "grant_type not supported."}
 
 
-def test_endpoints_refuse_missing_forged_and_read_only_tokens(
-    services: Running, client: httpx.Client
-) -> None:
+def test_endpoints_refuse_missing_forged_and_read_only_tokens(services: Running, client: httpx.Client) -> None:
     url = services.api_url
     assert httpx.get(f"{url}/api/cte/indicators/").status_code == 401
     forged = httpx.get(f"{url}/api/cte/indicators/", headers={"Authorization": "Bearer abc.def.ghi"})
@@ -77,7 +71,7 @@ def test_endpoints_refuse_missing_forged_and_read_only_tokens(
 def test_posted_indicator_is_readable_within_two_seconds(client: httpx.Client) -> None:
     body = [
         {
-            "value": "WWW.Dubya.com",
+            "value": "HTTPS://WWW.Dubya.com:443/First-Path",
             "type": "url",
             "source": "DW",
             "reputation": 5,
@@ -88,8 +82,8 @@ def test_posted_indicator_is_readable_within_two_seconds(client: httpx.Client) -
     ]
     r = client.post("/api/cte/indicators/", json=body)
     assert r.status_code == 201, r.text
-    assert r.json()[0]["value"] == "www.dubya.com"  # the canonical form is the identity
-    item = wait_for(client, "www.dubya.com")
+    assert r.json()[0]["value"] == "https://www.dubya.com/First-Path"  # the canonical form is the identity
+    item = wait_for(client, "https://www.dubya.com/First-Path")
     assert item["type"] == "url"
     assert item["active"] is True
     assert item["externalHits"] == 1
@@ -132,9 +126,7 @@ async def test_a_batch_with_bad_items_is_refused_whole_with_every_reason(
     assert problems == {(1, "value"), (2, "source"), (3, "reputation"), (4, None)}
     md5 = next(e for e in r.json()["detail"] if e["index"] == 1)
     assert "32 hexadecimal characters, got 31" in md5["msg"]
-    malformed = client.post(
-        "/api/cte/indicators/", content=b"[{", headers={"content-type": "application/json"}
-    )
+    malformed = client.post("/api/cte/indicators/", content=b"[{", headers={"content-type": "application/json"})
     assert malformed.status_code == 422
     time.sleep(0.5)
     assert await db.fetchval("SELECT count(*) FROM indicators") == before
@@ -162,17 +154,16 @@ def test_configuration_round_trip_and_errors(client: httpx.Client) -> None:
 
 
 def test_filters_select_and_hostile_filters_change_nothing(client: httpx.Client) -> None:
-    wait_for(client, "www.dubya.com")
+    wait_for(client, "https://www.dubya.com/First-Path")
     urls = client.get("/api/cte/indicators/", params={"filters": json.dumps({"type": "url"}), "limit": 100})
     assert urls.status_code == 200
     assert urls.json()
     assert {i["type"] for i in urls.json()} == {"url"}
-    found = client.get("/api/cte/indicators/", params={"filters": json.dumps({"value": {"$regex": "DUBYA"}})})
-    assert [i["value"] for i in found.json()] == ["www.dubya.com"]
+    found = client.get("/api/cte/indicators/", params={"filters": json.dumps({"value": {"$regex": "FIRST-path"}})})
+    assert [i["value"] for i in found.json()] == ["https://www.dubya.com/First-Path"]
     per_source = {"sources": {"$elemMatch": {"source": "DW", "severity": {"$in": ["high"]}}}}
-    assert "www.dubya.com" in [
-        i["value"]
-        for i in client.get("/api/cte/indicators/", params={"filters": json.dumps(per_source)}).json()
+    assert "https://www.dubya.com/First-Path" in [
+        i["value"] for i in client.get("/api/cte/indicators/", params={"filters": json.dumps(per_source)}).json()
     ]
     before = client.get("/api/cte/indicators/", params={"aggregate": "true"}).json()["count"]
     hostile = client.get(

@@ -26,12 +26,8 @@ async def _wait_count(db: asyncpg.Pool[Any], sql: str, expected: int, timeout: f
 async def test_killed_rule_engine_applies_accepted_indicator_exactly_once(
     services: Running, db: asyncpg.Pool[Any]
 ) -> None:
-    client = httpx.Client(
-        base_url=services.api_url, headers={"Authorization": f"Bearer {token(services.api_url)}"}
-    )
-    client.post(
-        "/api/cte/configurations", json={"name": "crash-src", "plugin": "api_source", "ageAfterDays": 0}
-    )
+    client = httpx.Client(base_url=services.api_url, headers={"Authorization": f"Bearer {token(services.api_url)}"})
+    client.post("/api/cte/configurations", json={"name": "crash-src", "plugin": "api_source", "ageAfterDays": 0})
 
     services.rule_engine.kill()
     r = client.post(
@@ -53,9 +49,7 @@ async def test_killed_rule_engine_applies_accepted_indicator_exactly_once(
     assert row["expires_at"] is None  # Aging Criteria 0: never expires
 
 
-async def test_kill_during_a_large_batch_applies_each_event_once(
-    services: Running, db: asyncpg.Pool[Any]
-) -> None:
+async def test_kill_during_a_large_batch_applies_each_event_once(services: Running, db: asyncpg.Pool[Any]) -> None:
     client = httpx.Client(
         base_url=services.api_url, headers={"Authorization": f"Bearer {token(services.api_url)}"}, timeout=60
     )
@@ -74,7 +68,4 @@ async def test_kill_during_a_large_batch_applies_each_event_once(
     await _wait_count(db, "SELECT count(*) FROM indicators WHERE source = 'bulk-src'", 6000)
     # Every indicator was sighted once: a re-applied event would have made a hit count of 2.
     assert await db.fetchval("SELECT max(external_hits) FROM indicators WHERE source = 'bulk-src'") == 1
-    assert (
-        await db.fetchval("SELECT sum(external_hits) FROM indicator_sources WHERE source = 'bulk-src'")
-        == 6000
-    )
+    assert await db.fetchval("SELECT sum(external_hits) FROM indicator_sources WHERE source = 'bulk-src'") == 6000

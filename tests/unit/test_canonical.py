@@ -238,9 +238,7 @@ def test_reason_for_a_bad_internationalised_label_names_the_label() -> None:
     with pytest.raises(InvalidIndicator, match=r"^domain is not a valid internationalised name: "):
         canonicalize(T.DOMAIN, "a\u0378.example")
     # A combining mark cannot start a label (RFC 5891 section 4.2.3.2).
-    with pytest.raises(
-        InvalidIndicator, match=r"^domain label '\u0301a' is not a valid internationalised label"
-    ):
+    with pytest.raises(InvalidIndicator, match=r"^domain label '\u0301a' is not a valid internationalised label"):
         canonicalize(T.DOMAIN, "\u0301a.example")
 
 

@@ -122,9 +122,7 @@ def _ports(service: dict[str, Any]) -> list[tuple[str | None, str | None, int]]:
     for entry in service.get("ports") or []:
         if isinstance(entry, dict):
             published = entry.get("published")
-            out.append(
-                (entry.get("host_ip"), None if published is None else str(published), int(entry["target"]))
-            )
+            out.append((entry.get("host_ip"), None if published is None else str(published), int(entry["target"])))
             continue
         spec = _interpolate(str(entry)).split("/", 1)[0]
         parts = spec.rsplit(":", 2)
@@ -497,9 +495,7 @@ def test_app_services_reach_the_compose_kafka_and_postgres() -> None:
             if parts.username != postgres_env.get("POSTGRES_USER"):
                 problems.append(f"{name}: CTE_DATABASE_URL names another user than POSTGRES_USER")
             if parts.password != postgres_env.get("POSTGRES_PASSWORD"):
-                problems.append(
-                    f"{name}: CTE_DATABASE_URL's password default differs from POSTGRES_PASSWORD's"
-                )
+                problems.append(f"{name}: CTE_DATABASE_URL's password default differs from POSTGRES_PASSWORD's")
     assert not problems, "\n".join(problems)
 
 

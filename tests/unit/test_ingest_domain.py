@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 from ager.domain import Dispatched
 from ingest_api.domain import (
     ConfigurationRow,
+    applied_on,
     build_sighting,
+    dashboard_ids,
+    dashboard_query,
     granted_scopes,
     issue_token,
     read_token,
     sort_clause,
     validate_batch,
+    value_candidates,
 )
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -68,9 +72,7 @@ def test_naive_times_are_utc() -> None:
 
 
 def test_override_reputation_and_aging() -> None:
-    [item], _ = validate_batch(
-        [{"value": "1.2.3.4", "type": "ipv4", "source": "DW", "reputation": 3}], {"DW"}
-    )
+    [item], _ = validate_batch([{"value": "1.2.3.4", "type": "ipv4", "source": "DW", "reputation": 3}], {"DW"})
     keep = build_sighting(item, config(reputation=0), "lastSeen", NOW)
     assert keep.reputation == 3
     assert keep.expires_at == NOW + timedelta(days=90)
@@ -84,9 +86,7 @@ def test_override_reputation_and_aging() -> None:
 
 def test_given_expiry_wins_over_aging() -> None:
     given = "2027-01-01T00:00:00Z"
-    [item], _ = validate_batch(
-        [{"value": "1.2.3.4", "type": "ipv4", "source": "DW", "expiresAt": given}], {"DW"}
-    )
+    [item], _ = validate_batch([{"value": "1.2.3.4", "type": "ipv4", "source": "DW", "expiresAt": given}], {"DW"})
     assert build_sighting(item, config(), "lastSeen", NOW).expires_at == datetime(2027, 1, 1, tzinfo=UTC)
 
 
@@ -98,9 +98,7 @@ def test_tokens_round_trip_and_refuse_forgery_and_expiry() -> None:
     assert claims.sub == "client"
     assert claims.scopes == ["cte_read"]
     assert read_token(tok, "other" * 10) is None
-    old = issue_token(
-        "client", ["cte_read"], key, timedelta(minutes=1), datetime.now(UTC) - timedelta(hours=1)
-    )
+    old = issue_token("client", ["cte_read"], key, timedelta(minutes=1), datetime.now(UTC) - timedelta(hours=1))
     assert read_token(old, key) is None
     assert read_token("garbage", key) is None
 
@@ -123,3 +121,28 @@ def test_ager_does_not_republish_until_the_grace_period_passed() -> None:
     d.mark(due, now=0)
     assert d.select([*due, ("c", NOW)], now=10) == [("c", NOW)]
     assert d.select(due, now=31) == due
+
+
+def test_dashboard_sql_groups_by_whitelisted_fields_only() -> None:
+    sql = dashboard_query(["type", "sources.source"], None, "true", "$1")
+    assert "JOIN indicator_sources s" in sql
+    assert "count(DISTINCT i.value)" in sql
+    assert "sum(i.external_hits)" in dashboard_query(["value"], None, "true", "$1")
+    assert "sum(s.internal_hits)" in dashboard_query(["sources.source"], "internalHits", "true", "$1")
+    assert dashboard_ids(["type", "sources.lastSeen"]) == ["type", "lastSeen"]
+    for bad_group, bad_count in ((["type; DROP TABLE x"], None), (["type"], "value")):
+        try:
+            dashboard_query(bad_group, bad_count, "true", "$1")
+        except ValueError:
+            continue
+        raise AssertionError("accepted a field outside the whitelist")
+
+
+def test_value_candidates_cover_the_canonical_spellings() -> None:
+    assert "www.example.com" in value_candidates("WWW.Example.com")
+    assert "WWW.Example.com" in value_candidates("WWW.Example.com")
+    assert value_candidates("b53f3c0cd32d7f20849850768da6431e5f876b7bfa61db0aa0700b02873393fa")[0].islower()
+
+
+def test_applied_on() -> None:
+    assert (applied_on(0, 5), applied_on(2, 5), applied_on(5, 5), applied_on(0, 0)) == ("none", "some", "all", "none")

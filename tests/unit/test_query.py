@@ -34,6 +34,7 @@ from cte_common.query import (
 )
 
 EVERY_SEVERITY = ("unknown", "low", "medium", "high", "critical")
+EVERY_TYPE = ("url", "domain", "hostname", "fqdn", "ipv4", "ipv6", "md5", "sha256")
 HOSTILE = "x'); DROP TABLE indicators; --"
 JAN1 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -62,6 +63,10 @@ BOTH_FORMS: list[tuple[str, dict[str, Any], Node]] = [
     ('type NOT IN ("url")', {"type": {"$nin": ["url"]}}, c("type", "nin", ("url",))),
     ('type ANY IN ("url")', {"type": {"$in": ["url"]}}, c("type", "in", ("url",))),
     ("type IN ()", {"type": {"$in": []}}, c("type", "in", ())),
+    ('type = "URL"', {"type": "Url"}, c("type", "eq", "url")),
+    ('type != "md5"', {"type": {"$ne": "MD5"}}, c("type", "ne", "md5")),
+    ('type NOT IN ("IPv4", "ipv6")', {"type": {"$nin": ["ipv4", "IPV6"]}}, c("type", "nin", ("ipv4", "ipv6"))),
+    ('value IN ("a", "B")', {"value": {"$in": ["a", "B"]}}, c("value", "in", ("a", "B"))),
     # numbers
     ("internalHits = 3", {"internalHits": 3}, c("internalHits", "eq", 3)),
     ("internalHits == 3", {"internalHits": {"$eq": 3.0}}, c("internalHits", "eq", 3)),
@@ -286,9 +291,9 @@ def test_empty_filter_matches_everything() -> None:
 
 
 def test_keywords_are_case_insensitive_and_field_names_are_not() -> None:
-    assert parse_text('type in ("a") And value LIKE "b" oR NoT active = TRUE') == Or(
+    assert parse_text('value in ("a") And value LIKE "b" oR NoT active = TRUE') == Or(
         (
-            And((c("type", "in", ("a",)), c("value", "like", "b"))),
+            And((c("value", "in", ("a",)), c("value", "like", "b"))),
             Not(c("active", "eq", True)),
         )
     )
@@ -307,9 +312,7 @@ def test_canonical_forms() -> None:
     assert negate(Or((ca, cb))) == Nor((ca, cb))
     assert negate(ca) == Not(ca)
     # explicit nesting is kept, chains are flat, redundant parentheses vanish
-    assert parse_text('(value = "a" && type = "url") && active = true') == And(
-        (And((ca, cb)), c("active", "eq", True))
-    )
+    assert parse_text('(value = "a" && type = "url") && active = true') == And((And((ca, cb)), c("active", "eq", True)))
     assert parse_text('((value = "a"))') == ca
     assert parse_text('NOT NOT value = "a"') == Not(Not(ca))
 
@@ -331,11 +334,62 @@ def test_dates_are_utc() -> None:
 
 
 def test_the_string_null_in_a_list_stays_a_string() -> None:
-    assert parse_json({"type": {"$in": ["null"]}}) == c("type", "in", ("null",))
+    assert parse_json({"value": {"$in": ["null"]}}) == c("value", "in", ("null",))
+    assert parse_text('value IN ("null")') == c("value", "in", ("null",))
 
 
 def test_severity_is_normalised_to_lower_case() -> None:
     assert parse_json({"sources": {"$elemMatch": {"severity": "HIGH"}}}) == src("severity", "eq", "high")
+
+
+@pytest.mark.parametrize("kind", EVERY_TYPE)
+def test_every_type_is_accepted_in_any_case_and_lower_cased(kind: str) -> None:
+    for spelling in (kind, kind.upper(), kind.title()):
+        assert parse_json({"type": spelling}) == c("type", "eq", kind)
+        assert parse_text(f'type IN ("{spelling}")') == c("type", "in", (kind,))
+
+
+def test_type_is_an_indicator_type() -> None:
+    assert parse_json({"type": "URL"}) == c("type", "eq", "url")
+    assert to_text(parse_json({"type": "URL"})) == 'type = "url"'
+    assert to_json(parse_text('type = "URL"')) == {"type": "url"}
+    not_a_type = "'colour' is not an indicator type (one of url, domain, hostname, fqdn, ipv4, ipv6, md5, sha256)"
+    with pytest.raises(QueryError, match=re.escape("filters.type: " + not_a_type)):
+        parse_json({"type": "colour"})
+    with pytest.raises(QueryError, match=re.escape("position 7: type: " + not_a_type)):
+        parse_text('type = "colour"')
+    with pytest.raises(
+        QueryError,
+        match=re.escape("filters.type.$regex: operator $regex cannot be used on type (an indicator type field)"),
+    ):
+        parse_json({"type": {"$regex": "x"}})
+    with pytest.raises(QueryError, match=re.escape("operator Like cannot be used on type (an indicator type field)")):
+        parse_text('type Like "url"')
+    # exact comparison, so a plain index on indicators.type serves it
+    params = SqlParams()
+    assert to_sql(parse_text('type IN ("url","md5")'), params) == "i.type = ANY ($1::text[])"
+    assert params.values == [["url", "md5"]]
+    params = SqlParams()
+    assert to_sql(parse_text('type IN ("URL","md5") && active = true'), params) == (
+        "((i.type = ANY ($1::text[])) AND (i.active = $2::boolean))"
+    )
+    assert params.values == [["url", "md5"], True]
+
+
+def test_type_and_severity_compare_exactly_with_stored_values() -> None:
+    # The query side is lower-cased at parse time and stored values are lower-case, so the stored side
+    # is not folded: like SQL's `=`, an upper-case stored value does not match.
+    assert evaluate(parse_text('type = "DOMAIN"'), {"type": "domain"}) is True
+    assert evaluate(parse_text('type = "domain"'), {"type": "DOMAIN"}) is False
+    assert evaluate(parse_text('type != "domain"'), {"type": "DOMAIN"}) is True
+    assert evaluate(parse_text('type IN ("domain", "url")'), {"type": "Domain"}) is False
+    assert evaluate(parse_text('type NOT IN ("domain")'), {"type": "Domain"}) is True
+    assert evaluate(parse_text('severity = "HIGH"'), {"sources": [{"severity": "high"}]}) is True
+    assert evaluate(parse_text('severity = "high"'), {"sources": [{"severity": "HIGH"}]}) is False
+    assert evaluate(parse_text('severity IN ("high")'), {"sources": [{"severity": "High"}]}) is False
+    # text fields still fold both sides
+    assert evaluate(parse_text('value = "evil.example.com"'), {"value": "EVIL.example.com"}) is True
+    assert evaluate(parse_text('value IN ("evil.example.com")'), {"value": "EVIL.example.com"}) is True
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -387,6 +441,15 @@ JSON_ERRORS: list[tuple[Any, str]] = [
         "filters.sources.$elemMatch.firstSeen: firstSeen is never null",
     ),
     ({"sources": {"$elemMatch": {"severity": {"$in": ["severe"]}}}}, "item 0: 'severe' is not a severity"),
+    ({"type": "colour"}, "filters.type: 'colour' is not an indicator type (one of url, domain, hostname"),
+    ({"type": {"$in": ["url", "colour"]}}, "filters.type.$in: item 1: 'colour' is not an indicator type"),
+    ({"type": 5}, "filters.type: expected a string, got a number"),
+    ({"type": None}, "filters.type: type is never null"),
+    (
+        {"type": {"$regex": "x"}},
+        "filters.type.$regex: operator $regex cannot be used on type (an indicator type field)",
+    ),
+    ({"type": {"$gt": "url"}}, "filters.type.$gt: operator $gt cannot be used on type (an indicator type field)"),
     (
         {"sources": {"$elemMatch": {"severity": {"$regex": "hi"}}}},
         "operator $regex cannot be used on severity",
@@ -456,7 +519,11 @@ TEXT_ERRORS: list[tuple[str, int | None, str]] = [
     ('type IN "url"', 8, 'expected a parenthesised list after IN, like ("a", "b")'),
     ('type IN ("a" "b")', 13, "expected ',' or ')' in the list"),
     ('type = ("a")', 7, "a list is only allowed after IN / NOT IN"),
-    ('type < "a"', 5, "operator < cannot be used on type (a text field)"),
+    ('value < "a"', 6, "operator < cannot be used on value (a text field)"),
+    ('type < "url"', 5, "operator < cannot be used on type (an indicator type field)"),
+    ('type Like "url"', 5, "operator Like cannot be used on type (an indicator type field)"),
+    ('type = "colour"', 7, "type: 'colour' is not an indicator type"),
+    ('type IN ("url", "a")', 8, "type: item 1: 'a' is not an indicator type"),
     ('internalHits Like "1"', 13, "operator Like cannot be used on internalHits (a number field)"),
     ('internalHits > "1"', 15, "internalHits: expected an integer, got a string"),
     ("internalHits > 1.5", 15, "internalHits: expected an integer, got 1.5"),
@@ -505,18 +572,28 @@ S1 = "EXISTS (SELECT 1 FROM indicator_sources s1 WHERE s1.value = i.value AND "
 
 SQL_SHAPES: list[tuple[str, str, list[object]]] = [
     ('value = "A"', "lower(i.value) = lower($1::text)", ["A"]),
-    ('type != "url"', "lower(i.type) IS DISTINCT FROM lower($1::text)", ["url"]),
+    ('value != "A"', "lower(i.value) IS DISTINCT FROM lower($1::text)", ["A"]),
     ('value Like "ev"', "strpos(lower(i.value), lower($1::text)) > 0", ["ev"]),
     (
-        'type IN ("url")',
-        "(lower(i.type) = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))",
-        [["url"]],
+        'value IN ("A")',
+        "(lower(i.value) = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))",
+        [["A"]],
     ),
     (
-        'type NOT IN ("url")',
-        "NOT (lower(i.type) = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))",
-        [["url"]],
+        'value NOT IN ("A")',
+        "NOT (lower(i.value) = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))",
+        [["A"]],
     ),
+    # type and severity: closed vocabularies, lower-cased at parse time, compared exactly
+    ('type = "URL"', "i.type = $1::text", ["url"]),
+    ('type != "url"', "i.type IS DISTINCT FROM $1::text", ["url"]),
+    ('type IN ("url", "MD5")', "i.type = ANY ($1::text[])", [["url", "md5"]]),
+    ('type NOT IN ("url")', "NOT (i.type = ANY ($1::text[]))", [["url"]]),
+    ('NOT type IN ("url")', "NOT (i.type = ANY ($1::text[]))", [["url"]]),
+    ('severity = "High"', S1 + "(s1.severity = $1::text))", ["high"]),
+    ('severity != "low"', S1 + "(s1.severity IS DISTINCT FROM $1::text))", ["low"]),
+    ('severity IN ("high", "critical")', S1 + "(s1.severity = ANY ($1::text[])))", [["high", "critical"]]),
+    ('severity NOT IN ("low")', S1 + "(NOT (s1.severity = ANY ($1::text[]))))", [["low"]]),
     ("internalHits >= 2", "i.internal_hits >= $1::bigint", [2]),
     ("externalHits != 2", "i.external_hits IS DISTINCT FROM $1::bigint", [2]),
     ("active = true", "i.active = $1::boolean", [True]),
@@ -544,18 +621,17 @@ SQL_SHAPES: list[tuple[str, str, list[object]]] = [
     ),
     (
         'NOT sources(severity = "high")',
-        "NOT (" + S1 + "(lower(s1.severity) = lower($1::text))))",
+        "NOT (" + S1 + "(s1.severity = $1::text)))",
         ["high"],
     ),
     (
         'active = true && (type = "url" || internalHits > 1)',
-        "((i.active = $1::boolean) AND "
-        "((lower(i.type) = lower($2::text)) OR (i.internal_hits > $3::bigint)))",
+        "((i.active = $1::boolean) AND ((i.type = $2::text) OR (i.internal_hits > $3::bigint)))",
         [True, "url", 1],
     ),
     (
         'NOT (active = true || type = "url")',
-        "NOT ((i.active = $1::boolean) OR (lower(i.type) = lower($2::text)))",
+        "NOT ((i.active = $1::boolean) OR (i.type = $2::text))",
         [True, "url"],
     ),
 ]
@@ -588,8 +664,10 @@ def test_sql_placeholders_start_where_the_caller_says_and_aliases_are_unique() -
         "value = {h}",
         "value != {h}",
         "value Like {h}",
-        "type IN ({h}, {h})",
-        "type NOT IN ({h})",
+        "value IN ({h}, {h})",
+        "value NOT IN ({h})",
+        "sources.comments IN ({h}, {h})",
+        "sources(source NOT IN ({h}))",
         "sharedWith IN ({h})",
         "sources.tags NOT IN ({h})",
         "sources.comments Like {h}",
@@ -613,6 +691,10 @@ def test_hand_built_asts_are_checked_against_the_whitelist() -> None:
         ElemMatch(ElemMatch(Compare("source", "eq", "a"))),
         Compare("value", "gt", "a"),
         Compare("value", "eq", None),
+        Compare("type", "like", "url"),  # type is exact-match only
+        Compare("type", "gt", "url"),
+        Compare("type", "eq", None),
+        ElemMatch(Compare("severity", "like", "high")),
     ]
     for node in bad:
         with pytest.raises(QueryError):
@@ -672,6 +754,10 @@ EVALUATIONS: list[tuple[str, bool]] = [
     ('value Like ""', True),
     ('type IN ("URL", "Domain")', True),
     ('type NOT IN ("domain")', False),
+    ('type = "DOMAIN"', True),
+    ('type != "domain"', False),
+    ("type IN ()", False),
+    ("type NOT IN ()", True),
     ("internalHits = 3", True),
     ("internalHits != 3", False),
     ("internalHits < 3", False),
@@ -695,6 +781,8 @@ EVALUATIONS: list[tuple[str, bool]] = [
     ("reputation = null", True),  # FeedTwo
     ("reputation != 8", True),  # FeedTwo: null is "not equal"
     ('severity IN ("critical")', False),
+    ('severity = "HIGH"', True),  # FeedOne
+    ('severity != "high"', True),  # FeedTwo
     ('severity NOT IN ("high")', True),  # FeedTwo
     ('sources(severity = "high" && retracted = true)', False),  # no single entry
     ('sources.severity = "high" && sources.retracted = true', True),  # two entries
@@ -760,7 +848,7 @@ def test_referenced_tags() -> None:
 # The language's fields, written out independently of the module so the tests check it.
 TOP_FIELDS = {
     "value": "text",
-    "type": "text",
+    "type": "type",
     "test": "bool",
     "safe": "bool",
     "active": "bool",
@@ -789,7 +877,10 @@ KIND_OPS = {
     "date": ["eq", "ne", "lt", "lte", "gt", "gte"],
     "array": ["in", "nin"],
     "severity": ["eq", "ne", "in", "nin"],
+    "type": ["eq", "ne", "in", "nin"],
 }
+# Closed vocabularies: their operands are always one of these (lower-case, as the parsers leave them).
+VOCABULARIES = {"severity": EVERY_SEVERITY, "type": EVERY_TYPE}
 
 ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -804,10 +895,11 @@ def compares(
 ) -> st.SearchStrategy[Node]:
     def for_field(name: str, spec: str) -> st.SearchStrategy[Node]:
         kind = spec.rstrip("?")
-        items = st.sampled_from(EVERY_SEVERITY) if kind == "severity" else texts
+        items = st.sampled_from(VOCABULARIES[kind]) if kind in VOCABULARIES else texts
         scalar: st.SearchStrategy[Any] = {
             "text": texts,
             "severity": items,
+            "type": items,
             "number": numbers,
             "bool": st.booleans(),
             "date": dates,
@@ -891,10 +983,25 @@ ANYTHING = st.one_of(
     st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=3)), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
-SOURCE_ENTRIES = st.one_of(st.dictionaries(st.sampled_from(sorted(SOURCE_FIELDS)), ANYTHING), ANYTHING)
-INDICATORS = st.dictionaries(
-    st.sampled_from([*sorted(TOP_FIELDS), "sources"]),
-    st.one_of(ANYTHING, st.lists(SOURCE_ENTRIES, max_size=3)),
+
+
+def stored(kind: str, other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Stored type and severity are lower-case vocabulary values (so comparisons can match); anything
+    else is still possible, because evaluate must be total."""
+    return st.one_of(st.sampled_from(VOCABULARIES[kind]), other) if kind in VOCABULARIES else other
+
+
+SOURCE_ENTRIES = st.one_of(
+    st.fixed_dictionaries({}, optional={name: stored(spec, ANYTHING) for name, spec in SOURCE_FIELDS.items()}),
+    ANYTHING,
+)
+INDICATOR_VALUES = st.one_of(ANYTHING, st.lists(SOURCE_ENTRIES, max_size=3))
+INDICATORS = st.fixed_dictionaries(
+    {},
+    optional={
+        **{name: stored(spec, INDICATOR_VALUES) for name, spec in TOP_FIELDS.items()},
+        "sources": INDICATOR_VALUES,
+    },
 )
 
 

@@ -5,9 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cte_common.events import IndicatorExpire, IndicatorSighting
+from cte_common.events import (
+    IndicatorDelete,
+    IndicatorExpire,
+    IndicatorRetraction,
+    IndicatorSighting,
+    IndicatorTagEdit,
+)
 from cte_common.indicators import IndicatorType, Severity
-from rule_engine.domain import apply_events, apply_expire, apply_sighting
+from rule_engine.domain import (
+    DELETED,
+    IndicatorState,
+    apply_delete,
+    apply_events,
+    apply_expire,
+    apply_retraction,
+    apply_sighting,
+    apply_tag_edit,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -54,9 +69,7 @@ def test_last_seen_criterion_replaces_metadata_only_when_newer() -> None:
     entry = s2.sources["feed-a"]
     assert (entry.severity, entry.reputation, entry.tags) == (Severity.HIGH, 9, ["old", "new"])
     older = T0 - timedelta(hours=1)
-    s3 = apply_sighting(
-        s2, sighting(first_seen=older, last_seen=older, severity=Severity.UNKNOWN, tags=["x"])
-    )
+    s3 = apply_sighting(s2, sighting(first_seen=older, last_seen=older, severity=Severity.UNKNOWN, tags=["x"]))
     entry = s3.sources["feed-a"]
     assert entry.severity == Severity.HIGH
     assert entry.tags == ["old", "new"]
@@ -67,15 +80,11 @@ def test_last_seen_criterion_replaces_metadata_only_when_newer() -> None:
 def test_first_seen_criterion_keeps_oldest_metadata() -> None:
     s1 = apply_sighting(None, sighting(criterion="firstSeen", comments="first"))
     newer = T0 + timedelta(days=1)
-    s2 = apply_sighting(
-        s1, sighting(criterion="firstSeen", first_seen=newer, last_seen=newer, comments="later")
-    )
+    s2 = apply_sighting(s1, sighting(criterion="firstSeen", first_seen=newer, last_seen=newer, comments="later"))
     assert s2.sources["feed-a"].comments == "first"
     assert s2.sources["feed-a"].last_seen == newer
     older = T0 - timedelta(days=1)
-    s3 = apply_sighting(
-        s2, sighting(criterion="firstSeen", first_seen=older, last_seen=older, comments="oldest")
-    )
+    s3 = apply_sighting(s2, sighting(criterion="firstSeen", first_seen=older, last_seen=older, comments="oldest"))
     assert s3.sources["feed-a"].comments == "oldest"
 
 
@@ -87,17 +96,13 @@ def test_highest_severity_criterion() -> None:
     )
     assert s2.sources["feed-a"].severity == Severity.HIGH
     assert s2.sources["feed-a"].comments == "high"
-    s3 = apply_sighting(
-        s2, sighting(criterion="highestSeverity", severity=Severity.CRITICAL, comments="crit")
-    )
+    s3 = apply_sighting(s2, sighting(criterion="highestSeverity", severity=Severity.CRITICAL, comments="crit"))
     assert s3.sources["feed-a"].severity == Severity.CRITICAL
 
 
 def test_overwrite_tags_strategy() -> None:
     s1 = apply_sighting(None, sighting(tags=["a", "b"]))
-    s2 = apply_sighting(
-        s1, sighting(last_seen=T0 + timedelta(seconds=1), tags=["c"], tags_strategy="overwrite")
-    )
+    s2 = apply_sighting(s1, sighting(last_seen=T0 + timedelta(seconds=1), tags=["c"], tags_strategy="overwrite"))
     assert s2.sources["feed-a"].tags == ["c"]
 
 
@@ -136,9 +141,7 @@ def test_resighting_reactivates_and_unretracts() -> None:
     state.sources["feed-a"].retracted = True
     expired = apply_expire(state, IndicatorExpire(value=state.value, due_at=due))
     assert expired is not None
-    again = apply_sighting(
-        expired, sighting(occurred_at=due + timedelta(hours=1), expires_at=due + timedelta(days=9))
-    )
+    again = apply_sighting(expired, sighting(occurred_at=due + timedelta(hours=1), expires_at=due + timedelta(days=9)))
     assert again.active
     assert not again.sources["feed-a"].retracted
 
@@ -153,5 +156,50 @@ def test_apply_events_folds_in_order_and_returns_only_changes() -> None:
     ]
     changed = apply_events({}, events)
     assert list(changed) == ["evil.example"]
-    assert changed["evil.example"].external_hits == 2
-    assert not changed["evil.example"].active
+    state = changed["evil.example"]
+    assert isinstance(state, IndicatorState)
+    assert state.external_hits == 2
+    assert not state.active
+
+
+def test_retraction_sets_one_source_and_ignores_no_ops() -> None:
+    state = apply_sighting(apply_sighting(None, sighting()), sighting(source="feed-b"))
+    retracted = apply_retraction(state, IndicatorRetraction(value=state.value, source="feed-b", retracted=True))
+    assert retracted is not None
+    assert retracted.sources["feed-b"].retracted
+    assert not retracted.sources["feed-a"].retracted
+    again = IndicatorRetraction(value=state.value, source="feed-b", retracted=True)
+    assert apply_retraction(retracted, again) is None
+    other = IndicatorRetraction(value=state.value, source="nobody", retracted=True)
+    assert apply_retraction(state, other) is None
+
+
+def test_tag_edit_on_one_source_or_all() -> None:
+    state = apply_sighting(apply_sighting(None, sighting(tags=["a", "b"])), sighting(source="feed-b", tags=["b"]))
+    one = apply_tag_edit(state, IndicatorTagEdit(value=state.value, source="feed-a", remove=["b"], add=["c"]))
+    assert one is not None
+    assert (one.sources["feed-a"].tags, one.sources["feed-b"].tags) == (["a", "c"], ["b"])
+    everywhere = apply_tag_edit(state, IndicatorTagEdit(value=state.value, remove=["b"]))
+    assert everywhere is not None
+    assert (everywhere.sources["feed-a"].tags, everywhere.sources["feed-b"].tags) == (["a"], [])
+    assert apply_tag_edit(state, IndicatorTagEdit(value=state.value, remove=["zzz"])) is None
+
+
+def test_delete_whole_indicator_or_one_source() -> None:
+    state = apply_sighting(apply_sighting(None, sighting()), sighting(source="feed-b"))
+    assert apply_delete(state, IndicatorDelete(value=state.value)) is DELETED
+    one = apply_delete(state, IndicatorDelete(value=state.value, source="feed-a"))
+    assert isinstance(one, IndicatorState)
+    assert list(one.sources) == ["feed-b"]
+    assert one.dropped_sources
+    assert apply_delete(one, IndicatorDelete(value=state.value, source="feed-b")) is DELETED
+    assert apply_delete(None, IndicatorDelete(value="x")) is None
+
+
+def test_events_after_a_delete_in_the_same_batch_start_afresh() -> None:
+    events = [sighting(), IndicatorDelete(value="evil.example"), sighting(source="feed-b")]
+    changed = apply_events({}, events)
+    state = changed["evil.example"]
+    assert isinstance(state, IndicatorState)
+    assert list(state.sources) == ["feed-b"]
+    assert state.external_hits == 1

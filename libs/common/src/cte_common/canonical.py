@@ -208,9 +208,7 @@ def _url(value: str) -> str:
     elif half_scheme := _ACCEPTED_SCHEME_RE.match(value):
         raise InvalidIndicator(f"url scheme {half_scheme.group(1).lower()!r} must be followed by '://'")
     elif opaque := _OPAQUE_SCHEME_RE.match(value):
-        raise InvalidIndicator(
-            f"url scheme {_quote(opaque.group(1).lower())} is not accepted; use http, https or ftp"
-        )
+        raise InvalidIndicator(f"url scheme {_quote(opaque.group(1).lower())} is not accepted; use http, https or ftp")
     try:
         # Netskope URL lists take scheme-less "host/path"; "//" makes urlsplit read the host as one.
         parts = urlsplit(value if scheme else "//" + value)

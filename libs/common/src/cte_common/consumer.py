@@ -77,9 +77,7 @@ class Rejected:
     reason: str
 
 
-def decode_batch(
-    records: Sequence[Record], adapter: TypeAdapter[T]
-) -> tuple[list[Decoded[T]], list[Rejected]]:
+def decode_batch(records: Sequence[Record], adapter: TypeAdapter[T]) -> tuple[list[Decoded[T]], list[Rejected]]:
     decoded: list[Decoded[T]] = []
     rejected: list[Rejected] = []
     for r in records:
@@ -101,9 +99,7 @@ def _short_reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def publish_dead_letters(
-    broker: KafkaBroker, topic: str, consumer: str, rejected: Sequence[Rejected]
-) -> None:
+async def publish_dead_letters(broker: KafkaBroker, topic: str, consumer: str, rejected: Sequence[Rejected]) -> None:
     """Park undecodable records with where they came from and why, for inspection and replay."""
     await publish_all(
         broker,

@@ -66,8 +66,36 @@ class IndicatorExpire(Event):
     due_at: datetime
 
 
-IndicatorEvent = Annotated[IndicatorSighting | IndicatorExpire, Field(discriminator="kind")]
-INDICATOR_EVENT_ADAPTER: TypeAdapter[IndicatorSighting | IndicatorExpire] = TypeAdapter(IndicatorEvent)
+class IndicatorRetraction(Event):
+    """A source withdrew (or re-asserted) its report of the indicator."""
+
+    kind: Literal["retraction"] = "retraction"
+    value: str
+    source: str
+    retracted: bool
+
+
+class IndicatorTagEdit(Event):
+    """Tags added to and removed from the indicator: on one source's entry, or on all when source is None."""
+
+    kind: Literal["tags"] = "tags"
+    value: str
+    source: str | None = None
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class IndicatorDelete(Event):
+    """Delete the indicator, or only one source's entry (the indicator goes when no source is left)."""
+
+    kind: Literal["delete"] = "delete"
+    value: str
+    source: str | None = None
+
+
+AnyIndicatorEvent = IndicatorSighting | IndicatorExpire | IndicatorRetraction | IndicatorTagEdit | IndicatorDelete
+IndicatorEvent = Annotated[AnyIndicatorEvent, Field(discriminator="kind")]
+INDICATOR_EVENT_ADAPTER: TypeAdapter[AnyIndicatorEvent] = TypeAdapter(IndicatorEvent)
 
 
 class ShareIntent(Event):

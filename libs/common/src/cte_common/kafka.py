@@ -45,8 +45,7 @@ async def publish_all(broker: KafkaBroker, topic: str, messages: Iterable[Outgoi
     together. If any send fails the exception propagates and the caller must not report success.
     """
     futures = [
-        await broker.publish(m.value, topic, key=m.key, headers=m.headers or None, no_confirm=True)
-        for m in messages
+        await broker.publish(m.value, topic, key=m.key, headers=m.headers or None, no_confirm=True) for m in messages
     ]
     if not futures:
         return []

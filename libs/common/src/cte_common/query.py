@@ -68,7 +68,7 @@ from enum import Enum
 from functools import partial
 from typing import Any, Final, Literal, NoReturn, TypeAlias
 
-from cte_common.indicators import Severity
+from cte_common.indicators import IndicatorType, Severity
 
 __all__ = [
     "INDICATOR_ALIAS",
@@ -209,6 +209,7 @@ class _Kind(Enum):
     DATE = "a date field"
     ARRAY = "a list field"
     SEVERITY = "a severity field"
+    TYPE = "an indicator type field"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,7 @@ _TOP_FIELDS: Final[Mapping[str, _Field]] = {
     f.name: f
     for f in (
         _Field("value", _Kind.TEXT, "value"),
-        _Field("type", _Kind.TEXT, "type"),
+        _Field("type", _Kind.TYPE, "type"),
         _Field("test", _Kind.BOOL, "test"),
         _Field("safe", _Kind.BOOL, "safe"),
         _Field("active", _Kind.BOOL, "active"),
@@ -257,9 +258,11 @@ _KIND_OPS: Final[Mapping[_Kind, tuple[Op, ...]]] = {
     _Kind.DATE: ("eq", "ne", "lt", "lte", "gt", "gte"),
     _Kind.ARRAY: ("in", "nin"),
     _Kind.SEVERITY: ("eq", "ne", "in", "nin"),
+    _Kind.TYPE: ("eq", "ne", "in", "nin"),
 }
 
 _SEVERITIES: Final = tuple(s.value for s in Severity)
+_TYPES: Final = tuple(t.value for t in IndicatorType)
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -319,6 +322,11 @@ def _scalar(field: _Field, raw: object) -> str | int | bool | datetime:
             if severity not in _SEVERITIES:
                 raise _Invalid(f"{raw!r} is not a severity (one of {', '.join(_SEVERITIES)})")
             return severity
+        case _Kind.TYPE:
+            kind = _string(raw).lower()
+            if kind not in _TYPES:
+                raise _Invalid(f"{raw!r} is not an indicator type (one of {', '.join(_TYPES)})")
+            return kind
         case _Kind.NUMBER:
             return _integer(raw)
         case _Kind.BOOL:
@@ -452,8 +460,7 @@ def _json_document(document: object, path: str, fields: Mapping[str, _Field], ne
             if not isinstance(raw, list) or not raw:
                 raise _json_error(key_path, "expected a non-empty list of conditions")
             nodes = [
-                _json_document(item, f"{key_path}[{index}]", fields, nesting + 1)
-                for index, item in enumerate(raw)
+                _json_document(item, f"{key_path}[{index}]", fields, nesting + 1) for index, item in enumerate(raw)
             ]
             if key == "$and":
                 parts.append(_all(nodes))
@@ -568,9 +575,7 @@ def _json_value(value: Value) -> Any:
 #
 # Keywords are case-insensitive; field names are not. Inside sources(...) fields are source-entry fields.
 
-_KEYWORDS: Final = frozenset(
-    {"and", "or", "not", "in", "like", "is", "equal", "any", "true", "false", "null"}
-)
+_KEYWORDS: Final = frozenset({"and", "or", "not", "in", "like", "is", "equal", "any", "true", "false", "null"})
 _SYMBOLS: Final = (
     ("&&", "and"),
     ("||", "or"),
@@ -915,11 +920,7 @@ def _text_value(value: Value) -> str:
 
 def _quote(text: str) -> str:
     escaped = (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     )
     return f'"{escaped}"'
 
@@ -957,7 +958,7 @@ def _lowered_set(operand: tuple[str, ...]) -> frozenset[str]:
     return frozenset(item.lower() for item in operand)
 
 
-# Text and severity: case-insensitive. PostgreSQL lower() and str.lower() agree on ASCII and on simple
+# Text: case-insensitive. PostgreSQL lower() and str.lower() agree on ASCII and on simple
 # case mappings; special cases (e.g. U+0130) depend on the database's ctype.
 _TEXT_OPS: Final[Mapping[Op, _Impl]] = {
     "eq": _Impl(
@@ -989,12 +990,24 @@ _TEXT_OPS: Final[Mapping[Op, _Impl]] = {
     ),
 }
 
+# Severity and type: closed vocabularies, validated and lower-cased at parse time and stored lower-case,
+# so they compare exactly, which lets PostgreSQL use plain indexes on them.
+_EXACT_OPS: Final[Mapping[Op, _Impl]] = {
+    "eq": _Impl(sql=lambda c, p, n: f"{c} = {p}", py=lambda a, v: a is not None and a == v),
+    "ne": _Impl(sql=lambda c, p, n: f"{c} IS DISTINCT FROM {p}", py=lambda a, v: a is None or a != v, total=True),
+    "in": _Impl(sql=lambda c, p, n: f"{c} = ANY ({p})", py=lambda a, v: a is not None and a in v, prep=frozenset),
+    "nin": _Impl(
+        sql=lambda c, p, n: _sql_not(f"({c} = ANY ({p}))", n),
+        py=lambda a, v: a is None or a not in v,
+        prep=frozenset,
+        total=True,
+    ),
+}
+
 # Numbers, dates and booleans (booleans only use eq/ne).
 _ORDERED_OPS: Final[Mapping[Op, _Impl]] = {
     "eq": _Impl(sql=lambda c, p, n: f"{c} = {p}", py=lambda a, v: a is not None and a == v),
-    "ne": _Impl(
-        sql=lambda c, p, n: f"{c} IS DISTINCT FROM {p}", py=lambda a, v: a is None or a != v, total=True
-    ),
+    "ne": _Impl(sql=lambda c, p, n: f"{c} IS DISTINCT FROM {p}", py=lambda a, v: a is None or a != v, total=True),
     "lt": _Impl(sql=lambda c, p, n: f"{c} < {p}", py=lambda a, v: a is not None and a < v),
     "lte": _Impl(sql=lambda c, p, n: f"{c} <= {p}", py=lambda a, v: a is not None and a <= v),
     "gt": _Impl(sql=lambda c, p, n: f"{c} > {p}", py=lambda a, v: a is not None and a > v),
@@ -1024,7 +1037,8 @@ _NULL_OPS: Final[Mapping[Op, _Impl]] = {
 
 _KIND_IMPLS: Final[Mapping[_Kind, Mapping[Op, _Impl]]] = {
     _Kind.TEXT: _TEXT_OPS,
-    _Kind.SEVERITY: _TEXT_OPS,
+    _Kind.SEVERITY: _EXACT_OPS,
+    _Kind.TYPE: _EXACT_OPS,
     _Kind.NUMBER: _ORDERED_OPS,
     _Kind.DATE: _ORDERED_OPS,
     _Kind.BOOL: _ORDERED_OPS,
@@ -1033,6 +1047,7 @@ _KIND_IMPLS: Final[Mapping[_Kind, Mapping[Op, _Impl]]] = {
 _SCALAR_CASTS: Final[Mapping[_Kind, str]] = {
     _Kind.TEXT: "text",
     _Kind.SEVERITY: "text",
+    _Kind.TYPE: "text",
     _Kind.NUMBER: "bigint",
     _Kind.BOOL: "boolean",
     _Kind.DATE: "timestamptz",
@@ -1072,6 +1087,7 @@ def _normal_array(raw: object) -> frozenset[str] | None:
 _NORMALISERS: Final[Mapping[_Kind, Callable[[object], Any]]] = {
     _Kind.TEXT: _normal_text,
     _Kind.SEVERITY: _normal_text,
+    _Kind.TYPE: _normal_text,
     _Kind.NUMBER: _normal_number,
     _Kind.BOOL: _normal_bool,
     _Kind.DATE: _normal_date,
@@ -1247,9 +1263,6 @@ def referenced_tags(node: Node) -> set[str]:
     return {
         tag
         for current, inside in _walk(node)
-        if inside
-        and isinstance(current, Compare)
-        and current.field == "tags"
-        and isinstance(current.value, tuple)
+        if inside and isinstance(current, Compare) and current.field == "tags" and isinstance(current.value, tuple)
         for tag in current.value
     }

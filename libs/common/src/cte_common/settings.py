@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,3 +17,6 @@ class CommonSettings(BaseSettings):
     # Where the consumer services serve /metrics; 0.0.0.0 inside a container.
     metrics_host: str = "127.0.0.1"
     db_pool_max: int = Field(default=8, ge=1)
+    # Encrypts tenant API tokens at rest (a Fernet key: 32 url-safe base64 bytes). Shared by the API,
+    # which stores tokens, and the sink, which uses them.
+    secrets_key: SecretStr | None = None

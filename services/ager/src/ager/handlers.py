@@ -48,10 +48,7 @@ class Sweeper:
                 await publish_all(
                     self.broker,
                     self.topics.indicator_events,
-                    (
-                        Outgoing(key=v.encode(), value=encode(IndicatorExpire(value=v, due_at=at)))
-                        for v, at in todo
-                    ),
+                    (Outgoing(key=v.encode(), value=encode(IndicatorExpire(value=v, due_at=at))) for v, at in todo),
                 )
                 self.dispatched.mark(todo, time.monotonic())
                 EXPIRE_COMMANDS.inc(len(todo))

@@ -16,9 +16,7 @@ def run() -> None:
 
     async def setup(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
         # The ager only publishes; declaring the publisher documents it in the AsyncAPI description.
-        broker.publisher(
-            topics.indicator_events, title="expire commands", description="IndicatorExpire events."
-        )
+        broker.publisher(topics.indicator_events, title="expire commands", description="IndicatorExpire events.")
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
         await Sweeper(settings, pool, broker, topics).run_forever()

@@ -126,23 +126,17 @@ def validate_batch(raw: list[Any], known_sources: set[str]) -> tuple[list[Indica
                 errors.append(item_error(index, field, str(err["msg"]).removeprefix("Value error, ")))
             source = entry.get("source") if isinstance(entry, dict) else None
             if isinstance(source, str) and source.strip() and source.strip() not in known_sources:
-                errors.append(
-                    item_error(index, "source", f"Configuration with name='{source}' does not exist.")
-                )
+                errors.append(item_error(index, "source", f"Configuration with name='{source}' does not exist."))
             continue
         if item.source not in known_sources:
-            errors.append(
-                item_error(index, "source", f"Configuration with name='{item.source}' does not exist.")
-            )
+            errors.append(item_error(index, "source", f"Configuration with name='{item.source}' does not exist."))
         items.append(item)
     return items, errors
 
 
 def claimed_sources(raw: list[Any]) -> list[str]:
     """The source names a raw batch mentions, to look them up in one query before validating."""
-    return sorted(
-        {e["source"].strip() for e in raw if isinstance(e, dict) and isinstance(e.get("source"), str)}
-    )
+    return sorted({e["source"].strip() for e in raw if isinstance(e, dict) and isinstance(e.get("source"), str)})
 
 
 class ConfigurationIn(BaseModel):
@@ -343,13 +337,18 @@ SORT_FIELDS: dict[str, tuple[str, str]] = {
 
 
 def sort_clause(sort: str | None, ascending: bool) -> str:
-    """ORDER BY text from the whitelist; an unknown field means no sort, as in the reference."""
+    """ORDER BY text from the whitelist; an unknown field means no sort, as in the reference.
+
+    The value breaks ties in the same direction, so (column, value) indexes serve the sort, forwards or
+    backwards, and pages are stable. NULLs (only expiresAt has them) sort as PostgreSQL's index does:
+    last ascending, first descending.
+    """
     if not sort or sort not in SORT_FIELDS:
         return "ORDER BY i.value"
     asc_expr, desc_expr = SORT_FIELDS[sort]
     if ascending:
-        return f"ORDER BY {asc_expr} ASC NULLS FIRST, i.value"
-    return f"ORDER BY {desc_expr} DESC NULLS LAST, i.value"
+        return f"ORDER BY {asc_expr} ASC, i.value ASC"
+    return f"ORDER BY {desc_expr} DESC, i.value DESC"
 
 
 # Tokens and client secrets
@@ -393,3 +392,306 @@ def granted_scopes(requested: str | None, allowed: list[str]) -> list[str] | Non
     if not set(asked) <= set(allowed):
         return None
     return list(dict.fromkeys(asked))
+
+
+# Single-indicator updates and bulk edits
+
+
+class RetractionIn(BaseModel):
+    """The retraction body of PATCH /api/cte/indicators/."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    value: str = Field(min_length=1, max_length=8192)
+    source: str = Field(min_length=1, max_length=200)
+    retracted: bool
+
+
+class QueryLocator(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | dict[str, Any]
+
+
+class ValuesLocator(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[str] = Field(min_length=1, max_length=100_000)
+    source: str | None = None
+
+
+class TagChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+class BulkEditIn(BaseModel):
+    """PATCH /api/cte/indicators/bulk: a locator and the tags to add and remove."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    locator: QueryLocator | ValuesLocator
+    tags: TagChanges = Field(default_factory=TagChanges)
+
+
+class BulkDeleteIn(BaseModel):
+    """DELETE /api/cte/indicators/bulk: by query or by values, as in the reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | dict[str, Any] | None = None
+    values: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _one_locator(self) -> BulkDeleteIn:
+        if (self.query is None) == (self.values is None):
+            raise ValueError("give exactly one of query and values")
+        return self
+
+
+def value_candidates(value: str) -> list[str]:
+    """Spellings under which ``value`` may be stored: as given, and its canonical form for each type.
+
+    Lets a client address an indicator the way it posted it (``WWW.Example.com``) although the
+    canonical form is what is stored.
+    """
+    found = [value.strip()]
+    for kind in IndicatorType:
+        try:
+            found.append(canonicalize(kind, value))
+        except InvalidIndicator:
+            continue
+    return list(dict.fromkeys(found))
+
+
+# Tags
+
+
+class TagIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=500)
+    color: str = Field(default="#969696", pattern=r"^#[0-9A-Fa-f]{6}$")
+
+
+class TagName(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=500)
+
+
+def applied_on(count: int, total: int) -> str:
+    """The reference's appliedOn: whether the tag is on none, some or all of the filtered indicators."""
+    if count == 0:
+        return "none"
+    return "all" if count == total else "some"
+
+
+# Configurations and tenants
+
+
+class NetskopeParameters(BaseModel):
+    """Parameters of the Netskope plugin as a source (alert polling)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enablePolling: bool = False
+    threatDataTypes: Literal["Malware", "URL", "Both"] = "Both"
+    initialRangeDays: int = Field(default=7, ge=0, le=365)
+
+
+def check_parameters(plugin: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Validate a plugin's parameters; the API Source has none."""
+    if plugin == "netskope":
+        return NetskopeParameters.model_validate(parameters).model_dump()
+    if parameters:
+        raise ValueError("the api_source plugin takes no parameters")
+    return {}
+
+
+class ConfigurationPatch(BaseModel):
+    """Fields of a configuration that an update may change (not its name or plugin)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    active: bool | None = None
+    ageAfterDays: int | None = Field(default=None, ge=0, le=365)
+    reputation: int | None = Field(default=None, ge=0, le=10)
+    sslValidation: bool | None = None
+    useProxy: bool | None = None
+    tagsAggregateStrategy: TagsStrategy | None = None
+    tenant: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+CONFIG_COLUMNS = {
+    "active": "active",
+    "ageAfterDays": "age_after_days",
+    "reputation": "reputation",
+    "sslValidation": "ssl_validation",
+    "useProxy": "use_proxy",
+    "tagsAggregateStrategy": "tags_aggregate_strategy",
+    "tenant": "tenant",
+    "parameters": "parameters",
+}
+
+
+class TenantIn(BaseModel):
+    """Settings > Netskope Tenant. ``tenantName`` is the tenant's name (``acme`` for acme.goskope.com)
+    or its full base URL (for a tenant on another domain, or the fake tenant in tests)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    tenantName: str = Field(min_length=1, max_length=500)
+    v1Token: str | None = Field(default=None, min_length=1, max_length=2000)
+    v2Token: str | None = Field(default=None, min_length=1, max_length=2000)
+    initialRangeDays: int = Field(default=7, ge=0, le=365)
+    useSystemProxy: bool = False
+
+    @field_validator("tenantName")
+    @classmethod
+    def _tenant_name(cls, value: str) -> str:
+        if "://" in value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("a tenant URL must be http(s)://host[:port]")
+            return value.rstrip("/")
+        if value.endswith(".goskope.com"):
+            raise ValueError("give the tenant name without goskope.com")
+        return value
+
+
+class TenantPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    tenantName: str | None = Field(default=None, min_length=1, max_length=500)
+    v1Token: str | None = Field(default=None, min_length=1, max_length=2000)
+    v2Token: str | None = Field(default=None, min_length=1, max_length=2000)
+    initialRangeDays: int | None = Field(default=None, ge=0, le=365)
+    useSystemProxy: bool | None = None
+
+
+def tenant_base_url(tenant_name: str) -> str:
+    return tenant_name if "://" in tenant_name else f"https://{tenant_name}.goskope.com"
+
+
+def tenant_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A tenant as the API shows it: whether tokens are set, never the tokens."""
+    return {
+        "name": row["name"],
+        "tenantName": row["tenant_name"],
+        "url": row["base_url"],
+        "hasV1Token": row["v1_token_encrypted"] is not None,
+        "hasV2Token": row["v2_token_encrypted"] is not None,
+        "initialRangeDays": row["initial_range_days"],
+        "useSystemProxy": row["use_proxy"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+# API tokens (Settings > Users > API Tokens)
+
+ADMIN_SCOPES = ("settings_read", "settings_write")
+Scope = Literal["cte_read", "cte_write", "settings_read", "settings_write"]
+ALL_SCOPES = (*SCOPES, *ADMIN_SCOPES)
+# Sign-in throttling: this many consecutive failures lock the client for LOCK_MINUTES.
+MAX_FAILED_SIGNINS = 5
+LOCK_MINUTES = 5
+ACCOUNT_LOCKED = "This account has been locked due to too many failed attempts. Try again later."
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    description: str = Field(default="", max_length=500)
+    # Minutes until the credentials expire; none (or negative, as in the reference) means never.
+    expireAfter: int | None = None
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["cte_read", "cte_write"]))
+
+
+class ClientRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1, max_length=100)
+
+
+def token_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "client_id": row["client_id"],
+        "description": row["description"],
+        "scopes": list(row["scopes"]),
+        "createdAt": row["created_at"],
+        "expiresAt": row["expires_at"],
+        "revoked": row["revoked_at"] is not None,
+        "lastUsedAt": row["last_used_at"],
+    }
+
+
+# Dashboards
+
+# group_by fields of the reference, to (SQL expression, the key in "_id", needs the sources join).
+GROUP_FIELDS: dict[str, tuple[str, str, bool]] = {
+    "value": ("i.value", "value", False),
+    "type": ("i.type", "type", False),
+    "test": ("i.test", "test", False),
+    "active": ("i.active", "active", False),
+    "internalHits": ("i.internal_hits", "internalHits", False),
+    "externalHits": ("i.external_hits", "externalHits", False),
+    "expiresAt": ("i.expires_at", "expiresAt", False),
+    "sources.source": ("s.source", "source", True),
+    "sources.comments": ("s.comments", "comments", True),
+    "sources.reputation": ("s.reputation", "reputation", True),
+    "sources.firstSeen": ("s.first_seen", "firstSeen", True),
+    "sources.lastSeen": ("s.last_seen", "lastSeen", True),
+}
+
+
+def dashboard_query(group_by: list[str], count_by: str | None, where: str, limit_param: str) -> str:
+    """SQL of GET /api/cte/dashboards/: group the filtered indicators and count (or sum hits).
+
+    Per-source fields group per source entry (MongoDB would group by the whole array of values); an
+    indicator then counts once in each of its sources' groups.
+    """
+    unknown = [g for g in group_by if g not in GROUP_FIELDS]
+    if unknown:
+        raise ValueError(f"group_by: unknown field {unknown[0]!r}; allowed: {', '.join(GROUP_FIELDS)}")
+    if count_by not in (None, "internalHits", "externalHits"):
+        raise ValueError("count_by: must be internalHits or externalHits")
+    fields = [GROUP_FIELDS[g] for g in group_by]
+    per_source = any(f[2] for f in fields)
+    if count_by is None and "value" in group_by:
+        count_by = "externalHits"  # the reference's default when grouping by value
+    column = {"internalHits": "internal_hits", "externalHits": "external_hits"}.get(count_by or "")
+    if column is None:
+        measure = "count(DISTINCT i.value)" if per_source else "count(*)"
+    else:
+        measure = f"sum({'s' if per_source else 'i'}.{column})::bigint"
+    keys = ", ".join(f"{expr} AS k{n}" for n, (expr, _, _) in enumerate(fields)) or "NULL AS k0"
+    group = ", ".join(f"k{n}" for n in range(len(fields))) or "k0"
+    join = "JOIN indicator_sources s ON s.value = i.value" if per_source else ""
+    return (
+        f"SELECT {keys}, {measure} AS count FROM indicators i {join} WHERE {where} "
+        f"GROUP BY {group} ORDER BY count {{direction}}, {group} LIMIT {limit_param}"
+    )
+
+
+def dashboard_ids(group_by: list[str]) -> list[str]:
+    return [GROUP_FIELDS[g][1] for g in group_by]
+
+
+# Settings > Threat Exchange
+
+
+class CteSettingsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    criterion: Criterion | None = None
+    deleteInactiveIndicators: bool | None = None
+
+
+def cte_settings_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {"criterion": row["criterion"], "deleteInactiveIndicators": row["delete_inactive_indicators"]}

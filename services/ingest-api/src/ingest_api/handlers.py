@@ -8,40 +8,79 @@ milliseconds; ``wait=true`` answers once it shows the write.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
 
+from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
-from cte_common.events import ConfigChange, encode
+from cte_common.events import (
+    AnyIndicatorEvent,
+    ConfigChange,
+    IndicatorDelete,
+    IndicatorRetraction,
+    IndicatorTagEdit,
+    encode,
+)
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.query import QueryError, SqlParams, parse_json, to_sql
 from cte_common.topics import Topics
 from ingest_api import repository
 from ingest_api.domain import (
+    ACCOUNT_LOCKED,
+    CONFIG_COLUMNS,
     GRANT_NOT_SUPPORTED,
     INVALID_CLIENT,
     INVALID_TOKEN,
+    LOCK_MINUTES,
+    MAX_FAILED_SIGNINS,
     MISSING_SCOPE,
+    BulkDeleteIn,
+    BulkEditIn,
+    ClientRef,
     ConfigurationIn,
+    ConfigurationPatch,
+    CteSettingsPatch,
+    IndicatorIn,
+    QueryLocator,
+    RetractionIn,
+    TagIn,
+    TagName,
+    TenantIn,
+    TenantPatch,
     TokenClaims,
+    TokenCreate,
+    ValuesLocator,
+    applied_on,
     build_sighting,
+    check_parameters,
     claimed_sources,
     configuration_out,
+    cte_settings_out,
+    dashboard_ids,
+    dashboard_query,
     granted_scopes,
+    hash_secret,
     indicator_out,
     issue_token,
     read_token,
     sighting_out,
     sort_clause,
+    tenant_base_url,
+    tenant_out,
+    token_out,
     validate_batch,
+    value_candidates,
     verify_secret,
 )
-from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
+from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED, SIGNIN_FAILURES
 from ingest_api.settings import Settings
 
 
@@ -54,6 +93,35 @@ class AppState:
         self.broker = broker
         self.topics = Topics(settings.topic_prefix)
         self.jwt_key = jwt_key
+        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
+        # client id -> (usable, checked at): a revoked or expired client's tokens stop working within
+        # CLIENT_CHECK_SECONDS without a database query on every request.
+        self._client_checks: dict[str, tuple[bool, float]] = {}
+
+    async def client_usable(self, client_id: str) -> bool:
+        cached = self._client_checks.get(client_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < CLIENT_CHECK_SECONDS:
+            return cached[0]
+        async with self.pool.acquire() as conn:
+            row = await repository.get_client(conn, client_id)
+        usable = (
+            row is not None
+            and row["revoked_at"] is None
+            and (row["expires_at"] is None or row["expires_at"] > datetime.now(UTC))
+        )
+        self._client_checks[client_id] = (usable, now)
+        return usable
+
+    async def publish_change(self, resource: str, key: str, body: dict[str, Any] | None) -> None:
+        """A configuration change on the compacted topic (body None: the resource was deleted)."""
+        change = ConfigChange(resource=resource, key=key, body=repository.jsonable(body) if body else None)
+        await publish_all(
+            self.broker, self.topics.config_changes, [Outgoing(key=f"{resource}:{key}".encode(), value=encode(change))]
+        )
+
+
+CLIENT_CHECK_SECONDS = 5.0
 
 
 def app_state(request: Request) -> AppState:
@@ -71,13 +139,11 @@ def _bearer(request: Request) -> str | None:
 
 
 def _require(scope: str) -> Any:
-    def check(request: Request, state: State) -> TokenClaims:
+    async def check(request: Request, state: State) -> TokenClaims:
         token = _bearer(request)
         claims = read_token(token, state.jwt_key) if token else None
-        if claims is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"}
-            )
+        if claims is None or not await state.client_usable(claims.sub):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         if scope not in claims.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, MISSING_SCOPE)
         return claims
@@ -87,6 +153,8 @@ def _require(scope: str) -> Any:
 
 Reader = Annotated[TokenClaims, Depends(_require("cte_read"))]
 Writer = Annotated[TokenClaims, Depends(_require("cte_write"))]
+SettingsReader = Annotated[TokenClaims, Depends(_require("settings_read"))]
+SettingsWriter = Annotated[TokenClaims, Depends(_require("settings_write"))]
 
 
 class ItemError(Exception):
@@ -99,6 +167,11 @@ class ItemError(Exception):
 auth_router = APIRouter(tags=["Authentication"])
 indicators_router = APIRouter(prefix="/cte/indicators", tags=["Indicators"])
 configurations_router = APIRouter(prefix="/cte/configurations", tags=["Configurations"])
+tags_router = APIRouter(prefix="/cte/tags", tags=["Tags"])
+dashboards_router = APIRouter(tags=["Dashboards"])
+tenants_router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"])
+tokens_router = APIRouter(prefix="/users/tokens", tags=["API Tokens"])
+settings_router = APIRouter(prefix="/settings", tags=["Settings"])
 
 
 @auth_router.post("/auth", summary="Get an access token (OAuth2 client credentials)")
@@ -113,18 +186,33 @@ async def authenticate(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, GRANT_NOT_SUPPORTED)
     async with state.pool.acquire() as conn:
         client = await repository.get_client(conn, client_id)
+        locked_until = await repository.client_lock(conn, client_id) if client else None
+    if locked_until is not None:
+        retry = max(int((locked_until - datetime.now(UTC)).total_seconds()) + 1, 1)
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, ACCOUNT_LOCKED, headers={"Retry-After": str(retry)})
     now = datetime.now(UTC)
-    if (
-        client is None
-        or client["revoked_at"] is not None
-        or (client["expires_at"] is not None and client["expires_at"] <= now)
-        # argon2 is deliberately slow: check in a thread so the event loop keeps serving.
-        or not await asyncio.to_thread(verify_secret, client["secret_hash"], client_secret)
-    ):
+    # argon2 is deliberately slow: verify in a thread so the event loop keeps serving. An unknown
+    # client id costs the same time as a wrong secret, so timing does not reveal which ids exist.
+    secret_ok = await asyncio.to_thread(
+        verify_secret, client["secret_hash"] if client else UNKNOWN_CLIENT_HASH, client_secret
+    )
+    usable = (
+        client is not None
+        and client["revoked_at"] is None
+        and (client["expires_at"] is None or client["expires_at"] > now)
+    )
+    if not (usable and secret_ok):
+        if client is not None:
+            async with state.pool.acquire() as conn:
+                await repository.sign_in_failed(conn, client_id, MAX_FAILED_SIGNINS, LOCK_MINUTES)
+        SIGNIN_FAILURES.inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_CLIENT)
+    assert client is not None
     scopes = granted_scopes(scope, list(client["scopes"]))
     if scopes is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Unauthorized")
+    async with state.pool.acquire() as conn:
+        await repository.sign_in_succeeded(conn, client_id)
     ttl = timedelta(minutes=state.settings.token_ttl_minutes)
     return {
         "access_token": issue_token(client_id, scopes, state.jwt_key, ttl, now),
@@ -136,23 +224,36 @@ async def authenticate(
     }
 
 
+UNKNOWN_CLIENT_HASH = hash_secret(secrets.token_urlsafe(16))
+
+
 @configurations_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a plugin configuration")
 async def create_configuration(state: State, cfg: ConfigurationIn, _: Writer) -> dict[str, Any]:
+    cfg.parameters = _parameters(cfg.plugin, cfg.parameters)
     async with state.pool.acquire() as conn, conn.transaction():
+        if cfg.tenant is not None and not await repository.tenant_exists(conn, cfg.tenant):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{cfg.tenant}'")
         row = await repository.insert_configuration(conn, cfg)
         if row is None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"Configuration with name='{cfg.name}' already exists."
-            )
+            raise HTTPException(status.HTTP_409_CONFLICT, f"Configuration with name='{cfg.name}' already exists.")
         out = configuration_out(row)
         # Published inside the transaction: if Kafka refuses, the insert rolls back with it.
-        change = ConfigChange(resource="configuration", key=cfg.name, body=repository.jsonable(out))
-        await publish_all(
-            state.broker,
-            state.topics.config_changes,
-            [Outgoing(key=f"configuration:{cfg.name}".encode(), value=encode(change))],
-        )
+        await state.publish_change("configuration", cfg.name, out)
     return out
+
+
+def _parameters(plugin: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check_parameters(plugin, parameters)
+    except ValidationError as exc:
+        detail = [item_error_detail(["body", "parameters", *map(str, e["loc"])], str(e["msg"])) for e in exc.errors()]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"parameters: {exc}") from None
+
+
+def item_error_detail(loc: list[Any], msg: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": "value_error"}
 
 
 @configurations_router.get("", summary="List plugin configurations")
@@ -180,9 +281,7 @@ async def get_configuration(state: State, name: str, _: Reader) -> dict[str, Any
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/IndicatorIn"}}
-                }
+                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/IndicatorIn"}}}
             },
         }
     },
@@ -279,10 +378,10 @@ async def get_indicators(
     return [indicator_out(r, sources.get(r["value"], [])) for r in rows]
 
 
-def _where(filters: str) -> tuple[str, list[Any]]:
+def _where(filters: str | dict[str, Any]) -> tuple[str, list[Any]]:
     """The filter language to a parameterised WHERE clause; values never enter the SQL text."""
     try:
-        node = parse_json(filters if filters.strip() else "{}")
+        node = parse_json(filters if isinstance(filters, dict) or filters.strip() else "{}")
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"Invalid query provided. {exc.message}") from None
     params = SqlParams(start=1)
@@ -291,3 +390,398 @@ def _where(filters: str) -> tuple[str, list[Any]]:
 
 def item_error_response(exc: ItemError) -> JSONResponse:
     return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, content={"detail": exc.errors})
+
+
+async def _publish_indicator_events(state: AppState, events: list[AnyIndicatorEvent]) -> list[tuple[str, int, int]]:
+    """Publish indicator events keyed by value; the (topic, partition, offset) of each, for ?wait."""
+    acks = await publish_all(
+        state.broker, state.topics.indicator_events, (Outgoing(key=e.value.encode(), value=encode(e)) for e in events)
+    )
+    return [(a.topic, a.partition, a.offset) for a in acks]
+
+
+async def _find_value(conn: Connection, value: str, source: str | None = None) -> str | None:
+    """The stored value a client means: as given, or its canonical form for some type."""
+    found = await repository.existing_values(conn, value_candidates(value), source)
+    return found[0] if found else None
+
+
+@configurations_router.patch("/{name}", summary="Update a plugin configuration")
+async def update_configuration(state: State, name: str, patch: ConfigurationPatch, _: Writer) -> dict[str, Any]:
+    changes = patch.model_dump(exclude_unset=True)
+    async with state.pool.acquire() as conn, conn.transaction():
+        current = await repository.get_configuration(conn, name)
+        if current is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Configuration with name='{name}' does not exist.")
+        if "parameters" in changes:
+            changes["parameters"] = _parameters(current["plugin"], changes["parameters"] or {})
+        if changes.get("tenant") is not None and not await repository.tenant_exists(conn, changes["tenant"]):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{changes['tenant']}'")
+        if current["plugin"] == "netskope" and "tenant" in changes and changes["tenant"] is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "tenant: a netskope configuration needs a tenant")
+        row = current
+        if changes:
+            row = (
+                await repository.update_configuration(conn, name, {CONFIG_COLUMNS[k]: v for k, v in changes.items()})
+                or current
+            )
+        out = configuration_out(row)
+        await state.publish_change("configuration", name, out)
+    return out
+
+
+@configurations_router.delete("/{name}", summary="Delete a plugin configuration")
+async def delete_configuration(
+    state: State,
+    name: str,
+    _: Writer,
+    keepData: Annotated[
+        bool, Query(description="false: remove this source from every indicator, and indicators left without one")
+    ] = True,
+) -> dict[str, Any]:
+    removed = 0
+    async with state.pool.acquire() as conn, conn.transaction():
+        if await repository.get_configuration(conn, name) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Configuration with name='{name}' does not exist.")
+        if not keepData:
+            # The read model has one writer: the removal travels as events, before the row goes.
+            async for chunk in repository.values_with_source(conn, name):
+                await _publish_indicator_events(state, [IndicatorDelete(value=v, source=name) for v in chunk])
+                removed += len(chunk)
+        await repository.delete_configuration(conn, name)
+        await state.publish_change("configuration", name, None)
+    return {"deleted": name, "indicatorsRemoved": removed}
+
+
+@indicators_router.patch(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Update a single indicator",
+    description="Either an indicator (merged like a POST: to change its reputation, say) or a retraction "
+    "`{value, source, retracted}`.",
+)
+async def patch_indicator(
+    state: State,
+    _: Writer,
+    body: Annotated[IndicatorIn | RetractionIn, Body()],
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> Any:
+    now = datetime.now(UTC)
+    async with state.pool.acquire() as conn:
+        if isinstance(body, RetractionIn):
+            stored = await _find_value(conn, body.value, body.source)
+            if stored is None:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND,
+                    f"Indicator with value='{body.value}' and source='{body.source}' does not exist.",
+                )
+            marks = await _publish_indicator_events(
+                state, [IndicatorRetraction(value=stored, source=body.source, retracted=body.retracted)]
+            )
+            if wait:
+                await _wait_for_read_model(state, marks)
+            return True
+        if await _find_value(conn, body.value) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Indicator with value='{body.value}' does not exist.")
+        configs = await repository.source_configurations(conn, [body.source])
+        if body.source not in configs:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"Configuration with name='{body.source}' does not exist.")
+        criterion = await repository.criterion(conn)
+        await repository.ensure_tags(conn, body.tags)
+    sighting = build_sighting(body, configs[body.source], criterion, now)  # type: ignore[arg-type]
+    marks = await _publish_indicator_events(state, [sighting])
+    INDICATORS_ACCEPTED.labels(sighting.type.value).inc()
+    if wait:
+        await _wait_for_read_model(state, marks)
+        async with state.pool.acquire() as conn:
+            return (await _indicators_by_value(conn, [sighting.value]))[0]
+    return sighting_out(sighting)
+
+
+@indicators_router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)")
+async def bulk_edit(
+    state: State,
+    _: Writer,
+    edit: BulkEditIn,
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> dict[str, int]:
+    tags = edit.tags
+    marks: list[tuple[str, int, int]] = []
+    updated = 0
+    async with state.pool.acquire() as conn, conn.transaction():
+        missing = await repository.missing_tags(conn, [*tags.add, *tags.remove])
+        if missing:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"Tag '{missing[0]}' does not exist.")
+        source = edit.locator.source if isinstance(edit.locator, ValuesLocator) else None
+        async for chunk in _locate(
+            conn,
+            edit.locator.query if isinstance(edit.locator, QueryLocator) else None,
+            edit.locator.values if isinstance(edit.locator, ValuesLocator) else None,
+            source,
+        ):
+            events: list[AnyIndicatorEvent] = [
+                IndicatorTagEdit(value=v, source=source, add=tags.add, remove=tags.remove) for v in chunk
+            ]
+            marks += await _publish_indicator_events(state, events)
+            updated += len(chunk)
+    if wait:
+        await _wait_for_read_model(state, marks)
+    return {"updated": updated}
+
+
+@indicators_router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators")
+async def bulk_delete(
+    state: State,
+    _: Writer,
+    body: BulkDeleteIn,
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> dict[str, int]:
+    marks: list[tuple[str, int, int]] = []
+    deleted = 0
+    async with state.pool.acquire() as conn, conn.transaction():
+        async for chunk in _locate(conn, body.query, body.values, None):
+            marks += await _publish_indicator_events(state, [IndicatorDelete(value=v) for v in chunk])
+            deleted += len(chunk)
+    if wait:
+        await _wait_for_read_model(state, marks)
+    return {"deleted": deleted}
+
+
+async def _locate(
+    conn: Connection, query: str | dict[str, Any] | None, values: list[str] | None, source: str | None
+) -> AsyncIterator[list[str]]:
+    """Stored values a locator names, in chunks: by filter query, or by values (as given or canonical)."""
+    if query is not None:
+        where, params = _where(query)
+        async for chunk in repository.stream_values(conn, where=where, params=params):
+            yield chunk
+        return
+    assert values is not None
+    candidates = [c for v in values for c in value_candidates(v)]
+    for start in range(0, len(candidates), 10_000):
+        found = await repository.existing_values(conn, candidates[start : start + 10_000], source)
+        if found:
+            yield found
+
+
+# Tags
+
+
+@tags_router.get("", summary="Get configured tags")
+async def list_tags(state: State, _: Reader, filters: str = "{}") -> list[dict[str, Any]]:
+    where, params = _where(filters)
+    async with state.pool.acquire() as conn:
+        rows, total = await repository.tags_with_usage(conn, where=where, params=params)
+    return [{"name": r["name"], "color": r["color"], "appliedOn": applied_on(r["count"], total)} for r in rows]
+
+
+@tags_router.post("", summary="Create a tag")
+async def create_tag(state: State, tag: TagIn, _: Writer) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        if not await repository.insert_tag(conn, tag.name, tag.color):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"Tag '{tag.name}' already exists.")
+        await state.publish_change("tag", tag.name, tag.model_dump())
+    return {}
+
+
+@tags_router.delete("", summary="Delete a tag (from every indicator too)")
+async def delete_tag(state: State, tag: Annotated[TagName, Body()], _: Writer) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        if not await repository.delete_tag(conn, tag.name):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"Tag '{tag.name}' does not exist.")
+        async for chunk in repository.values_with_tag(conn, tag.name):
+            await _publish_indicator_events(state, [IndicatorTagEdit(value=v, remove=[tag.name]) for v in chunk])
+        await state.publish_change("tag", tag.name, None)
+    return {}
+
+
+# Dashboards
+
+
+@dashboards_router.get("/cte/dashboards/", summary="Get aggregated results from indicators")
+async def dashboards(
+    state: State,
+    _: Reader,
+    group_by: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI reads the default, never mutates it)
+    count_by: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    ascending: bool = False,
+    filters: str = "{}",
+) -> list[dict[str, Any]]:
+    where, params = _where(filters)
+    try:
+        sql = dashboard_query(group_by, count_by, where, f"${len(params) + 1}")
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    sql = sql.replace("{direction}", "ASC" if ascending else "DESC")
+    async with state.pool.acquire() as conn:
+        rows = await repository.run_dashboard(conn, sql, [*params, limit])
+    keys = dashboard_ids(group_by)
+    return [{"_id": {k: row[f"k{n}"] for n, k in enumerate(keys)}, "count": row["count"]} for row in rows]
+
+
+@dashboards_router.get("/cte/dashboard/pull", summary="Indicators per type and source, retracted or not")
+async def dashboard_pull(state: State, _: Reader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        rows = await repository.pull_counts(conn)
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out.setdefault(r["type"], {})[r["source"]] = {
+            "retractedCount": r["retracted"],
+            "unretractedCount": r["unretracted"],
+            "allCount": r["total"],
+        }
+    return out
+
+
+# Netskope tenants (Settings > Netskope Tenant)
+
+
+@tenants_router.post("", status_code=status.HTTP_201_CREATED, summary="Add a Netskope tenant")
+async def create_tenant(state: State, tenant: TenantIn, _: SettingsWriter) -> dict[str, Any]:
+    values = {
+        "name": tenant.name,
+        "tenant_name": tenant.tenantName,
+        "base_url": tenant_base_url(tenant.tenantName),
+        "v1_token_encrypted": _encrypt(state, tenant.v1Token),
+        "v2_token_encrypted": _encrypt(state, tenant.v2Token),
+        "initial_range_days": tenant.initialRangeDays,
+        "use_proxy": tenant.useSystemProxy,
+    }
+    async with state.pool.acquire() as conn, conn.transaction():
+        row = await repository.insert_tenant(conn, values)
+        if row is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"Tenant with name='{tenant.name}' already exists.")
+        out = tenant_out(row)
+        await state.publish_change("tenant", tenant.name, out)
+    return out
+
+
+@tenants_router.get("", summary="List Netskope tenants")
+async def list_tenants(state: State, _: SettingsReader) -> list[dict[str, Any]]:
+    async with state.pool.acquire() as conn:
+        return [tenant_out(r) for r in await repository.list_tenants(conn)]
+
+
+@tenants_router.get("/{name}", summary="Get a Netskope tenant")
+async def get_tenant(state: State, name: str, _: SettingsReader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        row = await repository.get_tenant(conn, name)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Tenant with name='{name}' does not exist.")
+    return tenant_out(row)
+
+
+@tenants_router.patch("/{name}", summary="Update a Netskope tenant")
+async def update_tenant(state: State, name: str, patch: TenantPatch, _: SettingsWriter) -> dict[str, Any]:
+    changes = patch.model_dump(exclude_unset=True)
+    columns: dict[str, Any] = {}
+    if changes.get("tenantName") is not None:
+        columns["tenant_name"] = changes["tenantName"]
+        columns["base_url"] = tenant_base_url(changes["tenantName"])
+    for field, column in (("v1Token", "v1_token_encrypted"), ("v2Token", "v2_token_encrypted")):
+        if field in changes:
+            columns[column] = _encrypt(state, changes[field])
+    if changes.get("initialRangeDays") is not None:
+        columns["initial_range_days"] = changes["initialRangeDays"]
+    if changes.get("useSystemProxy") is not None:
+        columns["use_proxy"] = changes["useSystemProxy"]
+    async with state.pool.acquire() as conn, conn.transaction():
+        row = await (repository.update_tenant(conn, name, columns) if columns else repository.get_tenant(conn, name))
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Tenant with name='{name}' does not exist.")
+        out = tenant_out(row)
+        await state.publish_change("tenant", name, out)
+    return out
+
+
+@tenants_router.delete("/{name}", summary="Delete a Netskope tenant")
+async def delete_tenant(state: State, name: str, _: SettingsWriter) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        users = await repository.configurations_of_tenant(conn, name)
+        if users:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, f"Tenant '{name}' is used by configurations: {', '.join(users)}."
+            )
+        if not await repository.delete_tenant(conn, name):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Tenant with name='{name}' does not exist.")
+        await state.publish_change("tenant", name, None)
+    return {}
+
+
+def _encrypt(state: AppState, token: str | None) -> str | None:
+    if token is None:
+        return None
+    if not state.secrets.available:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Tenant tokens cannot be stored: CTE_SECRETS_KEY is not set."
+        )
+    return state.secrets.encrypt(token)
+
+
+# API tokens (Settings > Users > API Tokens)
+
+
+@tokens_router.post("", status_code=status.HTTP_201_CREATED, summary="Create API token credentials")
+async def create_token(
+    state: State,
+    claims: SettingsWriter,
+    body: Annotated[TokenCreate | None, Body()] = None,
+    description: Annotated[str | None, Query(max_length=500)] = None,
+    expire_after: Annotated[int | None, Query(description="minutes; negative or absent: never expires")] = None,
+) -> dict[str, Any]:
+    """The client secret is in this answer only; it is stored as an argon2 hash."""
+    request = body or TokenCreate()
+    if description is not None:
+        request.description = description
+    if expire_after is not None:
+        request.expireAfter = expire_after
+    if not set(request.scopes) <= set(claims.scopes):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "scopes: a token cannot have scopes its creator lacks")
+    client_id = secrets.token_hex(16)
+    client_secret = secrets.token_hex(32)
+    expires = (
+        datetime.now(UTC) + timedelta(minutes=request.expireAfter)
+        if request.expireAfter is not None and request.expireAfter >= 0
+        else None
+    )
+    secret_hash = await asyncio.to_thread(hash_secret, client_secret)
+    async with state.pool.acquire() as conn:
+        row = await repository.create_client(
+            conn, client_id, secret_hash, request.description, list(request.scopes), expires
+        )
+    return {**token_out(row), "client_secret": client_secret}
+
+
+@tokens_router.get("", summary="List API token credentials (never their secrets)")
+async def list_tokens(state: State, _: SettingsReader) -> list[dict[str, Any]]:
+    async with state.pool.acquire() as conn:
+        return [token_out(r) for r in await repository.list_clients(conn)]
+
+
+@tokens_router.delete("", summary="Revoke API token credentials")
+async def revoke_token(state: State, ref: Annotated[ClientRef, Body()], _: SettingsWriter) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        if not await repository.revoke_client(conn, ref.client_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No active token with client_id='{ref.client_id}'.")
+    state._client_checks.pop(ref.client_id, None)
+    return {}
+
+
+# Settings > Threat Exchange
+
+
+@settings_router.get("/cte", summary="Threat Exchange settings (the merge criterion, ...)")
+async def get_cte_settings(state: State, _: SettingsReader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        return cte_settings_out(await repository.get_cte_settings(conn))
+
+
+@settings_router.patch("/cte", summary="Change the Threat Exchange settings")
+async def update_cte_settings(state: State, patch: CteSettingsPatch, _: SettingsWriter) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        out = cte_settings_out(
+            await repository.update_cte_settings(conn, patch.criterion, patch.deleteInactiveIndicators)
+        )
+        await state.publish_change("settings", "cte", out)
+    return out

@@ -20,14 +20,19 @@ from cte_common.db import create_pool
 from cte_common.kafka import make_broker
 from cte_common.logs import configure_logging
 from ingest_api import repository
-from ingest_api.domain import SCOPES, IndicatorIn, hash_secret, verify_secret
+from ingest_api.domain import ALL_SCOPES, IndicatorIn, hash_secret, verify_secret
 from ingest_api.handlers import (
     AppState,
     ItemError,
     auth_router,
     configurations_router,
+    dashboards_router,
     indicators_router,
     item_error_response,
+    settings_router,
+    tags_router,
+    tenants_router,
+    tokens_router,
 )
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
 from ingest_api.settings import Settings
@@ -42,14 +47,18 @@ async def _bootstrap_client(state: AppState) -> None:
     secret = s.bootstrap_client_secret.get_secret_value()
     async with state.pool.acquire() as conn:
         existing = await repository.get_client(conn, s.bootstrap_client_id)
-        if existing is not None and verify_secret(existing["secret_hash"], secret):
+        if (
+            existing is not None
+            and set(existing["scopes"]) == set(ALL_SCOPES)
+            and verify_secret(existing["secret_hash"], secret)
+        ):
             return
         await repository.upsert_client(
             conn,
             s.bootstrap_client_id,
             hash_secret(secret),
             "bootstrap client (from the environment)",
-            list(SCOPES),
+            list(ALL_SCOPES),
         )
     log.info("bootstrap API client ready", extra={"client_id": s.bootstrap_client_id})
 
@@ -126,7 +135,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
-    for router in (auth_router, indicators_router, configurations_router):
+    for router in (
+        auth_router,
+        indicators_router,
+        tags_router,
+        dashboards_router,
+        configurations_router,
+        tenants_router,
+        tokens_router,
+        settings_router,
+    ):
         app.include_router(router, prefix="/api")
     app.mount("/metrics", make_asgi_app())
     _document_raw_bodies(app)
@@ -146,9 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return item_error_response(exc)
 
     @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
             return JSONResponse(

@@ -21,3 +21,4 @@ HTTP_SECONDS = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SIGNIN_FAILURES = Counter("cte_auth_failures_total", "Failed sign-ins on /api/auth.")

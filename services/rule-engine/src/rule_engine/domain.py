@@ -7,10 +7,18 @@ the min/max over sources; the top-level reputation, severity and comments stay t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from cte_common.events import IndicatorExpire, IndicatorSighting
+from cte_common.events import (
+    AnyIndicatorEvent,
+    IndicatorDelete,
+    IndicatorExpire,
+    IndicatorRetraction,
+    IndicatorSighting,
+    IndicatorTagEdit,
+)
 from cte_common.indicators import SEVERITY_RANK, IndicatorType, Severity
 
 
@@ -46,6 +54,8 @@ class IndicatorState:
     internal_hits: int = 0
     external_hits: int = 0
     sources: dict[str, SourceEntry] = field(default_factory=dict)
+    # Set when a source's entry was removed, so the repository deletes its row.
+    dropped_sources: bool = False
 
 
 def _merge_tags(old: list[str], new: list[str], strategy: str) -> list[str]:
@@ -148,17 +158,74 @@ def apply_expire(state: IndicatorState | None, ev: IndicatorExpire) -> Indicator
     return replace(state, active=False)
 
 
+def apply_retraction(state: IndicatorState | None, ev: IndicatorRetraction) -> IndicatorState | None:
+    """Set one source's retraction flag; None when it does not apply (no such indicator or source)."""
+    if state is None or ev.source not in state.sources or state.sources[ev.source].retracted == ev.retracted:
+        return None
+    sources = dict(state.sources)
+    sources[ev.source] = replace(sources[ev.source], retracted=ev.retracted)
+    return replace(state, sources=sources)
+
+
+def apply_tag_edit(state: IndicatorState | None, ev: IndicatorTagEdit) -> IndicatorState | None:
+    """Remove, then add, tags on one source's entry or on all of them; None when nothing changes."""
+    if state is None:
+        return None
+    targets = [ev.source] if ev.source is not None else list(state.sources)
+    sources = dict(state.sources)
+    removed = set(ev.remove)
+    changed = False
+    for name in targets:
+        entry = sources.get(name)
+        if entry is None:
+            continue
+        tags = list(dict.fromkeys([*(t for t in entry.tags if t not in removed), *ev.add]))
+        if tags != entry.tags:
+            sources[name] = replace(entry, tags=tags)
+            changed = True
+    return replace(state, sources=sources) if changed else None
+
+
+def apply_delete(state: IndicatorState | None, ev: IndicatorDelete) -> IndicatorState | Deleted | None:
+    """Delete the indicator, or one source's entry; the indicator goes with its last source."""
+    if state is None:
+        return None
+    if ev.source is None:
+        return DELETED
+    if ev.source not in state.sources:
+        return None
+    sources = {k: v for k, v in state.sources.items() if k != ev.source}
+    if not sources:
+        return DELETED
+    return replace(state, sources=sources, dropped_sources=True)
+
+
+class Deleted:
+    """Marks an indicator deleted in the result of :func:`apply_events`."""
+
+
+DELETED = Deleted()
+
+
 def apply_events(
-    states: dict[str, IndicatorState], events: list[IndicatorSighting | IndicatorExpire]
-) -> dict[str, IndicatorState]:
-    """Fold a batch of events, in order, over the loaded states; return only the states that changed."""
-    changed: dict[str, IndicatorState] = {}
+    states: dict[str, IndicatorState], events: Sequence[AnyIndicatorEvent]
+) -> dict[str, IndicatorState | Deleted]:
+    """Fold a batch of events, in order, over the loaded states; return only what changed."""
+    changed: dict[str, IndicatorState | Deleted] = {}
     for ev in events:
-        current = changed.get(ev.value, states.get(ev.value))
+        known = changed.get(ev.value, states.get(ev.value))
+        current = None if isinstance(known, Deleted) else known
+        result: IndicatorState | Deleted | None
         if isinstance(ev, IndicatorSighting):
-            changed[ev.value] = apply_sighting(current, ev)
+            result = apply_sighting(current, ev)
+        elif isinstance(ev, IndicatorExpire):
+            result = apply_expire(current, ev)
+        elif isinstance(ev, IndicatorRetraction):
+            result = apply_retraction(current, ev)
+        elif isinstance(ev, IndicatorTagEdit):
+            result = apply_tag_edit(current, ev)
         else:
-            expired = apply_expire(current, ev)
-            if expired is not None:
-                changed[ev.value] = expired
+            result = apply_delete(current, ev)
+        if result is not None:
+            changed[ev.value] = result
     return changed

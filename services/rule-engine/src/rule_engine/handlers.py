@@ -47,7 +47,7 @@ class IndicatorEventsHandler:
             write_started = time.perf_counter()
             states = await repository.load_states(conn, sorted({e.value for e in events}))
             changed = apply_events(states, events)
-            await repository.save_states(conn, list(changed.values()))
+            await repository.save_changes(conn, changed)
             READ_MODEL_WRITE_SECONDS.observe(time.perf_counter() - write_started)
             INDICATORS_WRITTEN.inc(len(changed))
             MERGES.inc(sum(1 for v in changed if v in states))

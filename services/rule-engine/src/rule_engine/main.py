@@ -27,9 +27,7 @@ def run() -> None:
             batch_timeout_ms=settings.batch_timeout_ms,
         )
 
-    run_consumer_service(
-        settings, service="rule-engine", metrics_port=settings.rule_engine_metrics_port, setup=setup
-    )
+    run_consumer_service(settings, service="rule-engine", metrics_port=settings.rule_engine_metrics_port, setup=setup)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from cte_common.db import Connection
 from cte_common.indicators import IndicatorType, Severity
-from rule_engine.domain import IndicatorState, SourceEntry
+from rule_engine.domain import Deleted, IndicatorState, SourceEntry
 
 Conn = Connection
 
@@ -94,9 +94,36 @@ async def load_states(conn: Conn, values: Sequence[str]) -> dict[str, IndicatorS
     return states
 
 
-async def save_states(conn: Conn, states: Sequence[IndicatorState]) -> None:
-    if not states:
-        return
+_DELETE_INDICATORS = "DELETE FROM indicators WHERE value = ANY($1::text[])"
+# Entries of sources an indicator no longer has (one source's data was deleted).
+_DELETE_STALE_SOURCES = """
+DELETE FROM indicator_sources s
+WHERE s.value = ANY($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS k(v, src)
+                  WHERE k.v = s.value AND k.src = s.source)
+"""
+
+
+async def save_changes(conn: Conn, changed: dict[str, IndicatorState | Deleted]) -> None:
+    """Write changed states and delete deleted indicators (their sources go by cascade)."""
+    deleted = [v for v, s in changed.items() if isinstance(s, Deleted)]
+    states = [s for s in changed.values() if isinstance(s, IndicatorState)]
+    if deleted:
+        await conn.execute(_DELETE_INDICATORS, deleted)
+    if states:
+        await _save_states(conn, states)
+        shrunk = [s for s in states if s.dropped_sources]
+        if shrunk:
+            kept = [(s.value, src) for s in shrunk for src in s.sources]
+            await conn.execute(
+                _DELETE_STALE_SOURCES,
+                [s.value for s in shrunk],
+                [v for v, _ in kept],
+                [src for _, src in kept],
+            )
+
+
+async def _save_states(conn: Conn, states: Sequence[IndicatorState]) -> None:
     await conn.execute(
         _UPSERT_INDICATORS,
         [s.value for s in states],

@@ -108,9 +108,7 @@ def upgrade() -> None:
         """
     )
     # The ager's query: active indicators by due time.
-    op.execute(
-        "CREATE INDEX indicators_due ON indicators (expires_at) WHERE active AND expires_at IS NOT NULL"
-    )
+    op.execute("CREATE INDEX indicators_due ON indicators (expires_at) WHERE active AND expires_at IS NOT NULL")
     op.execute("CREATE INDEX indicators_type ON indicators (type)")
     op.execute("CREATE INDEX indicators_last_seen ON indicators (last_seen)")
     op.execute(

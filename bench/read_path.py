@@ -1,0 +1,220 @@
+"""Read-path benchmark: GET /api/cte/indicators/ with filters and sorts over N stored indicators.
+
+    uv run python bench/read_path.py --count 1000000
+
+It loads N indicators (and one source entry each, a fifth of them a second) straight into a fresh
+database with binary COPY (this measures reads, not ingest), runs ANALYZE, starts the real ingest-api
+against it, and times each query through HTTP. Results: bench/results/read_path.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cte_common.migrate import upgrade
+from tests.support.processes import Service, free_port
+
+TYPES = ("url", "domain", "hostname", "ipv4", "md5", "sha256")
+SEVERITIES = ("unknown", "low", "medium", "high", "critical")
+QUERIES: dict[str, dict[str, str]] = {
+    "type filter, newest first": {
+        "filters": json.dumps({"type": "url"}),
+        "sort": "sources.lastSeen",
+        "ascending": "false",
+    },
+    "per-source severity, newest first": {
+        "filters": json.dumps({"sources": {"$elemMatch": {"severity": {"$in": ["high", "critical"]}}}}),
+        "sort": "sources.lastSeen",
+        "ascending": "false",
+    },
+    "exact value": {"filters": json.dumps({"value": "verify-1.example.com"})},
+    "value substring": {"filters": json.dumps({"value": {"$regex": "verify-99"}})},
+    "expiring soon, by expiry": {
+        "filters": json.dumps({"expiresAt": {"$lt": (datetime.now(UTC) + timedelta(days=2)).isoformat()}}),
+        "sort": "expiresAt",
+    },
+    "count of a type": {"filters": json.dumps({"type": "sha256"}), "aggregate": "true"},
+    "source and tag": {
+        "filters": json.dumps({"sources": {"$elemMatch": {"source": "feed-b", "tags": {"$in": ["phishing"]}}}}),
+    },
+}
+
+
+def rows(count: int, seed: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    indicators, sources = [], []
+    words = ("login", "verify", "secure", "mail", "cdn", "pay")
+    for n in range(count):
+        kind = TYPES[n % len(TYPES)]
+        value = f"{words[n % len(words)]}-{n}.example.com"
+        if kind == "url":
+            value = f"https://{value}/p/{n}"
+        elif kind == "ipv4":
+            value = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        elif kind in ("md5", "sha256"):
+            value = f"{n:0{32 if kind == 'md5' else 64}x}"
+        seen = now - timedelta(seconds=rng.randint(0, 90 * 86400))
+        expires = seen + timedelta(days=rng.randint(1, 90))
+        severity = SEVERITIES[rng.randrange(5)]
+        indicators.append(
+            (value, kind, False, False, True, expires, "feed-a", seen, seen, 5, severity, "", "", 0, 1, [])
+        )
+        tags = ["phishing"] if n % 7 == 0 else []
+        sources.append((value, "feed-a", 0, 1, seen, seen, 5, severity, "", "", tags, False))
+        if n % 5 == 0:
+            sources.append((value, "feed-b", 0, 1, seen, seen, 7, SEVERITIES[rng.randrange(5)], "", "", tags, False))
+    return indicators, sources
+
+
+async def load(url: str, count: int) -> dict[str, float]:
+    indicators, sources = rows(count, seed=11)
+    conn = await asyncpg.connect(url)
+    try:
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            "indicators",
+            records=indicators,
+            columns=[
+                "value",
+                "type",
+                "test",
+                "safe",
+                "active",
+                "expires_at",
+                "source",
+                "first_seen",
+                "last_seen",
+                "reputation",
+                "severity",
+                "comments",
+                "extended_information",
+                "internal_hits",
+                "external_hits",
+                "shared_with",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "indicator_sources",
+            records=sources,
+            columns=[
+                "value",
+                "source",
+                "internal_hits",
+                "external_hits",
+                "first_seen",
+                "last_seen",
+                "reputation",
+                "severity",
+                "comments",
+                "extended_information",
+                "tags",
+                "retracted",
+            ],
+        )
+        loaded = time.perf_counter() - started
+        await conn.execute("ANALYZE")
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+    finally:
+        await conn.close()
+    return {"load_seconds": round(loaded, 2), "database_bytes": float(size)}
+
+
+def time_queries(api_url: str, token: str, runs: int) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        for name, params in QUERIES.items():
+            timings = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                r = client.get("/api/cte/indicators/", params={"limit": "100", **params})
+                timings.append(time.perf_counter() - started)
+                r.raise_for_status()
+            timings.sort()
+            out[name] = {
+                "p50_ms": round(statistics.median(timings) * 1000, 1),
+                "max_ms": round(timings[-1] * 1000, 1),
+                "rows": len(r.json()) if isinstance(r.json(), list) else r.json()["count"],
+            }
+    return out
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("CTE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5433/postgres")
+    )
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "read_path.json"))
+    args = parser.parse_args()
+
+    name = "cte_bench_read"
+    admin = await asyncpg.connect(args.admin_url)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await asyncio.to_thread(upgrade, url)
+        print(f"loading {args.count:,} indicators ...", flush=True)
+        loaded = await load(url, args.count)
+        port = free_port()
+        env = {
+            "CTE_DATABASE_URL": url,
+            "CTE_API_PORT": str(port),
+            "CTE_TOPIC_PREFIX": "bench-read",
+            "CTE_BOOTSTRAP_CLIENT_ID": "bench",
+            "CTE_BOOTSTRAP_CLIENT_SECRET": "bench-secret",
+            "CTE_JWT_SECRET": "bench-signing-key-" + "x" * 32,
+            "CTE_LOG_LEVEL": "WARNING",
+        }
+        logs = ROOT / ".stack" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        api = Service("cte-ingest-api", env, f"http://127.0.0.1:{port}/healthz", logs).start()
+        try:
+            auth = httpx.post(
+                f"http://127.0.0.1:{port}/api/auth",
+                data={"grant_type": "client_credentials", "client_id": "bench", "client_secret": "bench-secret"},
+            ).json()
+            queries = await asyncio.to_thread(time_queries, f"http://127.0.0.1:{port}", auth["access_token"], args.runs)
+        finally:
+            api.stop()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+    result = {
+        "benchmark": "read_path",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "indicators": args.count,
+        **loaded,
+        "queries": queries,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
