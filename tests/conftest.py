@@ -117,3 +117,41 @@ def services(env: Env) -> Iterator[Running]:
     finally:
         rule_engine.stop()
         api.stop()
+
+
+@dataclass
+class Pipeline:
+    """Every service running: the API, the rule-engine, the sink and the fake Netskope tenant."""
+
+    api_url: str
+    tenant_url: str
+    sink: Service
+    fake_tenant: Service
+
+
+@pytest.fixture(scope="session")
+def pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
+    tenant_port, sink_port = free_port(), free_port()
+    fake = Service(
+        "cte-fake-tenant",
+        # Injected timeouts hold the answer a little longer than the sink waits.
+        {"CTE_FAKE_TENANT_PORT": str(tenant_port), "CTE_LOG_LEVEL": "WARNING", "CTE_FAKE_TENANT_TIMEOUT_SECONDS": "3"},
+        f"http://127.0.0.1:{tenant_port}/_sim/healthz",
+        env.log_dir,
+    ).start()
+    sink = Service(
+        "cte-netskope-sink",
+        env.service_env(
+            CTE_SINK_METRICS_PORT=str(sink_port),
+            CTE_FLUSH_INTERVAL_SECONDS="0.5",
+            CTE_REQUEST_TIMEOUT_SECONDS="1.5",
+            CTE_BACKOFF_MAX_SECONDS="2",
+        ),
+        f"http://127.0.0.1:{sink_port}/metrics",
+        env.log_dir,
+    ).start()
+    try:
+        yield Pipeline(services.api_url, f"http://127.0.0.1:{tenant_port}", sink, fake)
+    finally:
+        sink.stop()
+        fake.stop()

@@ -123,5 +123,8 @@ class ConfigChange(Event):
     body: dict[str, Any] | None
 
 
+CONFIG_CHANGE_ADAPTER: TypeAdapter[ConfigChange] = TypeAdapter(ConfigChange)
+
+
 def encode(event: Event) -> bytes:
     return event.model_dump_json().encode()

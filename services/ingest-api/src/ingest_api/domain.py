@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -22,7 +26,23 @@ from pydantic import (
 
 from cte_common.canonical import InvalidIndicator, canonicalize
 from cte_common.events import Criterion, IndicatorSighting, TagsStrategy
-from cte_common.indicators import IndicatorType, Severity
+from cte_common.indicators import HASH_LIST_TYPES, IndicatorType, Severity
+from cte_common.query import MATCH_ALL, Node, QueryError, parse_json, parse_text, referenced_tags, to_json, to_text
+from cte_common.sharing import (
+    Action,
+    AllowKind,
+    Candidate,
+    Decision,
+    FileTarget,
+    PriorityKind,
+    RuleDef,
+    RuleException,
+    SharingDef,
+    UrlTarget,
+    check_allow_pattern,
+    parse_target,
+    select_within_cap,
+)
 
 SCOPES = ("cte_read", "cte_write")
 JWT_ALGORITHM = "HS256"
@@ -544,7 +564,8 @@ class TenantIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    # No "/": the name is part of every list key (tenant/action/list).
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^/]+$")
     tenantName: str = Field(min_length=1, max_length=500)
     v1Token: str | None = Field(default=None, min_length=1, max_length=2000)
     v2Token: str | None = Field(default=None, min_length=1, max_length=2000)
@@ -695,3 +716,475 @@ class CteSettingsPatch(BaseModel):
 
 def cte_settings_out(row: dict[str, Any]) -> dict[str, Any]:
     return {"criterion": row["criterion"], "deleteInactiveIndicators": row["delete_inactive_indicators"]}
+
+
+# Business rules (Threat Exchange > Business Rules)
+
+DEFAULT_RULE = "All"  # seeded by the migration (filter {}); it cannot be deleted
+MAX_FILTER_CHARS = 100_000
+
+
+class FiltersIn(BaseModel):
+    """A filter in the reference's readable query form or its Mongo-style JSON form (a JSON string, as
+    the reference stores it, or an object)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = Field(default=None, max_length=MAX_FILTER_CHARS)
+    mongo: str | dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> FiltersIn:
+        if (self.query is None) == (self.mongo is None):
+            raise ValueError("filters: give exactly one of query and mongo")
+        return self
+
+
+class ExceptionIn(BaseModel):
+    """An exception of a rule: indicators it matches (by query, or by any of the tags) are not shared."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    filters: FiltersIn | None = None
+    tags: list[str] | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ExceptionIn:
+        if (self.filters is None) == (self.tags is None):
+            raise ValueError(f"exception '{self.name}': give exactly one of filters and tags")
+        return self
+
+
+def _unique_exception_names(exceptions: list[ExceptionIn] | None) -> None:
+    names = [e.name for e in exceptions or ()]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"exceptions: two exceptions are named '{duplicate}'")
+
+
+def _rule_name(name: str) -> str:
+    if "/" in name:
+        raise ValueError("must not contain '/' (the name is part of the rule's URL)")
+    return name
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    filters: FiltersIn
+    exceptions: list[ExceptionIn] = Field(default_factory=list, max_length=100)
+    muted: bool = False
+    unmuteAt: datetime | None = None
+
+    _name = field_validator("name")(_rule_name)
+
+    @field_validator("unmuteAt")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> RuleIn:
+        if self.muted:
+            raise ValueError("muted: a rule cannot be created muted; create it, then mute it with PATCH")
+        _unique_exception_names(self.exceptions)
+        return self
+
+
+class RulePatch(BaseModel):
+    """What PATCH /business_rules/{name} may change; a given field replaces the stored one whole."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filters: FiltersIn | None = None
+    exceptions: list[ExceptionIn] | None = Field(default=None, max_length=100)
+    muted: bool | None = None
+    unmuteAt: datetime | None = None
+
+    @field_validator("unmuteAt")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> RulePatch:
+        _unique_exception_names(self.exceptions)
+        return self
+
+
+class RuleName(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+
+    _name = field_validator("name")(_rule_name)
+
+
+def parse_rule_filter(filters: FiltersIn, where: str) -> tuple[Node, str]:
+    """The filter's AST and its readable text (as given, or rendered from the JSON form).
+
+    Raises QueryError whose message starts with ``where`` (``filters.query: position 3: ...``).
+    """
+    if filters.query is not None:
+        try:
+            return parse_text(filters.query), filters.query
+        except QueryError as exc:
+            raise QueryError(f"{where}.query: {exc.message}", position=exc.position) from None
+    assert filters.mongo is not None
+    node = parse_json(filters.mongo, root=f"{where}.mongo")
+    return node, to_text(node)
+
+
+def rule_columns(filters: FiltersIn) -> dict[str, Any]:
+    """The stored form of a rule's filter: canonical JSON, and the text it was written in."""
+    node, text = parse_rule_filter(filters, "filters")
+    return {"filter": to_json(node), "filter_text": text}
+
+
+def stored_exceptions(exceptions: list[ExceptionIn]) -> list[dict[str, Any]]:
+    """Exceptions as stored: ``{name, filter: canonical JSON | null, tags: [...]}``."""
+    out = []
+    for n, exc in enumerate(exceptions):
+        node = None
+        if exc.filters is not None:
+            node, _ = parse_rule_filter(exc.filters, f"exceptions[{n}].filters")
+            if node == MATCH_ALL:
+                raise QueryError(f"exceptions[{n}].filters: an exception that matches everything would share nothing")
+        tags = list(dict.fromkeys(exc.tags or ()))
+        out.append({"name": exc.name, "filter": to_json(node) if node is not None else None, "tags": tags})
+    return out
+
+
+def exception_tags(exceptions: list[dict[str, Any]]) -> list[str]:
+    return sorted({t for e in exceptions for t in e["tags"]})
+
+
+def _filters_out(stored: dict[str, Any], text: str | None) -> dict[str, str]:
+    node = parse_json(stored)
+    return {"query": text if text is not None else to_text(node), "mongo": json.dumps(stored)}
+
+
+def rule_muted(row: Mapping[str, Any], now: datetime) -> bool:
+    """Muted until unmuteAt: once that time passes the rule counts as unmuted, as after the reference's
+    unmute task."""
+    return bool(row["muted"]) and (row["unmute_at"] is None or row["unmute_at"] > now)
+
+
+def rule_out(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    exceptions = []
+    for e in row["exceptions"]:
+        entry: dict[str, Any] = {"name": e["name"]}
+        if e.get("filter") is not None:
+            entry["filters"] = _filters_out(e["filter"], None)
+        else:
+            entry["tags"] = list(e["tags"])
+        exceptions.append(entry)
+    muted = rule_muted(row, now)
+    return {
+        "name": row["name"],
+        "filters": _filters_out(row["filter"], row["filter_text"]),
+        "exceptions": exceptions,
+        "muted": muted,
+        "unmuteAt": row["unmute_at"] if muted else None,
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def rule_def(row: Mapping[str, Any]) -> RuleDef:
+    """The stored rule as the evaluator (shared with the rule-engine) takes it."""
+    return RuleDef(
+        name=row["name"],
+        node=parse_json(row["filter"]),
+        exceptions=tuple(
+            RuleException(
+                name=e["name"],
+                node=parse_json(e["filter"]) if e.get("filter") is not None else None,
+                tags=frozenset(e.get("tags") or ()),
+            )
+            for e in row["exceptions"]
+        ),
+        muted=row["muted"],
+        unmute_at=row["unmute_at"],
+    )
+
+
+def rule_uses_tag(row: Mapping[str, Any], tag: str) -> bool:
+    """Whether the rule's filter or one of its exceptions (by tags or by filter) names ``tag``."""
+    if tag in referenced_tags(parse_json(row["filter"])):
+        return True
+    for e in row["exceptions"]:
+        if tag in (e.get("tags") or ()):
+            return True
+        if e.get("filter") is not None and tag in referenced_tags(parse_json(e["filter"])):
+            return True
+    return False
+
+
+def mute_problem(muted: bool, unmute_at: datetime | None, now: datetime) -> str | None:
+    """Why a rule cannot be muted like this (the reference: unmuteAt is required and in the future)."""
+    if muted and (unmute_at is None or unmute_at <= now):
+        return "unmuteAt: muting a rule needs an unmuteAt in the future"
+    return None
+
+
+# Rule test (GET /business_rules/{name}/test)
+
+
+def rule_test_action(kind: str) -> Action:
+    """The target a type goes to: hashes to a file hash list, everything else to a URL list."""
+    return "file" if IndicatorType(kind) in HASH_LIST_TYPES else "url"
+
+
+def rule_test_source(indicator: Mapping[str, Any], since: datetime) -> str | None:
+    """With no source given, the source entry that would share the indicator: one seen since ``since``,
+    preferably not retracted (a sharing always names one source)."""
+    recent = [s for s in indicator["sources"] if s["lastSeen"] is not None and s["lastSeen"] > since]
+    recent.sort(key=lambda s: bool(s["retracted"]))
+    return recent[0]["source"] if recent else None
+
+
+@dataclass
+class RuleTestTally:
+    """The reference's rule test answer: how many indicators, and how many bytes, per target type."""
+
+    hash_count: int = 0
+    hash_size: int = 0
+    url_count: int = 0
+    url_size: int = 0
+
+    def add(self, action: Action, decision: Decision) -> None:
+        if not decision.selected:
+            return
+        if action == "file":
+            self.hash_count += 1
+            self.hash_size += decision.cost
+        else:
+            self.url_count += 1
+            self.url_size += decision.cost
+
+    def out(self) -> dict[str, int]:
+        return {
+            "hash_count": self.hash_count,
+            "hash_size": self.hash_size,
+            "url_count": self.url_count,
+            "url_size": self.url_size,
+        }
+
+
+def ad_hoc_sharing(rule: RuleDef, source: str, action: Action) -> SharingDef:
+    """A sharing that exists only to ask the evaluator about a rule (no list, no cap)."""
+    return SharingDef(id=0, source=source, rule=rule, action=action, list_key="", cap_bytes=0)
+
+
+# Allow-list
+
+
+class AllowEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: AllowKind
+    pattern: str = Field(min_length=1, max_length=2048)
+    comment: str = Field(default="", max_length=2000)
+
+
+# Types tried, in order, to find the canonical spelling of an exact allow-list value.
+_EXACT_TYPES = (
+    IndicatorType.MD5,
+    IndicatorType.SHA256,
+    IndicatorType.IPV4,
+    IndicatorType.IPV6,
+    IndicatorType.DOMAIN,
+    IndicatorType.URL,
+)
+
+
+def allow_pattern(kind: AllowKind, pattern: str) -> str:
+    """The pattern to store, validated and normalised; ValueError names the problem.
+
+    An exact value is stored in its canonical spelling when it is a valid indicator of some type (the
+    identity indicators are stored under); a suffix must be a DNS name, stored in its A-label form.
+    """
+    try:
+        normal = check_allow_pattern(kind, pattern)
+    except ValueError as exc:
+        what = "regular expression" if kind == "regex" else f"{kind} pattern"
+        raise ValueError(f"pattern: not a valid {what} ({exc})") from None
+    if kind == "exact":
+        for indicator_type in _EXACT_TYPES:
+            try:
+                return canonicalize(indicator_type, normal)
+            except InvalidIndicator:
+                continue
+    if kind == "suffix":
+        try:
+            normal = canonicalize(IndicatorType.DOMAIN, normal)
+        except InvalidIndicator as exc:
+            raise ValueError(f"pattern: not a domain suffix ({exc.reason})") from None
+        if normal.startswith("*."):
+            raise ValueError("pattern: not a domain suffix (a wildcard inside the name)")
+    if not normal:
+        raise ValueError("pattern: empty")
+    return normal
+
+
+def allow_entry_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": row["id"],
+        "kind": row["kind"],
+        "pattern": row["pattern"],
+        "comment": row["comment"],
+        "createdAt": row["created_at"],
+    }
+    if "hits" in row:
+        out["hits"] = row["hits"]
+        out["lastHitAt"] = row["last_hit_at"]
+    return out
+
+
+# Sharing configurations (Threat Exchange > Sharing)
+
+ACTION_LABELS: dict[str, str] = {"url": "Add to URL List", "file": "Add to File Hash List"}
+API_SOURCE_DESTINATION = "an API Source can only push; it cannot be a destination"
+DRY_RUN_SAMPLE = 100
+
+
+class ActionIn(BaseModel):
+    """The reference's Action object: ``{"label": "Add to URL List", "value": "url", "parameters": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=200)
+    value: Action
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class SharingIn(BaseModel):
+    """A sharing configuration: the target as ``action`` + ``parameters``, or as the reference's ``target``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sourceConfiguration: str = Field(min_length=1, max_length=200)
+    businessRule: str = Field(min_length=1, max_length=200)
+    destinationConfiguration: str = Field(min_length=1, max_length=200)
+    action: Action | None = None
+    parameters: dict[str, Any] | None = None
+    target: ActionIn | None = None
+    priority: PriorityKind = "lastSeen"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SharingIn:
+        if self.target is not None and (self.action is not None or self.parameters is not None):
+            raise ValueError("target: give either action and parameters, or target, not both")
+        if self.target is None and self.action is None:
+            raise ValueError("action: required ('url' or 'file'), or give the reference's target object")
+        return self
+
+    def resolved(self) -> tuple[Action, dict[str, Any]]:
+        if self.target is not None:
+            return self.target.value, self.target.parameters
+        assert self.action is not None
+        return self.action, self.parameters or {}
+
+
+class SharingPatch(BaseModel):
+    """What PATCH /sharing/{id} may change. ``parameters`` replaces the stored parameters whole."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    businessRule: str | None = Field(default=None, min_length=1, max_length=200)
+    parameters: dict[str, Any] | None = None
+    priority: PriorityKind | None = None
+
+
+def target_problems(action: Action, parameters: Mapping[str, Any]) -> tuple[UrlTarget | FileTarget | None, list[str]]:
+    """The parsed target, or what is wrong with the parameters (each message names its field)."""
+    try:
+        return parse_target(action, parameters), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"parameters.{loc}: {msg}" if loc else f"parameters.{msg}")
+        return None, problems
+
+
+def sharing_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "sourceConfiguration": row["source"],
+        "businessRule": row["rule"],
+        "destinationConfiguration": row["destination"],
+        "action": row["action"],
+        "parameters": row["parameters"],
+        "target": {"label": ACTION_LABELS[row["action"]], "value": row["action"], "parameters": row["parameters"]},
+        "priority": row["priority"],
+        "listKey": row["list_key"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def sharing_def(row: Mapping[str, Any], rule: Mapping[str, Any]) -> SharingDef:
+    target = parse_target(row["action"], row["parameters"])
+    return SharingDef(
+        id=row["id"],
+        source=row["source"],
+        rule=rule_def(rule),
+        action=row["action"],
+        list_key=row["list_key"],
+        cap_bytes=target.cap_bytes,
+        priority=row["priority"],
+    )
+
+
+@dataclass
+class DryRun:
+    """What a sharing would hold, against what the sink wants its list to hold now."""
+
+    selected: list[Candidate] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)
+
+    def add(self, value: str, decision: Decision) -> None:
+        if decision.selected:
+            self.selected.append(Candidate(value, decision.priority, decision.cost))
+        else:
+            self.excluded[decision.outcome] += 1
+
+    def out(self, cap_bytes: int, current: list[Candidate]) -> dict[str, Any]:
+        """``current``: the sink's desired members of the list; both sides are cut at the same cap."""
+        kept, left_out = select_within_cap(self.selected, cap_bytes)
+        held, _ = select_within_cap(current, cap_bytes)
+        kept_values = {c.value for c in kept}
+        held_values = {c.value for c in held}
+        add = [c.value for c in kept if c.value not in held_values]
+        remove = [c.value for c in held if c.value not in kept_values]
+        return {
+            "selected": len(kept),
+            "selectedBytes": sum(c.cost for c in kept),
+            "wouldAdd": add[:DRY_RUN_SAMPLE],
+            "wouldAddCount": len(add),
+            "wouldRemove": remove[:DRY_RUN_SAMPLE],
+            "wouldRemoveCount": len(remove),
+            "leftOutByCap": [c.value for c in left_out[:DRY_RUN_SAMPLE]],
+            "leftOutByCapCount": len(left_out),
+            "excluded": dict(sorted(self.excluded.items())),
+        }
+
+
+# Re-evaluations (the rule-engine's progress)
+
+
+def reevaluation_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "reason": row["reason"],
+        "requestedAt": row["requested_at"],
+        "startedAt": row["started_at"],
+        "finishedAt": row["finished_at"],
+        "processed": row["processed"],
+        "total": row["total"],
+    }

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Body, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -31,26 +32,48 @@ from cte_common.events import (
 )
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.query import QueryError, SqlParams, parse_json, to_sql
+from cte_common.sharing import (
+    Action,
+    AllowList,
+    Candidate,
+    Evaluator,
+    FileTarget,
+    SharingDef,
+    UrlTarget,
+    list_key,
+)
 from cte_common.topics import Topics
 from ingest_api import repository
 from ingest_api.domain import (
     ACCOUNT_LOCKED,
+    API_SOURCE_DESTINATION,
     CONFIG_COLUMNS,
+    DEFAULT_RULE,
     GRANT_NOT_SUPPORTED,
     INVALID_CLIENT,
     INVALID_TOKEN,
     LOCK_MINUTES,
     MAX_FAILED_SIGNINS,
     MISSING_SCOPE,
+    AllowEntryIn,
     BulkDeleteIn,
     BulkEditIn,
     ClientRef,
     ConfigurationIn,
     ConfigurationPatch,
     CteSettingsPatch,
+    DryRun,
+    ExceptionIn,
+    FiltersIn,
     IndicatorIn,
     QueryLocator,
     RetractionIn,
+    RuleIn,
+    RuleName,
+    RulePatch,
+    RuleTestTally,
+    SharingIn,
+    SharingPatch,
     TagIn,
     TagName,
     TenantIn,
@@ -58,6 +81,9 @@ from ingest_api.domain import (
     TokenClaims,
     TokenCreate,
     ValuesLocator,
+    ad_hoc_sharing,
+    allow_entry_out,
+    allow_pattern,
     applied_on,
     build_sighting,
     check_parameters,
@@ -66,13 +92,27 @@ from ingest_api.domain import (
     cte_settings_out,
     dashboard_ids,
     dashboard_query,
+    exception_tags,
     granted_scopes,
     hash_secret,
     indicator_out,
     issue_token,
+    mute_problem,
     read_token,
+    reevaluation_out,
+    rule_columns,
+    rule_def,
+    rule_muted,
+    rule_out,
+    rule_test_action,
+    rule_test_source,
+    rule_uses_tag,
+    sharing_def,
+    sharing_out,
     sighting_out,
     sort_clause,
+    stored_exceptions,
+    target_problems,
     tenant_base_url,
     tenant_out,
     token_out,
@@ -172,6 +212,10 @@ dashboards_router = APIRouter(tags=["Dashboards"])
 tenants_router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"])
 tokens_router = APIRouter(prefix="/users/tokens", tags=["API Tokens"])
 settings_router = APIRouter(prefix="/settings", tags=["Settings"])
+rules_router = APIRouter(prefix="/cte/business_rules", tags=["Business Rules"])
+allow_list_router = APIRouter(prefix="/cte/allow_list", tags=["Allow-list"])
+sharing_router = APIRouter(prefix="/cte/sharing", tags=["Sharing"])
+reevaluations_router = APIRouter(prefix="/cte/reevaluations", tags=["Business Rules"])
 
 
 @auth_router.post("/auth", summary="Get an access token (OAuth2 client credentials)")
@@ -417,6 +461,11 @@ async def update_configuration(state: State, name: str, patch: ConfigurationPatc
             changes["parameters"] = _parameters(current["plugin"], changes["parameters"] or {})
         if changes.get("tenant") is not None and not await repository.tenant_exists(conn, changes["tenant"]):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{changes['tenant']}'")
+        if "tenant" in changes and changes["tenant"] != current["tenant"] and await repository.sharings_to(conn, name):
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"tenant: configuration '{name}' is the destination of sharings; delete them before moving it",
+            )
         if current["plugin"] == "netskope" and "tenant" in changes and changes["tenant"] is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "tenant: a netskope configuration needs a tenant")
         row = current
@@ -589,6 +638,10 @@ async def delete_tag(state: State, tag: Annotated[TagName, Body()], _: Writer) -
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.delete_tag(conn, tag.name):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"Tag '{tag.name}' does not exist.")
+        # Checked after the delete, which waits for a rule being created with this tag (it locks the
+        # tag) and then sees it; refusing rolls the delete back.
+        if any(rule_uses_tag(r, tag.name) for r in await repository.list_rules(conn)):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{tag.name} is in use by one of the CTE business rules.")
         async for chunk in repository.values_with_tag(conn, tag.name):
             await _publish_indicator_events(state, [IndicatorTagEdit(value=v, remove=[tag.name]) for v in chunk])
         await state.publish_change("tag", tag.name, None)
@@ -785,3 +838,439 @@ async def update_cte_settings(state: State, patch: CteSettingsPatch, _: Settings
         )
         await state.publish_change("settings", "cte", out)
     return out
+
+
+# Business rules (Threat Exchange > Business Rules)
+
+
+def _unprocessable(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, message)
+
+
+def _rule_columns(filters: FiltersIn) -> dict[str, Any]:
+    try:
+        return rule_columns(filters)
+    except QueryError as exc:
+        raise _unprocessable(exc.message) from None
+
+
+def _stored_exceptions(exceptions: list[ExceptionIn]) -> list[dict[str, Any]]:
+    try:
+        return stored_exceptions(exceptions)
+    except QueryError as exc:
+        raise _unprocessable(exc.message) from None
+
+
+async def _check_exception_tags(conn: Connection, exceptions: list[dict[str, Any]]) -> None:
+    """Exception tags must exist; they stay locked until the transaction ends, so a concurrent tag
+    deletion waits and then sees the rule that uses the tag."""
+    wanted = exception_tags(exceptions)
+    found = set(await repository.lock_tags(conn, wanted))
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise _unprocessable(f"Tag '{missing[0]}' does not exist.")
+
+
+def _rule_not_found(name: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"Business rule with name='{name}' does not exist.")
+
+
+@rules_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a business rule")
+async def create_rule(state: State, rule: RuleIn, _: Writer) -> dict[str, Any]:
+    columns = {**_rule_columns(rule.filters), "exceptions": _stored_exceptions(rule.exceptions)}
+    async with state.pool.acquire() as conn, conn.transaction():
+        await _check_exception_tags(conn, columns["exceptions"])
+        row = await repository.insert_rule(conn, rule.name, columns)
+        if row is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"Business rule with name='{rule.name}' already exists.")
+        out = rule_out(row, datetime.now(UTC))
+        await state.publish_change("business_rule", rule.name, out)
+    return out
+
+
+@rules_router.get("", summary="List the business rules")
+async def list_rules(state: State, _: Reader) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    async with state.pool.acquire() as conn:
+        return [rule_out(r, now) for r in await repository.list_rules(conn)]
+
+
+@rules_router.get("/{name}", summary="Get one business rule")
+async def get_rule(state: State, name: str, _: Reader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        row = await repository.get_rule(conn, name)
+    if row is None:
+        raise _rule_not_found(name)
+    return rule_out(row, datetime.now(UTC))
+
+
+@rules_router.patch(
+    "/{name}",
+    summary="Update a business rule (filters, exceptions, mute)",
+    description="A given field replaces the stored one whole. Muting needs `unmuteAt` in the future; "
+    "`muted: false` unmutes.",
+)
+async def update_rule(state: State, name: str, patch: RulePatch, _: Writer) -> dict[str, Any]:
+    given = patch.model_fields_set
+    columns: dict[str, Any] = {}
+    if "filters" in given:
+        if patch.filters is None:
+            raise _unprocessable("filters: cannot be null")
+        columns.update(_rule_columns(patch.filters))
+    if "exceptions" in given:
+        columns["exceptions"] = _stored_exceptions(patch.exceptions or [])
+    now = datetime.now(UTC)
+    async with state.pool.acquire() as conn, conn.transaction():
+        current = await repository.get_rule(conn, name, lock="FOR UPDATE")
+        if current is None:
+            raise _rule_not_found(name)
+        if "muted" in given or "unmuteAt" in given:
+            muted = patch.muted if patch.muted is not None else rule_muted(current, now)
+            unmute_at = patch.unmuteAt if "unmuteAt" in given else current["unmute_at"]
+            problem = mute_problem(muted, unmute_at, now)
+            if problem:
+                raise _unprocessable(problem)
+            columns["muted"] = muted
+            columns["unmute_at"] = unmute_at if muted else None
+        if "exceptions" in columns:
+            await _check_exception_tags(conn, columns["exceptions"])
+        row = await repository.update_rule(conn, name, columns) if columns else current
+        assert row is not None
+        out = rule_out(row, now)
+        await state.publish_change("business_rule", name, out)
+    return out
+
+
+@rules_router.delete("/{name}", summary="Delete a business rule")
+async def delete_rule(state: State, name: str, _: Writer) -> dict[str, Any]:
+    if name == DEFAULT_RULE:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"The default rule '{DEFAULT_RULE}' cannot be deleted.")
+    async with state.pool.acquire() as conn, conn.transaction():
+        # FOR UPDATE makes a concurrent sharing creation (which locks the rule FOR KEY SHARE) wait.
+        if await repository.get_rule(conn, name, lock="FOR UPDATE") is None:
+            raise _rule_not_found(name)
+        users = await repository.sharings_of_rule(conn, name)
+        if users:
+            named = ", ".join(f"{u['id']} ({u['source']} -> {u['destination']})" for u in users)
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"Business rule '{name}' is used by sharing configurations: {named}. Delete them first.",
+            )
+        await repository.delete_rule(conn, name)
+        await state.publish_change("business_rule", name, None)
+    return {}
+
+
+@rules_router.post(
+    "/{name}/clone", status_code=status.HTTP_201_CREATED, summary="Clone a business rule under a new name"
+)
+async def clone_rule(state: State, name: str, new: RuleName, _: Writer) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        current = await repository.get_rule(conn, name)
+        if current is None:
+            raise _rule_not_found(name)
+        await _check_exception_tags(conn, current["exceptions"])
+        row = await repository.insert_rule(conn, new.name, current | {"muted": False, "unmute_at": None})
+        if row is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"Business rule with name='{new.name}' already exists.")
+        out = rule_out(row, datetime.now(UTC))
+        await state.publish_change("business_rule", new.name, out)
+    return out
+
+
+def _configuration_missing(field: str, name: str) -> HTTPException:
+    return _unprocessable(f"{field}: Configuration with name='{name}' does not exist.")
+
+
+def _destination_tenant(destination: dict[str, Any], field: str = "destinationConfiguration") -> str:
+    """The tenant a destination configuration pushes to; only Netskope configurations are destinations."""
+    if destination["plugin"] == "api_source":
+        raise _unprocessable(f"{field}: {API_SOURCE_DESTINATION}")
+    if destination["plugin"] != "netskope" or not destination["tenant"]:
+        raise _unprocessable(f"{field}: '{destination['name']}' is not a Netskope configuration with a tenant")
+    return str(destination["tenant"])
+
+
+@rules_router.get(
+    "/{name}/test",
+    summary="Test a business rule: how many indicators (and bytes) it would share",
+    description="Counts, per target type, the active indicators the rule selects whose entry of `source` (of "
+    "any source when not given) was last seen within `days`; exceptions and the allow-list apply, as in "
+    "the rule-engine. Sizes are bytes as counted against a Netskope list's cap.",
+)
+async def rule_test(
+    state: State,
+    name: str,
+    _: Reader,
+    days: Annotated[int, Query(ge=1, le=365, description="1..365; all time is the last 365 days")] = 365,
+    source: Annotated[str | None, Query(description="a source configuration")] = None,
+    destination: Annotated[str | None, Query(description="a destination configuration (Netskope)")] = None,
+) -> dict[str, int]:
+    now = datetime.now(UTC)
+    since = now - timedelta(days=days)
+    tally = RuleTestTally()
+    async with state.pool.acquire() as conn, conn.transaction(readonly=True):
+        row = await repository.get_rule(conn, name)
+        if row is None:
+            raise _rule_not_found(name)
+        if source is not None and await repository.get_configuration(conn, source) is None:
+            raise _configuration_missing("source", source)
+        if destination is not None:
+            config = await repository.get_configuration(conn, destination)
+            if config is None:
+                raise _configuration_missing("destination", destination)
+            _destination_tenant(config, "destination")
+        rule = rule_def(row)
+        evaluator = Evaluator(AllowList(await repository.allow_entries(conn)))
+        params = SqlParams(start=1)
+        rule_sql = to_sql(rule.node, params)
+        entry = f"s.value = i.value AND s.last_seen > {params.add(since)}"
+        if source is not None:
+            entry += f" AND s.source = {params.add(source)}"
+        where = f"i.active AND {rule_sql} AND EXISTS (SELECT 1 FROM indicator_sources s WHERE {entry})"
+        sharings: dict[tuple[str, Action], SharingDef] = {}
+        async for chunk in repository.stream_indicators(conn, where=where, params=params.values):
+            for indicator_row, sources in chunk:
+                indicator = indicator_out(indicator_row, sources)
+                by = source or rule_test_source(indicator, since)
+                if by is None:
+                    continue
+                action = rule_test_action(indicator["type"])
+                sharing = sharings.get((by, action))
+                if sharing is None:
+                    sharing = sharings[(by, action)] = ad_hoc_sharing(rule, by, action)
+                tally.add(action, evaluator.decide(sharing, indicator))
+    return tally.out()
+
+
+# Allow-list
+
+
+def _allow_entry_not_found(entry_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"Allow-list entry with id={entry_id} does not exist.")
+
+
+@allow_list_router.post("", status_code=status.HTTP_201_CREATED, summary="Add an allow-list entry")
+async def create_allow_entry(state: State, entry: AllowEntryIn, _: Writer) -> dict[str, Any]:
+    try:
+        pattern = allow_pattern(entry.kind, entry.pattern)
+    except ValueError as exc:
+        raise _unprocessable(str(exc)) from None
+    async with state.pool.acquire() as conn, conn.transaction():
+        row = await repository.insert_allow_entry(conn, entry.kind, pattern, entry.comment)
+        if row is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"An allow-list entry with kind='{entry.kind}' and pattern='{pattern}' already exists.",
+            )
+        out = allow_entry_out(row)
+        await state.publish_change("allow_list", str(row["id"]), out)
+    return {**out, "hits": 0, "lastHitAt": None}
+
+
+@allow_list_router.get("", summary="List the allow-list, with how often each entry matched")
+async def list_allow_entries(state: State, _: Reader) -> list[dict[str, Any]]:
+    async with state.pool.acquire() as conn:
+        return [allow_entry_out(r) for r in await repository.list_allow_entries(conn)]
+
+
+@allow_list_router.get("/{entry_id}", summary="Get one allow-list entry")
+async def get_allow_entry(state: State, entry_id: int, _: Reader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        row = await repository.get_allow_entry(conn, entry_id)
+    if row is None:
+        raise _allow_entry_not_found(entry_id)
+    return allow_entry_out(row)
+
+
+@allow_list_router.delete("/{entry_id}", summary="Delete an allow-list entry")
+async def delete_allow_entry(state: State, entry_id: int, _: Writer) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        if not await repository.delete_allow_entry(conn, entry_id):
+            raise _allow_entry_not_found(entry_id)
+        await state.publish_change("allow_list", str(entry_id), None)
+    return {}
+
+
+# Sharing configurations (Threat Exchange > Sharing)
+
+
+def _sharing_not_found(sharing_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"Sharing configuration with id={sharing_id} does not exist.")
+
+
+def _target(action: Action, parameters: dict[str, Any]) -> UrlTarget | FileTarget:
+    target, problems = target_problems(action, parameters)
+    if target is None:
+        raise _unprocessable("; ".join(problems))
+    return target
+
+
+async def _check_rule_exists(conn: Connection, name: str) -> None:
+    # FOR KEY SHARE: a concurrent deletion of the rule waits for this transaction (or has happened).
+    if await repository.get_rule(conn, name, lock="FOR KEY SHARE") is None:
+        raise _unprocessable(f"businessRule: Business rule with name='{name}' does not exist.")
+
+
+async def _check_list_free(
+    conn: Connection, tenant: str, action: Action, list_name: str, sharing_id: int | None
+) -> str:
+    """The list's key, unless another sharing already targets that list."""
+    key = list_key(tenant, action, list_name)
+    other = await repository.sharing_on_list(conn, key)
+    if other is not None and other["id"] != sharing_id:
+        raise _list_taken(tenant, action, list_name, other["id"])
+    return key
+
+
+def _list_taken(tenant: str, action: Action, list_name: str, other_id: int | None) -> HTTPException:
+    kind = "URL List" if action == "url" else "File Hash List"
+    by = f"sharing {other_id}" if other_id is not None else "another sharing"
+    return _unprocessable(
+        "parameters: The same URL List, File Hash List or Private App List is already configured: "
+        f"the {kind} '{list_name}' on tenant '{tenant}' is already the target of {by}."
+    )
+
+
+@sharing_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a sharing configuration")
+async def create_sharing(state: State, body: SharingIn, _: Writer) -> dict[str, Any]:
+    action, parameters = body.resolved()
+    target = _target(action, parameters)
+    async with state.pool.acquire() as conn, conn.transaction():
+        if await repository.get_configuration(conn, body.sourceConfiguration) is None:
+            raise _configuration_missing("sourceConfiguration", body.sourceConfiguration)
+        destination = await repository.get_configuration(conn, body.destinationConfiguration)
+        if destination is None:
+            raise _configuration_missing("destinationConfiguration", body.destinationConfiguration)
+        tenant = _destination_tenant(destination)
+        await _check_rule_exists(conn, body.businessRule)
+        key = await _check_list_free(conn, tenant, action, target.list_name, None)
+        row = await repository.insert_sharing(
+            conn,
+            {
+                "source": body.sourceConfiguration,
+                "rule": body.businessRule,
+                "destination": body.destinationConfiguration,
+                "action": action,
+                "parameters": target.model_dump(),
+                "list_key": key,
+                "priority": body.priority,
+            },
+        )
+        if row is None:  # taken meanwhile by a concurrent creation
+            raise _list_taken(tenant, action, target.list_name, None)
+        out = sharing_out(row)
+        await state.publish_change("sharing", str(row["id"]), out)
+    return out
+
+
+@sharing_router.get("", summary="List the sharing configurations")
+async def list_sharings(state: State, _: Reader) -> list[dict[str, Any]]:
+    async with state.pool.acquire() as conn:
+        return [sharing_out(r) for r in await repository.list_sharings(conn)]
+
+
+@sharing_router.get("/{sharing_id}", summary="Get one sharing configuration")
+async def get_sharing(state: State, sharing_id: int, _: Reader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        row = await repository.get_sharing(conn, sharing_id)
+    if row is None:
+        raise _sharing_not_found(sharing_id)
+    return sharing_out(row)
+
+
+@sharing_router.patch(
+    "/{sharing_id}",
+    summary="Update a sharing configuration (rule, parameters, priority)",
+    description="`parameters` replaces the stored parameters whole (defaults fill what it leaves out).",
+)
+async def update_sharing(state: State, sharing_id: int, patch: SharingPatch, _: Writer) -> dict[str, Any]:
+    given = {k for k in patch.model_fields_set if getattr(patch, k) is not None}
+    async with state.pool.acquire() as conn, conn.transaction():
+        current = await repository.get_sharing(conn, sharing_id, lock="FOR UPDATE")
+        if current is None:
+            raise _sharing_not_found(sharing_id)
+        columns: dict[str, Any] = {}
+        taken: HTTPException | None = None  # the answer if the new list is taken meanwhile
+        if "businessRule" in given:
+            assert patch.businessRule is not None
+            await _check_rule_exists(conn, patch.businessRule)
+            columns["rule"] = patch.businessRule
+        if "parameters" in given:
+            assert patch.parameters is not None
+            target = _target(current["action"], patch.parameters)
+            destination = await repository.get_configuration(conn, current["destination"])
+            assert destination is not None  # deleting a configuration deletes its sharings
+            tenant = _destination_tenant(destination)
+            key = await _check_list_free(conn, tenant, current["action"], target.list_name, sharing_id)
+            columns["parameters"] = target.model_dump()
+            columns["list_key"] = key
+            taken = _list_taken(tenant, current["action"], target.list_name, None)
+        if "priority" in given:
+            columns["priority"] = patch.priority
+        try:
+            row = await repository.update_sharing(conn, sharing_id, columns) if columns else current
+        except asyncpg.UniqueViolationError:  # only list_key is unique
+            assert taken is not None
+            raise taken from None
+        assert row is not None
+        out = sharing_out(row)
+        await state.publish_change("sharing", str(sharing_id), out)
+    return out
+
+
+@sharing_router.delete("/{sharing_id}", summary="Delete a sharing configuration")
+async def delete_sharing(state: State, sharing_id: int, _: Writer) -> dict[str, Any]:
+    async with state.pool.acquire() as conn, conn.transaction():
+        if not await repository.delete_sharing(conn, sharing_id):
+            raise _sharing_not_found(sharing_id)
+        await state.publish_change("sharing", str(sharing_id), None)
+    return {}
+
+
+@sharing_router.get(
+    "/{sharing_id}/dry_run",
+    summary="What the sharing's list would hold: additions, removals, what the cap leaves out",
+    description="Decides every active indicator of the sharing's source as the rule-engine does, cuts the "
+    "selection at the list's cap, and compares it with what the sink wants the list to hold now (cut at the "
+    "same cap). Nothing is pushed or written. Lists of values hold the first 100 (highest priority first).",
+)
+async def dry_run_sharing(state: State, sharing_id: int, _: Reader) -> dict[str, Any]:
+    run = DryRun()
+    async with state.pool.acquire() as conn, conn.transaction(readonly=True):
+        row = await repository.get_sharing(conn, sharing_id)
+        if row is None:
+            raise _sharing_not_found(sharing_id)
+        rule = await repository.get_rule(conn, row["rule"])
+        assert rule is not None  # a rule in use cannot be deleted
+        sharing = sharing_def(row, rule)
+        evaluator = Evaluator(AllowList(await repository.allow_entries(conn)))
+        params = SqlParams(start=1)
+        where = (
+            "i.active AND EXISTS (SELECT 1 FROM indicator_sources s "
+            f"WHERE s.value = i.value AND s.source = {params.add(sharing.source)})"
+        )
+        async for chunk in repository.stream_indicators(conn, where=where, params=params.values):
+            for indicator_row, sources in chunk:
+                indicator = indicator_out(indicator_row, sources)
+                run.add(indicator["value"], evaluator.decide(sharing, indicator))
+        current = [
+            Candidate(m["value"], m["priority"], m["cost_bytes"])
+            async for members in repository.stream_list_members(conn, sharing.list_key)
+            for m in members
+        ]
+    return {**run.out(sharing.cap_bytes, current), "ruleMuted": rule_muted(rule, datetime.now(UTC))}
+
+
+# Re-evaluations (the rule-engine's progress)
+
+
+@reevaluations_router.get("", summary="Progress of the rule-engine's re-evaluations, newest first")
+async def list_reevaluations(
+    state: State,
+    _: Reader,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    async with state.pool.acquire() as conn:
+        return [reevaluation_out(r) for r in await repository.list_reevaluations(conn, skip, limit)]

@@ -24,12 +24,16 @@ from ingest_api.domain import ALL_SCOPES, IndicatorIn, hash_secret, verify_secre
 from ingest_api.handlers import (
     AppState,
     ItemError,
+    allow_list_router,
     auth_router,
     configurations_router,
     dashboards_router,
     indicators_router,
     item_error_response,
+    reevaluations_router,
+    rules_router,
     settings_router,
+    sharing_router,
     tags_router,
     tenants_router,
     tokens_router,
@@ -144,6 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tenants_router,
         tokens_router,
         settings_router,
+        rules_router,
+        allow_list_router,
+        sharing_router,
+        reevaluations_router,
     ):
         app.include_router(router, prefix="/api")
     app.mount("/metrics", make_asgi_app())

@@ -1,5 +1,6 @@
-"""SQL of the ingest-api. It owns api_clients, configurations, tags and cte_settings, and reads the
-read model (indicators, indicator_sources) and the consumers' positions."""
+"""SQL of the ingest-api. It owns api_clients, configurations, tags, cte_settings, tenants,
+business_rules, allow_list and sharings, and reads the read model (indicators, indicator_sources), the
+consumers' positions, the rule-engine's allow_list_hits and reevaluations, and the sink's list_members."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from cte_common.db import Connection
+from cte_common.sharing import AllowEntry
 from ingest_api.domain import ConfigurationIn, ConfigurationRow
 
 Conn = Connection
@@ -431,3 +433,214 @@ async def update_cte_settings(conn: Conn, criterion: str | None, delete_inactive
     )
     assert row is not None
     return dict(row)
+
+
+# Business rules
+
+_RULE_COLUMNS = "name, filter, filter_text, exceptions, muted, unmute_at, created_at, updated_at"
+
+
+async def insert_rule(conn: Conn, name: str, columns: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert and return the row; None if the name is taken."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO business_rules (name, filter, filter_text, exceptions, muted, unmute_at)
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING {_RULE_COLUMNS}
+        """,
+        name,
+        columns["filter"],
+        columns["filter_text"],
+        columns["exceptions"],
+        columns.get("muted", False),
+        columns.get("unmute_at"),
+    )
+    return dict(row) if row else None
+
+
+async def list_rules(conn: Conn) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(f"SELECT {_RULE_COLUMNS} FROM business_rules ORDER BY name")]
+
+
+_ROW_LOCKS = ("", "FOR UPDATE", "FOR KEY SHARE")
+
+
+async def get_rule(conn: Conn, name: str, *, lock: str = "") -> dict[str, Any] | None:
+    assert lock in _ROW_LOCKS
+    row = await conn.fetchrow(f"SELECT {_RULE_COLUMNS} FROM business_rules WHERE name = $1 {lock}", name)
+    return dict(row) if row else None
+
+
+async def update_rule(conn: Conn, name: str, columns: dict[str, Any]) -> dict[str, Any] | None:
+    return await update_row(conn, "business_rules", name, columns, _RULE_COLUMNS)
+
+
+async def delete_rule(conn: Conn, name: str) -> bool:
+    status = await conn.execute("DELETE FROM business_rules WHERE name = $1", name)
+    return bool(status.endswith(" 1"))
+
+
+async def sharings_of_rule(conn: Conn, name: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT id, source, destination FROM sharings WHERE rule = $1 ORDER BY id", name)
+    return [dict(r) for r in rows]
+
+
+async def lock_tags(conn: Conn, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` exist, locked against deletion until the transaction ends (a tag that a rule
+    names cannot be deleted: the deletion waits for this transaction, then sees the rule)."""
+    rows = await conn.fetch("SELECT name FROM tags WHERE name = ANY($1::text[]) ORDER BY name FOR SHARE", list(names))
+    return [r["name"] for r in rows]
+
+
+# Allow-list
+
+_ALLOW_COLUMNS = "id, kind, pattern, comment, created_at"
+
+
+async def insert_allow_entry(conn: Conn, kind: str, pattern: str, comment: str) -> dict[str, Any] | None:
+    """Insert and return the row; None if the same (kind, pattern) exists."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO allow_list (kind, pattern, comment) VALUES ($1, $2, $3)
+        ON CONFLICT (kind, pattern) DO NOTHING RETURNING {_ALLOW_COLUMNS}
+        """,
+        kind,
+        pattern,
+        comment,
+    )
+    return dict(row) if row else None
+
+
+_ALLOW_WITH_HITS = """
+SELECT a.id, a.kind, a.pattern, a.comment, a.created_at, coalesce(h.hits, 0) AS hits, h.last_hit_at
+FROM allow_list a LEFT JOIN allow_list_hits h ON h.entry_id = a.id
+"""
+
+
+async def list_allow_entries(conn: Conn) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(f"{_ALLOW_WITH_HITS} ORDER BY a.id")]
+
+
+async def get_allow_entry(conn: Conn, entry_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"{_ALLOW_WITH_HITS} WHERE a.id = $1", entry_id)
+    return dict(row) if row else None
+
+
+async def delete_allow_entry(conn: Conn, entry_id: int) -> bool:
+    status = await conn.execute("DELETE FROM allow_list WHERE id = $1", entry_id)
+    return bool(status.endswith(" 1"))
+
+
+async def allow_entries(conn: Conn) -> list[AllowEntry]:
+    return [
+        AllowEntry(r["id"], r["kind"], r["pattern"])
+        for r in await conn.fetch(f"SELECT {_ALLOW_COLUMNS} FROM allow_list")
+    ]
+
+
+# Sharing configurations
+
+_SHARING_COLUMNS = "id, source, rule, destination, action, parameters, list_key, priority, created_at, updated_at"
+
+
+async def insert_sharing(conn: Conn, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert and return the row; None if its list is already the target of another sharing."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO sharings (source, rule, destination, action, parameters, list_key, priority)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (list_key) DO NOTHING RETURNING {_SHARING_COLUMNS}
+        """,
+        values["source"],
+        values["rule"],
+        values["destination"],
+        values["action"],
+        values["parameters"],
+        values["list_key"],
+        values["priority"],
+    )
+    return dict(row) if row else None
+
+
+async def list_sharings(conn: Conn) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(f"SELECT {_SHARING_COLUMNS} FROM sharings ORDER BY id")]
+
+
+async def get_sharing(conn: Conn, sharing_id: int, *, lock: str = "") -> dict[str, Any] | None:
+    assert lock in _ROW_LOCKS
+    row = await conn.fetchrow(f"SELECT {_SHARING_COLUMNS} FROM sharings WHERE id = $1 {lock}", sharing_id)
+    return dict(row) if row else None
+
+
+async def sharing_on_list(conn: Conn, key: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {_SHARING_COLUMNS} FROM sharings WHERE list_key = $1", key)
+    return dict(row) if row else None
+
+
+async def update_sharing(conn: Conn, sharing_id: int, columns: dict[str, Any]) -> dict[str, Any] | None:
+    sets = ", ".join(f"{col} = ${n + 2}" for n, col in enumerate(columns))
+    row = await conn.fetchrow(
+        f"UPDATE sharings SET {sets}, updated_at = now() WHERE id = $1 RETURNING {_SHARING_COLUMNS}",
+        sharing_id,
+        *columns.values(),
+    )
+    return dict(row) if row else None
+
+
+async def delete_sharing(conn: Conn, sharing_id: int) -> bool:
+    status = await conn.execute("DELETE FROM sharings WHERE id = $1", sharing_id)
+    return bool(status.endswith(" 1"))
+
+
+# Rule tests and dry runs: candidates streamed with a server-side cursor, their sources per chunk.
+
+
+async def stream_indicators(
+    conn: Conn, *, where: str, params: Sequence[Any], chunk: int = 2_000
+) -> AsyncIterator[list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    """Rows of ``indicators i`` matching ``where``, each with its source rows, in chunks; ``conn``
+    must be inside a transaction (a cursor)."""
+    batch: list[dict[str, Any]] = []
+    async for row in conn.cursor(f"SELECT i.* FROM indicators i WHERE {where}", *params, prefetch=chunk):
+        batch.append(dict(row))
+        if len(batch) >= chunk:
+            yield await _with_sources(conn, batch)
+            batch = []
+    if batch:
+        yield await _with_sources(conn, batch)
+
+
+async def _with_sources(conn: Conn, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    sources = await sources_of(conn, [r["value"] for r in rows])
+    return [(r, sources.get(r["value"], [])) for r in rows]
+
+
+async def stream_list_members(conn: Conn, key: str, chunk: int = 10_000) -> AsyncIterator[list[asyncpg.Record]]:
+    """The sink's desired members of one list (read only); ``conn`` must be inside a transaction."""
+    batch: list[asyncpg.Record] = []
+    async for row in conn.cursor(
+        "SELECT value, priority, cost_bytes FROM list_members WHERE list_key = $1", key, prefetch=chunk
+    ):
+        batch.append(row)
+        if len(batch) >= chunk:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# Re-evaluations (the rule-engine's table, read only)
+
+
+async def list_reevaluations(conn: Conn, skip: int, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT id, reason, requested_at, started_at, finished_at, processed, total
+        FROM reevaluations ORDER BY id DESC OFFSET $1 LIMIT $2
+        """,
+        skip,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def sharings_to(conn: Conn, destination: str) -> list[int]:
+    return [r["id"] for r in await conn.fetch("SELECT id FROM sharings WHERE destination = $1", destination)]

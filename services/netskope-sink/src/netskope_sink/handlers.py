@@ -1,33 +1,75 @@
-"""The netskope-sink's consumer of share intents.
+"""The netskope-sink: a consumer of share intents and a flusher that pushes lists to their tenants.
 
 Share intents (topic ``<prefix>.share-intents.v1``, keyed by list), batch consumer, group
 ``netskope-sink``: at-least-once delivery with exactly-once effects (positions recorded with the
-membership writes in one transaction; Kafka offsets committed after it). Replays are skipped.
+membership writes in one transaction; Kafka offsets committed after it). Replays are skipped. Each
+batch makes its lists due (``list_state.version``).
+
+The flusher pushes due lists: the top of the priority order within the cap, diffed against what the
+tenant holds, as few calls as possible, one deploy per tenant per round. A session advisory lock per
+list lets any number of sink processes share the work with one pusher per list. A push that fails
+leaves the list due, with a growing backoff: work is never dropped. What the cap left out is tagged
+"Unshared" and what the tenant refused "Invalid host", through indicator events (the read model has
+one writer); only changes of those outcomes produce events.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from aiolimiter import AsyncLimiter
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
+from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
-from cte_common.events import SHARE_INTENT_ADAPTER
+from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEdit, encode
+from cte_common.kafka import Outgoing, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
+from cte_common.sharing import FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
 from netskope_sink import repository
-from netskope_sink.domain import latest_intents
-from netskope_sink.metrics import INTENTS
+from netskope_sink.domain import (
+    DUPLICATE_REQUEST,
+    Selection,
+    latest_intents,
+    outcome_tags,
+    plan_url_push,
+    rejected_entries,
+    select,
+    to_entries,
+    v1_errors,
+)
+from netskope_sink.metrics import (
+    DEPLOYS,
+    INTENTS,
+    INVALID,
+    LIST_BYTES,
+    LIST_CAP_BYTES,
+    LIST_ENTRIES,
+    PUSH_SECONDS,
+    PUSHES,
+    UNSHARED,
+)
+from netskope_sink.settings import Settings
+from netskope_sink.tenant_client import Api, TenantClient, TenantError
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "netskope-sink.share-intents"
 
 
 class ShareIntentsHandler:
-    def __init__(self, pool: Pool, broker: KafkaBroker, topics: Topics) -> None:
+    def __init__(self, pool: Pool, broker: KafkaBroker, topics: Topics, wake: asyncio.Event) -> None:
         self.pool = pool
         self.broker = broker
         self.topics = topics
+        self.wake = wake
 
     async def handle(self, records: Sequence[Record]) -> None:
         async def apply(conn: Connection, fresh: list[Record]) -> None:
@@ -44,3 +86,228 @@ class ShareIntentsHandler:
         fresh = await apply_exactly_once(self.pool, CONSUMER, records, apply)
         CONSUMER_RECORDS.labels(CONSUMER, "duplicate").inc(len(records) - len(fresh))
         CONSUMER_BATCH_SIZE.labels(CONSUMER).observe(len(records))
+        if fresh:
+            self.wake.set()
+
+
+@dataclass
+class Pushed:
+    """A list pushed (but, for a URL list, not yet deployed): what to record once the round succeeds."""
+
+    list_key: str
+    version: int
+    selection: Selection
+    shared: list[str]  # the values now in the list
+    entries: list[str]  # what the tenant holds: the values as list entries
+    outcomes: dict[str, tuple[str, str]]
+    before: dict[str, str]
+    cap: int
+    started: float
+
+
+class Flusher:
+    def __init__(
+        self, settings: Settings, pool: Pool, broker: KafkaBroker, topics: Topics, wake: asyncio.Event
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.topics = topics
+        self.wake = wake
+        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
+        self.clients: dict[tuple[object, ...], TenantClient] = {}
+        self.limiters: dict[str, dict[Api, AsyncLimiter]] = {}
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.flush_due()
+            except Exception:  # a failed round is retried; nothing was recorded for the failed lists
+                log.exception("flush round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.flush_interval_seconds)
+            self.wake.clear()
+            # Let intents of the same burst arrive before pushing: fewer, larger pushes.
+            await asyncio.sleep(min(0.2, self.settings.flush_interval_seconds))
+
+    async def flush_due(self) -> int:
+        async with self.pool.acquire() as conn:
+            due = await repository.due_lists(conn, 100)
+        by_tenant: dict[str, list[str]] = {}
+        for key in due:
+            by_tenant.setdefault(split_list_key(key)[0], []).append(key)
+        for tenant, keys in by_tenant.items():
+            await self._flush_tenant(tenant, keys)
+        return len(due)
+
+    async def _flush_tenant(self, tenant: str, keys: list[str]) -> None:
+        async with self.pool.acquire() as lock_conn:
+            locked = [k for k in keys if await repository.try_lock_list(lock_conn, k)]
+            try:
+                pushed: list[Pushed] = []
+                needs_deploy: TenantClient | None = None
+                for key in locked:
+                    try:
+                        result, client = await self._push(lock_conn, tenant, key)
+                    except Exception as exc:
+                        await self._failed(key, exc)
+                        continue
+                    if split_list_key(key)[1] == "url":
+                        pushed.append(result)
+                        needs_deploy = client
+                    else:
+                        await self._record(result)
+                if needs_deploy is not None and pushed:
+                    try:
+                        await needs_deploy.deploy()
+                        DEPLOYS.labels(tenant, "ok").inc()
+                    except Exception as exc:
+                        DEPLOYS.labels(tenant, "failed").inc()
+                        for p in pushed:
+                            await self._failed(p.list_key, exc)
+                        return
+                    for p in pushed:
+                        await self._record(p)
+            finally:
+                for key in locked:
+                    await repository.unlock_list(lock_conn, key)
+
+    async def _push(self, conn: Connection, tenant: str, key: str) -> tuple[Pushed, TenantClient]:
+        started = time.perf_counter()
+        _, action, name = split_list_key(key)
+        version = await repository.list_version(conn, key)
+        dest = await repository.destination(conn, tenant, key)
+        if dest is None:
+            raise TenantError(None, f"no tenant named '{tenant}'")
+        params = dest["parameters"] or ({"list": name} if action == "url" else {"file_list": name})
+        target = parse_target(action, params)
+        before = await repository.outcomes(conn, key)
+        refused = {v: "refused by the tenant" for v, o in before.items() if o == "rejected"}
+        members, kinds = await repository.candidates(conn, key)
+        selection = select(members, set(refused), target.cap_bytes)
+        client = self._client(dest)
+        held = await repository.pushed(conn, key)
+        outcomes = dict.fromkeys(selection.left_out, ("left_out", ""))
+        if isinstance(target, UrlTarget):
+            entries, unfit = to_entries(selection.selected, kinds)
+            outcomes.update(dict.fromkeys(unfit, ("left_out", "URL lists cannot hold IPv6 addresses")))
+            refused_entries: dict[str, str] = {}
+            pushed_entries = await self._push_url(client, name, target, list(entries), held, refused_entries)
+            for entry, why in refused_entries.items():
+                refused.update(dict.fromkeys(entries.get(entry, []), why))
+            shared = [v for e in pushed_entries for v in entries[e]]
+        else:
+            pushed_entries = shared = await self._push_file(client, name, target, selection.selected, held)
+        live = set(selection.selected) | set(selection.left_out)
+        outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
+        LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
+        return Pushed(
+            key, version, selection, shared, pushed_entries, outcomes, before, target.cap_bytes, started
+        ), client
+
+    async def _push_url(
+        self,
+        client: TenantClient,
+        name: str,
+        target: UrlTarget,
+        selected: list[str],
+        held: set[str],
+        refused: dict[str, str],
+    ) -> list[str]:
+        lists = await client.url_lists()
+        for attempt in range(2):
+            plan = plan_url_push(selected, held, target.default_url)
+            if name not in lists:
+                response = await client.create_url_list(name, selected or [target.default_url], target.url_list_type)
+            elif plan.mode == "none":
+                return selected
+            else:
+                response = await client.change_url_list(lists[name], plan.mode, plan.urls, target.url_list_type)
+            if response.status_code in (200, 201):
+                return selected
+            bad = rejected_entries(response.json()) if response.status_code == 400 else []
+            if not bad or attempt == 1:
+                raise TenantError(response.status_code, response.text[:500])
+            # The tenant refuses the whole call for any bad entry: drop those and try once more.
+            refused.update(dict(bad))
+            selected = [v for v in selected if v not in refused]
+        raise AssertionError("unreachable")
+
+    async def _push_file(
+        self, client: TenantClient, name: str, target: FileTarget, selected: list[str], held: set[str]
+    ) -> list[str]:
+        if held and set(selected) == held:
+            return selected  # nothing changed: the v1 API would answer "Duplicate request" anyway
+        body = await client.update_file_hash_list(name, selected or [target.default_file_hash])
+        errors = v1_errors(body)
+        if errors and DUPLICATE_REQUEST not in errors:
+            raise TenantError(200, "; ".join(errors))
+        return selected
+
+    async def _record(self, p: Pushed) -> None:
+        after = {v: o for v, (o, _) in p.outcomes.items()}
+        tags = outcome_tags(p.before, after, p.shared)
+        events = [IndicatorTagEdit(value=v, add=[tag]) for tag, values in tags.add.items() for v in values]
+        events += [IndicatorTagEdit(value=v, remove=[tag]) for tag, values in tags.remove.items() for v in values]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if events:
+                await publish_all(
+                    self.broker,
+                    self.topics.indicator_events,
+                    (Outgoing(key=e.value.encode(), value=encode(e)) for e in events),
+                )
+            await repository.record_push(
+                conn,
+                p.list_key,
+                version=p.version,
+                selected=p.entries,
+                outcomes=p.outcomes,
+                entries=len(p.entries),
+                bytes_=p.selection.bytes,
+                cap=p.cap,
+            )
+        UNSHARED.labels(p.list_key).inc(len(tags.add.get("Unshared", [])))
+        INVALID.labels(p.list_key).inc(len(tags.add.get("Invalid host", [])))
+        LIST_ENTRIES.labels(p.list_key).set(len(p.entries))
+        LIST_BYTES.labels(p.list_key).set(p.selection.bytes)
+        PUSHES.labels(p.list_key, "ok").inc()
+        PUSH_SECONDS.labels(p.list_key).observe(time.perf_counter() - p.started)
+
+    async def _failed(self, key: str, exc: BaseException) -> None:
+        PUSHES.labels(key, "failed").inc()
+        async with self.pool.acquire() as conn:
+            failures = await repository.failures(conn, key)
+            delay = min(self.settings.backoff_max_seconds, 2.0 ** min(failures, 10))
+            await repository.record_failure(conn, key, f"{type(exc).__name__}: {exc}", delay)
+        log.warning("push of %s failed (retry in %.0f s): %s", key, delay, exc)
+
+    def _client(self, dest: dict[str, object]) -> TenantClient:
+        tenant = str(dest["tenant"])
+        v1 = self.secrets.decrypt(str(dest["v1_token_encrypted"])) if dest["v1_token_encrypted"] else None
+        v2 = self.secrets.decrypt(str(dest["v2_token_encrypted"])) if dest["v2_token_encrypted"] else None
+        verify = dest["ssl_validation"] is not False  # on unless the configuration turned it off
+        proxy = bool(dest["use_proxy"] or dest["tenant_proxy"])
+        key = (tenant, dest["base_url"], v1, v2, verify, proxy)
+        client = self.clients.get(key)
+        if client is None:
+            limiters = self.limiters.setdefault(
+                tenant,
+                {
+                    "v1": AsyncLimiter(self.settings.v1_requests, self.settings.v1_period_seconds),
+                    "v2": AsyncLimiter(self.settings.v2_requests, self.settings.v2_period_seconds),
+                },
+            )
+            client = TenantClient(
+                tenant,
+                str(dest["base_url"]),
+                v1_token=v1,
+                v2_token=v2,
+                limiters=limiters,
+                verify=verify,
+                use_proxy=proxy,
+                attempts=self.settings.request_attempts,
+                timeout=self.settings.request_timeout_seconds,
+                backoff_max=self.settings.backoff_max_seconds,
+            )
+            self.clients[key] = client
+        return client

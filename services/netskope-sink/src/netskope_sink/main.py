@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import register_batch_consumer
 from cte_common.db import Pool
 from cte_common.service import run_consumer_service
 from cte_common.topics import Topics
-from netskope_sink.handlers import CONSUMER, ShareIntentsHandler
+from netskope_sink.handlers import CONSUMER, Flusher, ShareIntentsHandler
 from netskope_sink.settings import Settings
 
 
 def run() -> None:
     settings = Settings()
+    # Set when intents arrived: the flusher pushes at once instead of at its next tick.
+    wake = asyncio.Event()
 
     async def setup(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
-        handler = ShareIntentsHandler(pool, broker, topics)
+        handler = ShareIntentsHandler(pool, broker, topics, wake)
         register_batch_consumer(
             broker,
             topic=topics.share_intents,
@@ -26,8 +30,14 @@ def run() -> None:
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
         )
+        broker.publisher(topics.indicator_events, title="tag events", description="Unshared / Invalid host tags.")
 
-    run_consumer_service(settings, service="netskope-sink", metrics_port=settings.sink_metrics_port, setup=setup)
+    async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
+        await Flusher(settings, pool, broker, topics, wake).run_forever()
+
+    run_consumer_service(
+        settings, service="netskope-sink", metrics_port=settings.sink_metrics_port, setup=setup, background=background
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""SQL of the netskope-sink: it is the one writer of ``list_members``."""
+"""SQL of the netskope-sink: it is the one writer of list_members, list_state, list_pushed and
+list_outcomes; it reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from cte_common.db import Connection
 from cte_common.events import ShareIntent
+from cte_common.sharing import Candidate
+
+Conn = Connection
 
 _UPSERT_MEMBERS = """
 INSERT INTO list_members (list_key, value, type, priority, cost_bytes)
@@ -19,9 +24,14 @@ _DELETE_MEMBERS = """
 DELETE FROM list_members AS m USING unnest($1::text[], $2::text[]) AS x(l, v)
 WHERE m.list_key = x.l AND m.value = x.v
 """
+# A new intent makes its list due at once (a failing list keeps its backoff).
+_TOUCH_LISTS = """
+INSERT INTO list_state (list_key, version) SELECT unnest($1::text[]), 1
+ON CONFLICT (list_key) DO UPDATE SET version = list_state.version + 1
+"""
 
 
-async def apply_intents(conn: Connection, intents: Sequence[ShareIntent]) -> None:
+async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
     adds = [i for i in intents if i.add]
     removes = [i for i in intents if not i.add]
     if adds:
@@ -35,3 +45,122 @@ async def apply_intents(conn: Connection, intents: Sequence[ShareIntent]) -> Non
         )
     if removes:
         await conn.execute(_DELETE_MEMBERS, [i.list_key for i in removes], [i.value for i in removes])
+    if intents:
+        await conn.execute(_TOUCH_LISTS, sorted({i.list_key for i in intents}))
+
+
+async def due_lists(conn: Conn, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT list_key FROM list_state WHERE version > flushed_version AND next_attempt_at <= now() "
+        "ORDER BY next_attempt_at LIMIT $1",
+        limit,
+    )
+    return [r["list_key"] for r in rows]
+
+
+async def try_lock_list(conn: Conn, list_key: str) -> bool:
+    """A session lock: one sink process pushes a list at a time, whichever consumer owns its partition."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 7))", list_key))
+
+
+async def unlock_list(conn: Conn, list_key: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 7))", list_key)
+
+
+async def list_version(conn: Conn, list_key: str) -> int:
+    version: int = await conn.fetchval("SELECT version FROM list_state WHERE list_key = $1", list_key)
+    return version
+
+
+async def destination(conn: Conn, tenant: str, list_key: str) -> dict[str, Any] | None:
+    """The tenant (with encrypted tokens), and the sharing's target and connection settings if it exists."""
+    row = await conn.fetchrow(
+        """
+        SELECT t.name AS tenant, t.base_url, t.v1_token_encrypted, t.v2_token_encrypted, t.use_proxy AS tenant_proxy,
+               s.parameters, c.ssl_validation, c.use_proxy
+        FROM tenants t
+        LEFT JOIN sharings s ON s.list_key = $2
+        LEFT JOIN configurations c ON c.name = s.destination
+        WHERE t.name = $1
+        """,
+        tenant,
+        list_key,
+    )
+    return dict(row) if row else None
+
+
+async def candidates(conn: Conn, list_key: str) -> tuple[list[Candidate], dict[str, str]]:
+    """The list's desired members with their priorities and costs, and each member's type."""
+    rows = await conn.fetch("SELECT value, type, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
+    return [Candidate(r["value"], r["priority"], r["cost_bytes"]) for r in rows], {r["value"]: r["type"] for r in rows}
+
+
+async def pushed(conn: Conn, list_key: str) -> set[str]:
+    return {r["value"] for r in await conn.fetch("SELECT value FROM list_pushed WHERE list_key = $1", list_key)}
+
+
+async def outcomes(conn: Conn, list_key: str) -> dict[str, str]:
+    rows = await conn.fetch("SELECT value, outcome FROM list_outcomes WHERE list_key = $1", list_key)
+    return {r["value"]: r["outcome"] for r in rows}
+
+
+async def record_push(
+    conn: Conn,
+    list_key: str,
+    *,
+    version: int,
+    selected: list[str],
+    outcomes: dict[str, tuple[str, str]],
+    entries: int,
+    bytes_: int,
+    cap: int,
+) -> None:
+    """What the tenant now holds and what was left out, set-wise, and the list flushed up to ``version``."""
+    await conn.execute(
+        "DELETE FROM list_pushed WHERE list_key = $1 AND NOT (value = ANY($2::text[]))", list_key, selected
+    )
+    await conn.execute(
+        "INSERT INTO list_pushed (list_key, value) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        list_key,
+        selected,
+    )
+    await conn.execute("DELETE FROM list_outcomes WHERE list_key = $1", list_key)
+    if outcomes:
+        await conn.execute(
+            "INSERT INTO list_outcomes (list_key, value, outcome, reason) "
+            "SELECT $1, v, o, r FROM unnest($2::text[], $3::text[], $4::text[]) AS x(v, o, r)",
+            list_key,
+            list(outcomes),
+            [o for o, _ in outcomes.values()],
+            [r for _, r in outcomes.values()],
+        )
+    await conn.execute(
+        """
+        UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
+            entries = $3, bytes = $4, cap_bytes = $5,
+            left_out = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'left_out'),
+            rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected')
+        WHERE list_key = $1
+        """,
+        list_key,
+        version,
+        entries,
+        bytes_,
+        cap,
+    )
+
+
+async def record_failure(conn: Conn, list_key: str, error: str, retry_in_seconds: float) -> None:
+    """The list stays due; it is tried again after a backoff that grows with its failures."""
+    await conn.execute(
+        "UPDATE list_state SET failures = failures + 1, last_error = $2, "
+        "next_attempt_at = now() + make_interval(secs => $3) WHERE list_key = $1",
+        list_key,
+        error[:2000],
+        retry_in_seconds,
+    )
+
+
+async def failures(conn: Conn, list_key: str) -> int:
+    n: int = await conn.fetchval("SELECT failures FROM list_state WHERE list_key = $1", list_key)
+    return n

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from cte_common.settings import CommonSettings
 
 
@@ -8,3 +10,14 @@ class Settings(CommonSettings):
     sink_metrics_port: int = 9102
     batch_max_records: int = 5000
     batch_timeout_ms: int = 100
+    # How often due lists are looked for; a list is pushed at most this long after its intents.
+    flush_interval_seconds: float = Field(default=1.0, gt=0)
+    # Per tenant: REST v1 allows 24 requests per 5 seconds; v2 budgets are set per tenant by Netskope.
+    v1_requests: int = Field(default=24, ge=1)
+    v1_period_seconds: float = Field(default=5.0, gt=0)
+    v2_requests: int = Field(default=20, ge=1)
+    v2_period_seconds: float = Field(default=1.0, gt=0)
+    # Retries of one call before the flush gives up for now (the list stays due and is retried).
+    request_attempts: int = Field(default=5, ge=1)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0)

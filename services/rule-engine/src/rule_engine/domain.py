@@ -7,7 +7,7 @@ the min/max over sources; the top-level reputation, severity and comments stay t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -18,8 +18,10 @@ from cte_common.events import (
     IndicatorRetraction,
     IndicatorSighting,
     IndicatorTagEdit,
+    ShareIntent,
 )
 from cte_common.indicators import SEVERITY_RANK, IndicatorType, Severity
+from cte_common.sharing import AllowEntry, Evaluator, SharingDef
 
 
 @dataclass
@@ -229,3 +231,134 @@ def apply_events(
         if result is not None:
             changed[ev.value] = result
     return changed
+
+
+# --- sharing decisions --------------------------------------------------------------------------
+
+
+def indicator_view(state: IndicatorState) -> dict[str, object]:
+    """The indicator in the API's shape, which the filter language and the sharing decision read."""
+    return {
+        "value": state.value,
+        "type": state.type.value,
+        "test": state.test,
+        "safe": False,
+        "active": state.active,
+        "expiresAt": state.expires_at,
+        "internalHits": state.internal_hits,
+        "externalHits": state.external_hits,
+        "sharedWith": [],
+        "sources": [
+            {
+                "source": e.source,
+                "reputation": e.reputation,
+                "severity": e.severity.value,
+                "comments": e.comments,
+                "extendedInformation": e.extended_information,
+                "tags": e.tags,
+                "firstSeen": e.first_seen,
+                "lastSeen": e.last_seen,
+                "internalHits": e.internal_hits,
+                "externalHits": e.external_hits,
+                "retracted": e.retracted,
+            }
+            for e in state.sources.values()
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Announced:
+    """What the sink was last told about one (sharing, value): in the list with this priority and cost."""
+
+    priority: float
+    cost: int
+
+
+@dataclass
+class DecisionChanges:
+    """The outcome of deciding a batch: decision rows to write and delete, and the intents to publish."""
+
+    upserts: list[tuple[int, str, str, float, int]] = field(default_factory=list)  # sharing, value, list, prio, cost
+    deletes: list[tuple[int, str]] = field(default_factory=list)
+    intents: list[ShareIntent] = field(default_factory=list)
+    outcomes: dict[tuple[int, str], int] = field(default_factory=dict)
+    allow_hits: dict[int, int] = field(default_factory=dict)
+
+
+def decide_batch(
+    catalog: Catalog,
+    evaluator: Evaluator,
+    states: Mapping[str, IndicatorState | Deleted | None],
+    announced: Mapping[str, Mapping[int, Announced]],
+    now: datetime,
+    *,
+    before: Mapping[str, IndicatorState] | None = None,
+    count_allow_hits: bool = True,
+) -> DecisionChanges:
+    """Decide every sharing that could concern each value and keep only the changes of decision.
+
+    A sharing concerns a value when its source reports the value now, or the value is in its list now
+    (it may have to leave). Muted rules are frozen: their sharings' decisions do not change.
+    """
+    out = DecisionChanges()
+    for value, state in states.items():
+        current = announced.get(value, {})
+        alive = state if isinstance(state, IndicatorState) else None
+        # A deleted indicator's remove intents carry the type it had.
+        kind = alive.type if alive is not None else (before or {}).get(value, _UNKNOWN).type
+        view = indicator_view(alive) if alive is not None else None
+        concerned = {s.id for s in catalog.sharings if alive is not None and s.source in alive.sources}
+        concerned.update(current)
+        for sharing_id in sorted(concerned):
+            sharing = catalog.by_id.get(sharing_id)
+            if sharing is not None and sharing.rule.muted_at(now):
+                continue
+            decision = evaluator.decide(sharing, view) if sharing is not None and view is not None else None
+            if decision is not None:
+                key = (sharing_id, decision.outcome)
+                out.outcomes[key] = out.outcomes.get(key, 0) + 1
+                if decision.allow_entry is not None and count_allow_hits:
+                    out.allow_hits[decision.allow_entry] = out.allow_hits.get(decision.allow_entry, 0) + 1
+            prior = current.get(sharing_id)
+            if decision is not None and decision.selected and sharing is not None:
+                if prior is None or prior.priority != decision.priority or prior.cost != decision.cost:
+                    out.upserts.append((sharing_id, value, sharing.list_key, decision.priority, decision.cost))
+                    out.intents.append(
+                        ShareIntent(
+                            list_key=sharing.list_key,
+                            value=value,
+                            type=kind,
+                            add=True,
+                            priority=decision.priority,
+                            cost_bytes=decision.cost,
+                        )
+                    )
+            elif prior is not None:
+                out.deletes.append((sharing_id, value))
+                list_key = sharing.list_key if sharing is not None else catalog.orphan_lists.get(sharing_id, "")
+                if list_key:
+                    out.intents.append(ShareIntent(list_key=list_key, value=value, type=kind, add=False))
+    return out
+
+
+class _Unknown:
+    type = IndicatorType.URL  # only for a value deleted before it was ever loaded: the sink ignores type
+
+
+_UNKNOWN = _Unknown()
+
+
+@dataclass
+class Catalog:
+    """The sharing configurations, their rules and the allow-list, as the rule-engine evaluates them."""
+
+    sharings: list[SharingDef] = field(default_factory=list)
+    allow: list[AllowEntry] = field(default_factory=list)
+    # Lists of sharings that were deleted while their decisions remain: they must be emptied.
+    orphan_lists: dict[int, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def by_id(self) -> dict[int, SharingDef]:
+        return {s.id: s for s in self.sharings}

@@ -1,39 +1,125 @@
-"""The rule-engine's consumers.
+"""The rule-engine's consumers and its re-evaluation worker.
 
 Indicator events (topic ``<prefix>.indicator-events.v1``), batch consumer, group ``rule-engine``:
 - at-least-once delivery, exactly-once effects: positions are recorded with the writes in one
   PostgreSQL transaction (cte_common.consumer); offsets are committed to Kafka after that commit.
 - idempotent: a replayed record is below the recorded position and is skipped.
 - undecodable records go to the dead-letter topic with the reason.
+- in the same transaction, every sharing that concerns a changed indicator is decided again, and
+  each change of decision is published as a share intent (keyed by list) before the commit. A crash
+  after the publish and before the commit replays the batch and publishes the same intents again;
+  the sink applies intents idempotently.
+
+Configuration changes (``<prefix>.config-changes.v1``), batch consumer, group ``rule-engine-config``:
+a change of a rule, sharing, allow-list entry or configuration requests a re-evaluation (a row in
+``reevaluations``, written with the consumer's positions: exactly once per change).
+
+The re-evaluation worker walks every stored indicator in value order, in batches, deciding each
+sharing again under the indicators' row locks; its cursor is committed with each batch, so it resumes
+after a restart, and a newer request supersedes an older one (it covers everything anyway).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
 from cte_common.db import Connection, Pool
-from cte_common.events import INDICATOR_EVENT_ADAPTER
+from cte_common.events import CONFIG_CHANGE_ADAPTER, INDICATOR_EVENT_ADAPTER, ShareIntent, encode
+from cte_common.kafka import Outgoing, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
+from cte_common.sharing import AllowList, Evaluator
 from cte_common.topics import Topics
 from rule_engine import repository
-from rule_engine.domain import apply_events
-from rule_engine.metrics import INDICATORS_WRITTEN, MERGES, READ_MODEL_WRITE_SECONDS
+from rule_engine.domain import Catalog, DecisionChanges, IndicatorState, apply_events, decide_batch
+from rule_engine.metrics import (
+    ALLOW_LIST_HITS,
+    DECISIONS,
+    INDICATORS_WRITTEN,
+    MERGES,
+    READ_MODEL_WRITE_SECONDS,
+    REEVALUATED,
+    SHARE_INTENTS,
+)
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "rule-engine.indicators"
+CONFIG_CONSUMER = "rule-engine.config"
+# Configuration resources whose change can change what a sharing selects.
+REEVALUATE_ON = frozenset({"business_rule", "business_rules", "rule", "sharing", "allow_list", "configuration"})
+
+
+class Decider:
+    """The current catalog (sharings, rules, allow-list) and an evaluator compiled for it.
+
+    Reloaded whenever the catalog's fingerprint changes, checked at the start of every batch, so a
+    batch never decides with a catalog older than the one committed when it started.
+    """
+
+    def __init__(self) -> None:
+        self.catalog = Catalog()
+        self.evaluator = Evaluator()
+
+    async def refresh(self, conn: Connection) -> None:
+        if await repository.catalog_fingerprint(conn) != self.catalog.fingerprint:
+            self.catalog = await repository.load_catalog(conn)
+            self.evaluator = Evaluator(AllowList(self.catalog.allow))
+
+    async def decide(
+        self,
+        conn: Connection,
+        broker: KafkaBroker,
+        topics: Topics,
+        states: dict[str, IndicatorState | object],
+        before: dict[str, IndicatorState],
+        *,
+        count_allow_hits: bool,
+    ) -> DecisionChanges:
+        """Decide, record the decisions and publish the intents: all inside the caller's transaction."""
+        if not self.catalog.sharings and not self.catalog.orphan_lists:
+            return DecisionChanges()
+        announced = await repository.load_decisions(conn, list(states))
+        changes = decide_batch(
+            self.catalog,
+            self.evaluator,
+            states,  # type: ignore[arg-type]
+            announced,
+            datetime.now(UTC),
+            before=before,
+            count_allow_hits=count_allow_hits,
+        )
+        if changes.intents:
+            await publish_intents(broker, topics, changes.intents)
+        await repository.save_decisions(conn, changes)
+        for (sharing_id, outcome), n in changes.outcomes.items():
+            DECISIONS.labels(str(sharing_id), outcome).inc(n)
+        for entry_id, n in changes.allow_hits.items():
+            ALLOW_LIST_HITS.labels(str(entry_id)).inc(n)
+        return changes
+
+
+async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence[ShareIntent]) -> None:
+    await publish_all(
+        broker, topics.share_intents, (Outgoing(key=i.list_key.encode(), value=encode(i)) for i in intents)
+    )
+    for i in intents:
+        SHARE_INTENTS.labels("add" if i.add else "remove").inc()
 
 
 class IndicatorEventsHandler:
-    def __init__(self, pool: Pool, broker: KafkaBroker, topics: Topics) -> None:
+    def __init__(self, pool: Pool, broker: KafkaBroker, topics: Topics, decider: Decider) -> None:
         self.pool = pool
         self.broker = broker
         self.topics = topics
+        self.decider = decider
 
     async def handle(self, records: Sequence[Record]) -> None:
         started = time.perf_counter()
@@ -52,8 +138,97 @@ class IndicatorEventsHandler:
             INDICATORS_WRITTEN.inc(len(changed))
             MERGES.inc(sum(1 for v in changed if v in states))
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
+            if changed:
+                await self.decider.refresh(conn)
+                await self.decider.decide(conn, self.broker, self.topics, dict(changed), states, count_allow_hits=True)
 
         fresh = await apply_exactly_once(self.pool, CONSUMER, records, apply)
         CONSUMER_RECORDS.labels(CONSUMER, "duplicate").inc(len(records) - len(fresh))
         CONSUMER_BATCH_SIZE.labels(CONSUMER).observe(len(records))
         CONSUMER_BATCH_SECONDS.labels(CONSUMER).observe(time.perf_counter() - started)
+
+
+class ConfigChangesHandler:
+    def __init__(self, pool: Pool, wake: asyncio.Event) -> None:
+        self.pool = pool
+        self.wake = wake
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        requested = False
+
+        async def apply(conn: Connection, fresh: list[Record]) -> None:
+            nonlocal requested
+            decoded, _ = decode_batch(fresh, CONFIG_CHANGE_ADAPTER)
+            reasons = sorted(
+                {f"{d.event.resource}:{d.event.key}" for d in decoded if d.event.resource in REEVALUATE_ON}
+            )
+            if reasons:
+                # One request covers the whole batch: a re-evaluation decides every sharing anyway.
+                await repository.request_reevaluation(conn, ", ".join(reasons)[:1000])
+                requested = True
+
+        await apply_exactly_once(self.pool, CONFIG_CONSUMER, records, apply)
+        if requested:
+            self.wake.set()
+
+
+class Reevaluator:
+    """Works through re-evaluation requests; see the module docstring."""
+
+    def __init__(
+        self, pool: Pool, broker: KafkaBroker, topics: Topics, wake: asyncio.Event, batch_size: int = 2000
+    ) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.topics = topics
+        self.wake = wake
+        self.batch_size = batch_size
+        self.decider = Decider()
+        self.unmute_checked = datetime.now(UTC)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                busy = await self.step()
+            except Exception:  # a failed step is retried; its transaction rolled back
+                log.exception("re-evaluation step failed; retrying")
+                busy = False
+                await asyncio.sleep(1)
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                self.wake.clear()
+
+    async def step(self) -> bool:
+        """One batch of the current request; False when there is nothing to do."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._request_for_unmuted_rules(conn)
+            job = await repository.current_job(conn)
+            if job is None:
+                return False
+            await self.decider.refresh(conn)
+            values = await repository.next_values(conn, job["after_value"], self.batch_size)
+            if not values:
+                values = await repository.orphan_values(conn, self.batch_size)
+                if not values:
+                    await repository.finish_job(conn, job["id"])
+                    log.info("re-evaluation %s finished", job["id"])
+                    return True
+                await self._decide(conn, values)
+                return True
+            await self._decide(conn, values)
+            await repository.advance_job(conn, job["id"], values[-1], len(values))
+            REEVALUATED.inc(len(values))
+            return True
+
+    async def _decide(self, conn: Connection, values: list[str]) -> None:
+        states = await repository.load_states(conn, values)  # FOR UPDATE: serial with the consumer
+        current: dict[str, IndicatorState | object] = {v: states.get(v) for v in values}
+        await self.decider.decide(conn, self.broker, self.topics, current, states, count_allow_hits=False)
+
+    async def _request_for_unmuted_rules(self, conn: Connection) -> None:
+        now = datetime.now(UTC)
+        unmuted = await repository.rules_unmuted_since(conn, self.unmute_checked)
+        self.unmute_checked = now
+        if unmuted:
+            await repository.request_reevaluation(conn, "unmuted: " + ", ".join(unmuted))

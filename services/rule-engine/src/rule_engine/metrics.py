@@ -11,3 +11,13 @@ READ_MODEL_WRITE_SECONDS = Histogram(
     "Time to load, merge and write one batch in the read model.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+DECISIONS = Counter(
+    "cte_rule_decisions_total",
+    "Sharing decisions taken, by sharing and outcome (selected, rule, ...).",
+    ["sharing", "outcome"],
+)
+SHARE_INTENTS = Counter("cte_share_intents_published_total", "Share intents published, by action.", ["action"])
+ALLOW_LIST_HITS = Counter(
+    "cte_allow_list_hits_total", "Indicators kept out of every list by an allow-list entry.", ["entry"]
+)
+REEVALUATED = Counter("cte_reevaluated_indicators_total", "Indicators decided again after a configuration change.")

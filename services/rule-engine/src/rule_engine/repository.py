@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from cte_common.db import Connection
 from cte_common.indicators import IndicatorType, Severity
-from rule_engine.domain import Deleted, IndicatorState, SourceEntry
+from cte_common.query import parse_json
+from cte_common.sharing import AllowEntry, RuleDef, RuleException, SharingDef, parse_target
+from rule_engine.domain import Announced, Catalog, DecisionChanges, Deleted, IndicatorState, SourceEntry
 
 Conn = Connection
 
@@ -157,3 +161,171 @@ async def _save_states(conn: Conn, states: Sequence[IndicatorState]) -> None:
         [json.dumps(e.tags) for _, e in entries],
         [e.retracted for _, e in entries],
     )
+
+
+# --- the catalog (read from the ingest-api's configuration tables) --------------------------------
+
+# Any insert, update or delete in the three tables changes this (a delete changes a count; an insert
+# or update a maximum); cheap enough to check on every batch.
+_CATALOG_FINGERPRINT = """
+SELECT concat_ws('|',
+    (SELECT count(*) || ':' || coalesce(max(id)::text, '') || ':' || coalesce(max(updated_at)::text, '')
+       FROM sharings),
+    (SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') FROM business_rules),
+    (SELECT count(*) || ':' || coalesce(max(id)::text, '') FROM allow_list))
+"""
+_LOAD_SHARINGS = """
+SELECT s.id, s.source, s.action, s.parameters, s.list_key, s.priority,
+       r.name AS rule_name, r.filter, r.exceptions, r.muted, r.unmute_at
+FROM sharings s JOIN business_rules r ON r.name = s.rule
+ORDER BY s.id
+"""
+_LOAD_ALLOW = "SELECT id, kind, pattern FROM allow_list ORDER BY id"
+# Sharings deleted while the sink still holds their lists: their decisions must become removes.
+_ORPHANS = """
+SELECT DISTINCT ON (sharing_id) sharing_id, list_key FROM share_decisions
+WHERE sharing_id NOT IN (SELECT id FROM sharings)
+"""
+
+
+async def catalog_fingerprint(conn: Conn) -> str:
+    value: str = await conn.fetchval(_CATALOG_FINGERPRINT)
+    return value
+
+
+async def load_catalog(conn: Conn) -> Catalog:
+    fingerprint = await catalog_fingerprint(conn)
+    sharings = []
+    for r in await conn.fetch(_LOAD_SHARINGS):
+        target = parse_target(r["action"], r["parameters"])
+        rule = RuleDef(
+            name=r["rule_name"],
+            node=parse_json(r["filter"]),
+            exceptions=tuple(
+                RuleException(
+                    name=e.get("name", ""),
+                    node=parse_json(e["filter"]) if e.get("filter") else None,
+                    tags=frozenset(e.get("tags") or ()),
+                )
+                for e in r["exceptions"]
+            ),
+            muted=r["muted"],
+            unmute_at=r["unmute_at"],
+        )
+        sharings.append(
+            SharingDef(
+                id=r["id"],
+                source=r["source"],
+                rule=rule,
+                action=r["action"],
+                list_key=r["list_key"],
+                cap_bytes=target.cap_bytes,
+                priority=r["priority"],
+            )
+        )
+    allow = [AllowEntry(r["id"], r["kind"], r["pattern"]) for r in await conn.fetch(_LOAD_ALLOW)]
+    orphans = {r["sharing_id"]: r["list_key"] for r in await conn.fetch(_ORPHANS)}
+    return Catalog(sharings=sharings, allow=allow, orphan_lists=orphans, fingerprint=fingerprint)
+
+
+# --- decisions -----------------------------------------------------------------------------------------
+
+_LOAD_DECISIONS = """
+SELECT sharing_id, value, priority, cost_bytes FROM share_decisions WHERE value = ANY($1::text[])
+"""
+_UPSERT_DECISIONS = """
+INSERT INTO share_decisions (sharing_id, value, list_key, priority, cost_bytes)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::int[])
+ON CONFLICT (sharing_id, value) DO UPDATE SET
+    list_key = EXCLUDED.list_key, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes
+"""
+_DELETE_DECISIONS = """
+DELETE FROM share_decisions d USING unnest($1::bigint[], $2::text[]) AS x(s, v)
+WHERE d.sharing_id = x.s AND d.value = x.v
+"""
+_ADD_ALLOW_HITS = """
+INSERT INTO allow_list_hits (entry_id, hits, last_hit_at)
+SELECT e, h, now() FROM unnest($1::bigint[], $2::bigint[]) AS x(e, h)
+ON CONFLICT (entry_id) DO UPDATE SET hits = allow_list_hits.hits + EXCLUDED.hits, last_hit_at = now()
+"""
+
+
+async def load_decisions(conn: Conn, values: Sequence[str]) -> dict[str, dict[int, Announced]]:
+    out: dict[str, dict[int, Announced]] = {}
+    for r in await conn.fetch(_LOAD_DECISIONS, list(values)):
+        out.setdefault(r["value"], {})[r["sharing_id"]] = Announced(r["priority"], r["cost_bytes"])
+    return out
+
+
+async def save_decisions(conn: Conn, changes: DecisionChanges) -> None:
+    if changes.upserts:
+        u = changes.upserts
+        await conn.execute(
+            _UPSERT_DECISIONS,
+            [x[0] for x in u],
+            [x[1] for x in u],
+            [x[2] for x in u],
+            [x[3] for x in u],
+            [x[4] for x in u],
+        )
+    if changes.deletes:
+        await conn.execute(_DELETE_DECISIONS, [d[0] for d in changes.deletes], [d[1] for d in changes.deletes])
+    if changes.allow_hits:
+        await conn.execute(_ADD_ALLOW_HITS, list(changes.allow_hits), list(changes.allow_hits.values()))
+
+
+# --- re-evaluations ------------------------------------------------------------------------------------
+
+
+async def request_reevaluation(conn: Conn, reason: str) -> None:
+    await conn.execute("INSERT INTO reevaluations (reason) VALUES ($1)", reason)
+
+
+async def current_job(conn: Conn) -> dict[str, Any] | None:
+    """The newest unfinished re-evaluation; older unfinished ones are superseded by it (it covers all)."""
+    row = await conn.fetchrow(
+        "SELECT id, after_value, processed, started_at FROM reevaluations WHERE finished_at IS NULL "
+        "ORDER BY id DESC LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+    if row is not None:
+        await conn.execute(
+            "UPDATE reevaluations SET finished_at = now() WHERE finished_at IS NULL AND id < $1", row["id"]
+        )
+        if row["started_at"] is None:
+            await conn.execute(
+                "UPDATE reevaluations SET started_at = now(), total = (SELECT count(*) FROM indicators) WHERE id = $1",
+                row["id"],
+            )
+    return dict(row) if row is not None else None
+
+
+async def next_values(conn: Conn, after: str | None, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT value FROM indicators WHERE $1::text IS NULL OR value > $1 ORDER BY value LIMIT $2", after, limit
+    )
+    return [r["value"] for r in rows]
+
+
+async def advance_job(conn: Conn, job_id: int, after: str, processed: int) -> None:
+    await conn.execute(
+        "UPDATE reevaluations SET after_value = $2, processed = processed + $3 WHERE id = $1", job_id, after, processed
+    )
+
+
+async def finish_job(conn: Conn, job_id: int) -> None:
+    await conn.execute("UPDATE reevaluations SET finished_at = now() WHERE id = $1", job_id)
+
+
+async def orphan_values(conn: Conn, limit: int) -> list[str]:
+    """Values still decided for sharings that no longer exist."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT value FROM share_decisions WHERE sharing_id NOT IN (SELECT id FROM sharings) LIMIT $1", limit
+    )
+    return [r["value"] for r in rows]
+
+
+async def rules_unmuted_since(conn: Conn, since: datetime) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT name FROM business_rules WHERE muted AND unmute_at > $1 AND unmute_at <= now()", since
+    )
+    return [r["name"] for r in rows]

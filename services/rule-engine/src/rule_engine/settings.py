@@ -8,3 +8,4 @@ class Settings(CommonSettings):
     rule_engine_metrics_port: int = 9101
     batch_max_records: int = 2000
     batch_timeout_ms: int = 50
+    reevaluation_batch_size: int = 2000

@@ -1,0 +1,140 @@
+"""The Netskope tenant's REST API, as the sink calls it: URL lists (v2), file hash lists (v1).
+
+Every call goes through the tenant's request budget (a limiter per API version) and retries 429, 5xx
+and transport failures with exponential backoff and jitter, honouring Retry-After; other 4xx are
+answers, not failures. When the attempts run out the error propagates and the list stays due.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import httpx
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
+
+log = logging.getLogger(__name__)
+
+Api = Literal["v1", "v2"]
+
+
+class TenantError(Exception):
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+class _Retryable(Exception):
+    def __init__(self, response: httpx.Response | None, cause: str) -> None:
+        super().__init__(cause)
+        self.response = response
+
+
+class TenantClient:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        v1_token: str | None,
+        v2_token: str | None,
+        limiters: dict[Api, AsyncLimiter],
+        verify: bool = True,
+        use_proxy: bool = False,
+        attempts: int = 5,
+        timeout: float = 30.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.v1_token = v1_token
+        self.v2_token = v2_token
+        self.limiters = limiters
+        self.attempts = attempts
+        self.backoff_max = backoff_max
+        # trust_env reads the system proxy (HTTP(S)_PROXY): the configuration's "Use System Proxy".
+        self.http = httpx.AsyncClient(base_url=base_url, verify=verify, trust_env=use_proxy, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.response is not None:
+            header = exc.response.headers.get("retry-after")
+            if header and header.strip().isdigit():
+                return min(float(header), self.backoff_max)
+        return float(wait_random_exponential(multiplier=0.5, max=self.backoff_max)(state))
+
+    async def request(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if api == "v2":
+            if not self.v2_token:
+                raise TenantError(None, "V2 API token is missing")
+            headers["Netskope-Api-Token"] = self.v2_token
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            reraise=True,
+            before_sleep=lambda s: TENANT_RETRIES.labels(self.name, api).inc(),
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with self.limiters[api]:
+                        try:
+                            response = await self.http.request(method, path, headers=headers, **kwargs)
+                        except httpx.TransportError as exc:
+                            TENANT_REQUESTS.labels(self.name, api, "transport_error").inc()
+                            raise _Retryable(None, f"{type(exc).__name__}: {exc}") from exc
+                    TENANT_REQUESTS.labels(self.name, api, str(response.status_code)).inc()
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise _Retryable(response, f"HTTP {response.status_code}")
+                    return response
+        except _Retryable as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            raise TenantError(status, f"gave up after {self.attempts} attempts: {exc}") from None
+        raise AssertionError("unreachable")
+
+    # URL lists, REST v2
+
+    async def url_lists(self) -> dict[str, int]:
+        r = await self.request("v2", "GET", "/api/v2/policy/urllist", params={"field": "id,name"})
+        _expect(r, 200)
+        return {item["name"]: int(item["id"]) for item in r.json()}
+
+    async def create_url_list(self, name: str, urls: list[str], kind: str) -> httpx.Response:
+        return await self.request(
+            "v2", "POST", "/api/v2/policy/urllist", json={"name": name, "data": {"urls": urls, "type": kind}}
+        )
+
+    async def change_url_list(self, list_id: int, mode: str, urls: list[str], kind: str) -> httpx.Response:
+        return await self.request(
+            "v2", "PATCH", f"/api/v2/policy/urllist/{list_id}/{mode}", json={"data": {"urls": urls, "type": kind}}
+        )
+
+    async def deploy(self) -> None:
+        _expect(await self.request("v2", "POST", "/api/v2/policy/urllist/deploy"), 200)
+
+    # File hash lists, REST v1
+
+    async def update_file_hash_list(self, name: str, hashes: list[str]) -> Any:
+        if not self.v1_token:
+            raise TenantError(None, "V1 API token is missing")
+        r = await self.request(
+            "v1",
+            "POST",
+            "/api/v1/updateFileHashList",
+            json={"name": name, "list": ",".join(hashes), "token": self.v1_token},
+        )
+        _expect(r, 200)
+        return r.json()
+
+
+def _expect(response: httpx.Response, status: int) -> None:
+    if response.status_code != status and not (status == 200 and response.status_code == 201):
+        raise TenantError(response.status_code, response.text[:500])
