@@ -127,11 +127,12 @@ class Pipeline:
     tenant_url: str
     sink: Service
     fake_tenant: Service
+    ager: Service
 
 
 @pytest.fixture(scope="session")
 def pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
-    tenant_port, sink_port = free_port(), free_port()
+    tenant_port, sink_port, ager_port = free_port(), free_port(), free_port()
     fake = Service(
         "cte-fake-tenant",
         # Injected timeouts hold the answer a little longer than the sink waits.
@@ -150,8 +151,17 @@ def pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
         f"http://127.0.0.1:{sink_port}/metrics",
         env.log_dir,
     ).start()
+    ager = Service(
+        "cte-ager",
+        env.service_env(
+            CTE_AGER_METRICS_PORT=str(ager_port), CTE_SWEEP_INTERVAL_SECONDS="0.5", CTE_SWEEP_BATCH_SIZE="200"
+        ),
+        f"http://127.0.0.1:{ager_port}/metrics",
+        env.log_dir,
+    ).start()
     try:
-        yield Pipeline(services.api_url, f"http://127.0.0.1:{tenant_port}", sink, fake)
+        yield Pipeline(services.api_url, f"http://127.0.0.1:{tenant_port}", sink, fake, ager)
     finally:
+        ager.stop()
         sink.stop()
         fake.stop()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ager.domain import Dispatched
 from ingest_api.domain import (
+    AgingCriteria,
     ConfigurationRow,
     applied_on,
     build_sighting,
@@ -146,3 +147,32 @@ def test_value_candidates_cover_the_canonical_spellings() -> None:
 
 def test_applied_on() -> None:
     assert (applied_on(0, 5), applied_on(2, 5), applied_on(5, 5), applied_on(0, 0)) == ("none", "some", "all", "none")
+
+
+def test_aging_criteria_units_base_and_per_type_overrides() -> None:
+    aging = AgingCriteria.model_validate(
+        {
+            "value": 30,
+            "unit": "days",
+            "base": "lastSeen",
+            "perType": {"url": {"value": 7, "unit": "days"}, "md5": {"value": 90, "unit": "minutes"}},
+        }
+    )
+    cfg = config(aging=aging)
+    seen = "2026-05-01T00:00:00Z"
+    [url, md5, ip], _ = validate_batch(
+        [
+            {"value": "a.example/x", "type": "url", "source": "DW", "lastSeen": seen},
+            {"value": "0" * 32, "type": "md5", "source": "DW", "lastSeen": seen},
+            {"value": "1.2.3.4", "type": "ipv4", "source": "DW", "lastSeen": seen},
+        ],
+        {"DW"},
+    )
+    base = datetime(2026, 5, 1, tzinfo=UTC)
+    assert build_sighting(url, cfg, "lastSeen", NOW).expires_at == base + timedelta(days=7)
+    assert build_sighting(md5, cfg, "lastSeen", NOW).expires_at == base + timedelta(minutes=90)
+    assert build_sighting(ip, cfg, "lastSeen", NOW).expires_at == base + timedelta(days=30)
+    hourly = config(aging=AgingCriteria(value=2, unit="hours"))  # the ingest time by default
+    assert build_sighting(ip, hourly, "lastSeen", NOW).expires_at == NOW + timedelta(hours=2)
+    never = config(aging=AgingCriteria(value=0))
+    assert build_sighting(ip, never, "lastSeen", NOW).expires_at is None

@@ -17,14 +17,18 @@ from faststream.kafka import KafkaBroker
 
 from ager import repository
 from ager.domain import Dispatched
-from ager.metrics import DUE_LAG, EXPIRE_COMMANDS, LAST_SWEEP
+from ager.metrics import DELETES, DUE_LAG, EXPIRE_COMMANDS, LAST_SWEEP
 from ager.settings import Settings
-from cte_common.db import Pool
-from cte_common.events import IndicatorExpire, encode
+from cte_common.db import Connection, Pool
+from cte_common.events import IndicatorDelete, IndicatorExpire, encode
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.topics import Topics
 
 log = logging.getLogger(__name__)
+
+DELETE_CHECK_SECONDS = 5.0
+# The key under which delete commands are remembered by Dispatched (they have no due time).
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class Sweeper:
@@ -34,6 +38,7 @@ class Sweeper:
         self.broker = broker
         self.topics = topics
         self.dispatched = Dispatched(settings.redispatch_after_seconds)
+        self.next_delete_check = 0.0
 
     async def sweep_once(self) -> int:
         """Publish expire commands for what is due now; return how many were published."""
@@ -54,8 +59,24 @@ class Sweeper:
                 EXPIRE_COMMANDS.inc(len(todo))
                 for _, at in todo:
                     DUE_LAG.observe(max((now - at).total_seconds(), 0.0))
+            # Deletion is housekeeping, not a deadline: every few seconds is plenty.
+            if time.monotonic() >= self.next_delete_check and await repository.delete_inactive_enabled(conn):
+                await self._delete_inactive(conn)
+                self.next_delete_check = time.monotonic() + DELETE_CHECK_SECONDS
         LAST_SWEEP.set(time.time())
         return len(todo)
+
+    async def _delete_inactive(self, conn: Connection) -> None:
+        gone = [(v, _NEVER) for v in await repository.find_deletable(conn, self.settings.sweep_batch_size)]
+        todo = self.dispatched.select(gone, time.monotonic())
+        if todo:
+            await publish_all(
+                self.broker,
+                self.topics.indicator_events,
+                (Outgoing(key=v.encode(), value=encode(IndicatorDelete(value=v))) for v, _ in todo),
+            )
+            self.dispatched.mark(todo, time.monotonic())
+            DELETES.inc(len(todo))
 
     async def run_forever(self) -> None:
         while True:

@@ -11,3 +11,4 @@ DUE_LAG = Histogram(
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 LAST_SWEEP = Gauge("cte_ager_last_sweep_timestamp_seconds", "When the last sweep finished (Unix time).")
+DELETES = Counter("cte_ager_delete_commands_total", "Inactive indicators deleted (deleteInactiveIndicators).")

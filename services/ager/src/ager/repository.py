@@ -25,3 +25,24 @@ async def try_sweep_lock(conn: Connection) -> bool:
 async def find_due(conn: Connection, now: datetime, limit: int) -> list[tuple[str, datetime]]:
     rows = await conn.fetch(_FIND_DUE, now, limit)
     return [(r["value"], r["expires_at"]) for r in rows]
+
+
+# The reference's deleteInactiveIndicators: an inactive indicator is deleted once it has left every
+# list: no sharing selects it, no list wants it, and no list still waits to be pushed.
+_DELETE_INACTIVE_ENABLED = "SELECT delete_inactive_indicators FROM cte_settings"
+_FIND_DELETABLE = """
+SELECT i.value FROM indicators i
+WHERE NOT i.active
+  AND NOT EXISTS (SELECT 1 FROM share_decisions d WHERE d.value = i.value)
+  AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.value = i.value)
+  AND NOT EXISTS (SELECT 1 FROM list_state s WHERE s.version > s.flushed_version)
+LIMIT $1
+"""
+
+
+async def delete_inactive_enabled(conn: Connection) -> bool:
+    return bool(await conn.fetchval(_DELETE_INACTIVE_ENABLED))
+
+
+async def find_deletable(conn: Connection, limit: int) -> list[str]:
+    return [r["value"] for r in await conn.fetch(_FIND_DELETABLE, limit)]

@@ -159,6 +159,32 @@ def claimed_sources(raw: list[Any]) -> list[str]:
     return sorted({e["source"].strip() for e in raw if isinstance(e, dict) and isinstance(e.get("source"), str)})
 
 
+AgingUnit = Literal["days", "hours", "minutes"]
+_UNIT_SECONDS = {"days": 86_400, "hours": 3_600, "minutes": 60}
+
+
+class AgingSpan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: int = Field(ge=0, le=525_600)  # 0: never expires
+    unit: AgingUnit = "days"
+
+    def delta(self) -> timedelta | None:
+        return timedelta(seconds=self.value * _UNIT_SECONDS[self.unit]) if self.value else None
+
+
+class AgingCriteria(AgingSpan):
+    """Aging beyond the reference's whole days: a unit, the base of the count (the ingest time as in
+    the reference, or the sighting's first or last seen time, like MineMeld's ``last_seen+30d``), and
+    per-type overrides (URLs for 7 days, hashes for 180, say)."""
+
+    base: Literal["ingest", "firstSeen", "lastSeen"] = "ingest"
+    perType: dict[IndicatorType, AgingSpan] = Field(default_factory=dict)
+
+    def for_type(self, kind: IndicatorType) -> timedelta | None:
+        return self.perType[kind].delta() if kind in self.perType else self.delta()
+
+
 class ConfigurationIn(BaseModel):
     """A plugin configuration (Settings > Plugins), in the reference's field names."""
 
@@ -168,6 +194,8 @@ class ConfigurationIn(BaseModel):
     plugin: Literal["api_source", "netskope"]
     active: bool = True
     ageAfterDays: int = Field(default=90, ge=0, le=365)
+    # When given, replaces ageAfterDays (which then only shows the reference's view).
+    agingCriteria: AgingCriteria | None = None
     reputation: int = Field(default=0, ge=0, le=10)
     sslValidation: bool = True
     useProxy: bool = False
@@ -191,6 +219,10 @@ class ConfigurationRow(BaseModel):
     age_after_days: int
     reputation: int
     tags_aggregate_strategy: TagsStrategy
+    aging: AgingCriteria | None = None
+
+    def aging_criteria(self) -> AgingCriteria:
+        return self.aging or AgingCriteria(value=self.age_after_days, unit="days")
 
 
 def configuration_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +231,7 @@ def configuration_out(row: dict[str, Any]) -> dict[str, Any]:
         "plugin": row["plugin"],
         "active": row["active"],
         "ageAfterDays": row["age_after_days"],
+        "agingCriteria": row.get("aging"),
         "reputation": row["reputation"],
         "sslValidation": row["ssl_validation"],
         "useProxy": row["use_proxy"],
@@ -217,9 +250,13 @@ def build_sighting(
     first_seen = item.firstSeen or item.lastSeen or now
     last_seen = item.lastSeen or max(first_seen, now)
     expires_at = item.expiresAt
-    # Aging Criteria 0 means "never expires" (the project's decision; the reference is ambiguous).
-    if expires_at is None and config.age_after_days:
-        expires_at = now + timedelta(days=config.age_after_days)
+    if expires_at is None:
+        # A span of 0 means "never expires" (the project's decision; the reference is ambiguous).
+        aging = config.aging_criteria()
+        span = aging.for_type(item.type)
+        if span is not None:
+            base = {"ingest": now, "firstSeen": first_seen, "lastSeen": last_seen}[aging.base]
+            expires_at = base + span
     return IndicatorSighting(
         occurred_at=now,
         value=item.value,
@@ -538,6 +575,7 @@ class ConfigurationPatch(BaseModel):
 
     active: bool | None = None
     ageAfterDays: int | None = Field(default=None, ge=0, le=365)
+    agingCriteria: AgingCriteria | None = None
     reputation: int | None = Field(default=None, ge=0, le=10)
     sslValidation: bool | None = None
     useProxy: bool | None = None
@@ -549,6 +587,7 @@ class ConfigurationPatch(BaseModel):
 CONFIG_COLUMNS = {
     "active": "active",
     "ageAfterDays": "age_after_days",
+    "agingCriteria": "aging",
     "reputation": "reputation",
     "sslValidation": "ssl_validation",
     "useProxy": "use_proxy",

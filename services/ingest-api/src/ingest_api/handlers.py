@@ -452,7 +452,7 @@ async def _find_value(conn: Connection, value: str, source: str | None = None) -
 
 @configurations_router.patch("/{name}", summary="Update a plugin configuration")
 async def update_configuration(state: State, name: str, patch: ConfigurationPatch, _: Writer) -> dict[str, Any]:
-    changes = patch.model_dump(exclude_unset=True)
+    changes = patch.model_dump(exclude_unset=True, mode="json")
     async with state.pool.acquire() as conn, conn.transaction():
         current = await repository.get_configuration(conn, name)
         if current is None:

@@ -46,7 +46,7 @@ async def get_client(conn: Conn, client_id: str) -> asyncpg.Record | None:
 
 _CONFIG_COLUMNS = (
     "name, plugin, active, age_after_days, reputation, ssl_validation, use_proxy, "
-    "tags_aggregate_strategy, tenant, parameters, created_at, updated_at"
+    "tags_aggregate_strategy, tenant, parameters, aging, created_at, updated_at"
 )
 
 
@@ -55,8 +55,8 @@ async def insert_configuration(conn: Conn, cfg: ConfigurationIn) -> dict[str, An
     row = await conn.fetchrow(
         f"""
         INSERT INTO configurations (name, plugin, active, age_after_days, reputation, ssl_validation,
-                                    use_proxy, tags_aggregate_strategy, tenant, parameters)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                    use_proxy, tags_aggregate_strategy, tenant, parameters, aging)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (name) DO NOTHING
         RETURNING {_CONFIG_COLUMNS}
         """,
@@ -70,6 +70,7 @@ async def insert_configuration(conn: Conn, cfg: ConfigurationIn) -> dict[str, An
         cfg.tagsAggregateStrategy,
         cfg.tenant,
         cfg.parameters,
+        cfg.agingCriteria.model_dump(mode="json") if cfg.agingCriteria else None,
     )
     return dict(row) if row else None
 
@@ -86,7 +87,7 @@ async def get_configuration(conn: Conn, name: str) -> dict[str, Any] | None:
 async def source_configurations(conn: Conn, names: Sequence[str]) -> dict[str, ConfigurationRow]:
     rows = await conn.fetch(
         """
-        SELECT name, plugin, active, age_after_days, reputation, tags_aggregate_strategy
+        SELECT name, plugin, active, age_after_days, reputation, tags_aggregate_strategy, aging
         FROM configurations WHERE name = ANY($1::text[])
         """,
         list(names),
