@@ -176,3 +176,13 @@ def test_filters_select_and_hostile_filters_change_nothing(client: httpx.Client)
         assert r.status_code == 400, bad
         assert r.json()["detail"].startswith("Invalid"), r.json()
     assert client.get("/api/cte/indicators/", params={"aggregate": "true"}).json()["count"] == before
+
+
+def test_requests_carry_a_request_id_into_the_logs(services: Running, client: httpx.Client) -> None:
+    r = client.get("/api/cte/indicators/", headers={"X-Request-ID": "trace-me-123"}, params={"filters": "{bad"})
+    assert r.headers["X-Request-ID"] == "trace-me-123"
+    assert len(client.get("/api/cte/indicators/").headers["X-Request-ID"]) == 32  # one is made when none is given
+    client.post("/api/cte/indicators/", headers={"X-Request-ID": "trace-me-456"}, json=[{"value": "x"}])
+    lines = [json.loads(line) for line in services.api.log_path.read_text().splitlines() if line.startswith("{")]
+    assert all(line.get("service") == "ingest-api" for line in lines)
+    assert any(line.get("request_id") == "trace-me-456" and "refused" in line["message"] for line in lines)

@@ -27,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from cte_common.db import Connection, Pool
 from cte_common.kafka import Outgoing, publish_all
+from cte_common.logs import bind
 from cte_common.metrics import CONSUMER_ERRORS, CONSUMER_LAG
 
 log = logging.getLogger(__name__)
@@ -188,8 +189,12 @@ def register_batch_consumer(
     async def on_batch(msg: KafkaMessage) -> None:
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         records = [Record.from_consumer_record(r) for r in raw]
+        # Log lines about this batch name its partitions and offsets, and the first keys (indicator
+        # values on the indicator topic, list keys on the share topic); never every value.
+        keys = sorted({r.key.decode(errors="replace") for r in records[:20] if r.key})
         try:
-            await handle(records)
+            with bind(consumer=consumer, batch_first_offset=records[0].offset if records else None, keys=keys):
+                await handle(records)
         except Exception:
             CONSUMER_ERRORS.labels(consumer).inc()
             log.exception("batch of %d records failed; it will be redelivered", len(records))

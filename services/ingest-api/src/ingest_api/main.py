@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.routing import Match
 
 from cte_common.db import create_pool
 from cte_common.kafka import make_broker
-from cte_common.logs import configure_logging
+from cte_common.logs import bind, configure_logging
 from ingest_api import repository
 from ingest_api.domain import ALL_SCOPES, IndicatorIn, hash_secret, verify_secret
 from ingest_api.handlers import (
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ItemError)
     async def on_item_error(request: Request, exc: ItemError) -> JSONResponse:
+        log.info("refused a batch: %d invalid items", len({e.get("index") for e in exc.errors}))
         return item_error_response(exc)
 
     @app.middleware("http")
@@ -179,7 +181,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 status_code=413, content={"detail": f"body: larger than {settings.max_body_bytes} bytes"}
             )
         started = time.perf_counter()
-        response = await call_next(request)
+        # A request id from the caller (or a new one) on every log line of the request and on the answer.
+        request_id = request.headers.get("x-request-id", "")[:100] or uuid.uuid4().hex
+        with bind(request_id=request_id):
+            response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
         route = _route_template(request)
         HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
         HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
