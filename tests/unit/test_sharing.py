@@ -210,3 +210,12 @@ def test_muted_rules_freeze_their_sharings_and_orphans_are_emptied() -> None:
     assert [i.add for i in after.intents] == [True]
     orphan = decide_batch(catalog, Evaluator(), {"evil.example": s}, {"evil.example": {9: Announced(1.0, 10)}}, T0)
     assert [(i.list_key, i.add) for i in orphan.intents] == [("t/url/old", False)]
+
+
+def test_a_sharing_moved_to_another_list_leaves_the_old_one() -> None:
+    moved = sharing(1, "url")
+    s = state("evil.example", IndicatorType.DOMAIN)
+    first = decide_batch(Catalog(sharings=[moved]), Evaluator(), {"evil.example": s}, {}, T0)
+    prior = {"evil.example": {1: Announced(first.upserts[0][3], first.upserts[0][4], "t/url/previous")}}
+    changes = decide_batch(Catalog(sharings=[moved]), Evaluator(), {"evil.example": s}, prior, T0)
+    assert [(i.list_key, i.add) for i in changes.intents] == [("t/url/previous", False), ("t/url/list1", True)]

@@ -273,6 +273,7 @@ class Announced:
 
     priority: float
     cost: int
+    list_key: str = ""
 
 
 @dataclass
@@ -322,6 +323,10 @@ def decide_batch(
                     out.allow_hits[decision.allow_entry] = out.allow_hits.get(decision.allow_entry, 0) + 1
             prior = current.get(sharing_id)
             if decision is not None and decision.selected and sharing is not None:
+                if prior is not None and prior.list_key and prior.list_key != sharing.list_key:
+                    # The sharing now targets another list: leave the old one.
+                    out.intents.append(ShareIntent(list_key=prior.list_key, value=value, type=kind, add=False))
+                    prior = None
                 if prior is None or prior.priority != decision.priority or prior.cost != decision.cost:
                     out.upserts.append((sharing_id, value, sharing.list_key, decision.priority, decision.cost))
                     out.intents.append(
@@ -336,7 +341,9 @@ def decide_batch(
                     )
             elif prior is not None:
                 out.deletes.append((sharing_id, value))
-                list_key = sharing.list_key if sharing is not None else catalog.orphan_lists.get(sharing_id, "")
+                list_key = prior.list_key or (
+                    sharing.list_key if sharing is not None else catalog.orphan_lists.get(sharing_id, "")
+                )
                 if list_key:
                     out.intents.append(ShareIntent(list_key=list_key, value=value, type=kind, add=False))
     return out

@@ -231,7 +231,7 @@ async def load_catalog(conn: Conn) -> Catalog:
 # --- decisions -----------------------------------------------------------------------------------------
 
 _LOAD_DECISIONS = """
-SELECT sharing_id, value, priority, cost_bytes FROM share_decisions WHERE value = ANY($1::text[])
+SELECT sharing_id, value, list_key, priority, cost_bytes FROM share_decisions WHERE value = ANY($1::text[])
 """
 _UPSERT_DECISIONS = """
 INSERT INTO share_decisions (sharing_id, value, list_key, priority, cost_bytes)
@@ -253,7 +253,7 @@ ON CONFLICT (entry_id) DO UPDATE SET hits = allow_list_hits.hits + EXCLUDED.hits
 async def load_decisions(conn: Conn, values: Sequence[str]) -> dict[str, dict[int, Announced]]:
     out: dict[str, dict[int, Announced]] = {}
     for r in await conn.fetch(_LOAD_DECISIONS, list(values)):
-        out.setdefault(r["value"], {})[r["sharing_id"]] = Announced(r["priority"], r["cost_bytes"])
+        out.setdefault(r["value"], {})[r["sharing_id"]] = Announced(r["priority"], r["cost_bytes"], r["list_key"])
     return out
 
 
