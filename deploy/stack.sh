@@ -255,6 +255,16 @@ install_postgres() {
     pg_bindir >/dev/null || die "postgresql installed but no /usr/lib/postgresql/*/bin/initdb found"
 }
 
+# Prometheus and promtool: the observability tests validate rules and dashboards with the real ones.
+install_prometheus() {
+    command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && return 0
+    is_root || die "prometheus/promtool not found; run as root or: sudo apt-get install -y prometheus"
+    log "install: installing Debian's prometheus package"
+    apt-get update -qq
+    # No recommends: node-exporter, smartmontools and the like are not wanted here.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+}
+
 install_kafka() {
     local libs="$KAFKA_DIR/libs" stamp="$KAFKA_DIR/libs.sha256" sum tmp
     sum=$(sha256sum "$POM" | cut -d' ' -f1)
@@ -281,6 +291,7 @@ cmd_install() {
     mkdir -p "$RUN_DIR" "$LOG_DIR"
     install_python
     install_postgres
+    install_prometheus
     install_kafka
 }
 

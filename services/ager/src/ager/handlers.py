@@ -39,6 +39,7 @@ class Sweeper:
         self.topics = topics
         self.dispatched = Dispatched(settings.redispatch_after_seconds)
         self.next_delete_check = 0.0
+        self.delete_cursor = ""
 
     async def sweep_once(self) -> int:
         """Publish expire commands for what is due now; return how many were published."""
@@ -61,13 +62,18 @@ class Sweeper:
                     DUE_LAG.observe(max((now - at).total_seconds(), 0.0))
             # Deletion is housekeeping, not a deadline: every few seconds is plenty.
             if time.monotonic() >= self.next_delete_check and await repository.delete_inactive_enabled(conn):
-                await self._delete_inactive(conn)
-                self.next_delete_check = time.monotonic() + DELETE_CHECK_SECONDS
+                full = await self._delete_inactive(conn)
+                # A full round means more are waiting: go on at the next sweep.
+                self.next_delete_check = time.monotonic() + (0 if full else DELETE_CHECK_SECONDS)
         LAST_SWEEP.set(time.time())
         return len(todo)
 
-    async def _delete_inactive(self, conn: Connection) -> None:
-        gone = [(v, _NEVER) for v in await repository.find_deletable(conn, self.settings.sweep_batch_size)]
+    async def _delete_inactive(self, conn: Connection) -> bool:
+        """One round of deletions; True when the round was full. The cursor lives in memory: a restart
+        starts over from the first value, which only repeats idempotent deletes."""
+        found = await repository.find_deletable(conn, self.delete_cursor, self.settings.sweep_batch_size)
+        self.delete_cursor = found[-1] if len(found) == self.settings.sweep_batch_size else ""
+        gone = [(v, _NEVER) for v in found]
         todo = self.dispatched.select(gone, time.monotonic())
         if todo:
             await publish_all(
@@ -77,6 +83,7 @@ class Sweeper:
             )
             self.dispatched.mark(todo, time.monotonic())
             DELETES.inc(len(todo))
+        return len(found) == self.settings.sweep_batch_size
 
     async def run_forever(self) -> None:
         while True:

@@ -16,7 +16,12 @@ def run() -> None:
 
     async def setup(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
         # The ager only publishes; declaring the publisher documents it in the AsyncAPI description.
-        broker.publisher(topics.indicator_events, title="expire commands", description="IndicatorExpire events.")
+        broker.publisher(
+            topics.indicator_events,
+            title="expire and delete commands",
+            description="IndicatorExpire events for due indicators; IndicatorDelete for inactive ones that left "
+            "every list (deleteInactiveIndicators).",
+        )
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
         await Sweeper(settings, pool, broker, topics).run_forever()

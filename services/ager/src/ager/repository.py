@@ -28,14 +28,18 @@ async def find_due(conn: Connection, now: datetime, limit: int) -> list[tuple[st
 
 
 # The reference's deleteInactiveIndicators: an inactive indicator is deleted once it has left every
-# list: no sharing selects it, no list wants it, and no list still waits to be pushed.
+# list: no sharing selects it, no list wants it, and no list holds it on its tenant (the sink's
+# record; a URL is held as its entry, without the scheme).
 _DELETE_INACTIVE_ENABLED = "SELECT delete_inactive_indicators FROM cte_settings"
 _FIND_DELETABLE = """
 SELECT i.value FROM indicators i
-WHERE NOT i.active
+WHERE NOT i.active AND i.value > $2
   AND NOT EXISTS (SELECT 1 FROM share_decisions d WHERE d.value = i.value)
   AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.value = i.value)
-  AND NOT EXISTS (SELECT 1 FROM list_state s WHERE s.version > s.flushed_version)
+  AND NOT EXISTS (
+      SELECT 1 FROM list_pushed p WHERE p.value IN (i.value, regexp_replace(i.value, '^(https?|ftp)://', ''))
+  )
+ORDER BY i.value
 LIMIT $1
 """
 
@@ -44,5 +48,6 @@ async def delete_inactive_enabled(conn: Connection) -> bool:
     return bool(await conn.fetchval(_DELETE_INACTIVE_ENABLED))
 
 
-async def find_deletable(conn: Connection, limit: int) -> list[str]:
-    return [r["value"] for r in await conn.fetch(_FIND_DELETABLE, limit)]
+async def find_deletable(conn: Connection, after: str, limit: int) -> list[str]:
+    """Deletable values after ``after`` in value order (a cursor, so rounds make progress)."""
+    return [r["value"] for r in await conn.fetch(_FIND_DELETABLE, limit, after)]

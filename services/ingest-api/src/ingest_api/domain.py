@@ -43,6 +43,7 @@ from cte_common.sharing import (
     parse_target,
     select_within_cap,
 )
+from cte_common.sightings import AgingCriteria, SourceConfiguration, make_sighting
 
 SCOPES = ("cte_read", "cte_write")
 JWT_ALGORITHM = "HS256"
@@ -159,32 +160,6 @@ def claimed_sources(raw: list[Any]) -> list[str]:
     return sorted({e["source"].strip() for e in raw if isinstance(e, dict) and isinstance(e.get("source"), str)})
 
 
-AgingUnit = Literal["days", "hours", "minutes"]
-_UNIT_SECONDS = {"days": 86_400, "hours": 3_600, "minutes": 60}
-
-
-class AgingSpan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    value: int = Field(ge=0, le=525_600)  # 0: never expires
-    unit: AgingUnit = "days"
-
-    def delta(self) -> timedelta | None:
-        return timedelta(seconds=self.value * _UNIT_SECONDS[self.unit]) if self.value else None
-
-
-class AgingCriteria(AgingSpan):
-    """Aging beyond the reference's whole days: a unit, the base of the count (the ingest time as in
-    the reference, or the sighting's first or last seen time, like MineMeld's ``last_seen+30d``), and
-    per-type overrides (URLs for 7 days, hashes for 180, say)."""
-
-    base: Literal["ingest", "firstSeen", "lastSeen"] = "ingest"
-    perType: dict[IndicatorType, AgingSpan] = Field(default_factory=dict)
-
-    def for_type(self, kind: IndicatorType) -> timedelta | None:
-        return self.perType[kind].delta() if kind in self.perType else self.delta()
-
-
 class ConfigurationIn(BaseModel):
     """A plugin configuration (Settings > Plugins), in the reference's field names."""
 
@@ -210,19 +185,8 @@ class ConfigurationIn(BaseModel):
         return self
 
 
-class ConfigurationRow(BaseModel):
-    """What ingest needs to know of a source configuration."""
-
-    name: str
-    plugin: str
-    active: bool
-    age_after_days: int
-    reputation: int
-    tags_aggregate_strategy: TagsStrategy
-    aging: AgingCriteria | None = None
-
-    def aging_criteria(self) -> AgingCriteria:
-        return self.aging or AgingCriteria(value=self.age_after_days, unit="days")
+# What ingest needs to know of a source configuration.
+ConfigurationRow = SourceConfiguration
 
 
 def configuration_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -248,32 +212,21 @@ def build_sighting(
 ) -> IndicatorSighting:
     """Resolve the configuration's effects (Override Reputation, Aging Criteria) into the event."""
     first_seen = item.firstSeen or item.lastSeen or now
-    last_seen = item.lastSeen or max(first_seen, now)
-    expires_at = item.expiresAt
-    if expires_at is None:
-        # A span of 0 means "never expires" (the project's decision; the reference is ambiguous).
-        aging = config.aging_criteria()
-        span = aging.for_type(item.type)
-        if span is not None:
-            base = {"ingest": now, "firstSeen": first_seen, "lastSeen": last_seen}[aging.base]
-            expires_at = base + span
-    return IndicatorSighting(
-        occurred_at=now,
+    return make_sighting(
         value=item.value,
-        type=item.type,
-        source=config.name,
-        reputation=config.reputation if 1 <= config.reputation <= 10 else item.reputation,
+        kind=item.type,
+        config=config,
+        criterion=criterion,
+        now=now,
+        first_seen=first_seen,
+        last_seen=item.lastSeen or max(first_seen, now),
+        expires_at=item.expiresAt,
+        reputation=item.reputation,
         severity=item.severity,
         tags=item.tags,
         comments=item.comments,
         extended_information=item.extendedInformation,
-        first_seen=first_seen,
-        last_seen=last_seen,
-        expires_at=expires_at,
-        internal=config.plugin == "netskope",
         test=item.test,
-        criterion=criterion,
-        tags_strategy=config.tags_aggregate_strategy,
         from_api=True,
     )
 

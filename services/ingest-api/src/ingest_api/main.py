@@ -18,8 +18,8 @@ from prometheus_client import make_asgi_app
 from starlette.routing import Match
 
 from cte_common.db import create_pool
-from cte_common.kafka import make_broker
 from cte_common.logs import bind, configure_logging
+from cte_common.service import build_broker
 from ingest_api import repository
 from ingest_api.domain import ALL_SCOPES, IndicatorIn, hash_secret, verify_secret
 from ingest_api.handlers import (
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
-        broker = make_broker(settings, client_id="ingest-api")
+        broker = build_broker(settings, "ingest-api")
         await broker.start()
         if settings.jwt_secret is None:
             log.warning("CTE_JWT_SECRET is not set: tokens are signed with a per-process key")

@@ -30,7 +30,7 @@ from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
 from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEdit, encode
 from cte_common.kafka import Outgoing, publish_all
-from cte_common.metrics import CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
+from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
 from netskope_sink import repository
@@ -72,6 +72,8 @@ class ShareIntentsHandler:
         self.wake = wake
 
     async def handle(self, records: Sequence[Record]) -> None:
+        started = time.perf_counter()
+
         async def apply(conn: Connection, fresh: list[Record]) -> None:
             decoded, rejected = decode_batch(fresh, SHARE_INTENT_ADAPTER)
             if rejected:
@@ -86,6 +88,7 @@ class ShareIntentsHandler:
         fresh = await apply_exactly_once(self.pool, CONSUMER, records, apply)
         CONSUMER_RECORDS.labels(CONSUMER, "duplicate").inc(len(records) - len(fresh))
         CONSUMER_BATCH_SIZE.labels(CONSUMER).observe(len(records))
+        CONSUMER_BATCH_SECONDS.labels(CONSUMER).observe(time.perf_counter() - started)
         if fresh:
             self.wake.set()
 
@@ -186,7 +189,10 @@ class Flusher:
         members, kinds = await repository.candidates(conn, key)
         selection = select(members, set(refused), target.cap_bytes)
         client = self._client(dest)
-        held = await repository.pushed(conn, key)
+        # A changing call whose answer was lost (a crash, a timeout) may have been applied or not: until
+        # a push is recorded, what the tenant holds is unknown, and the next push rewrites it whole.
+        uncertain = await repository.mark_uncertain(conn, key)
+        held = set() if uncertain else await repository.pushed(conn, key)
         outcomes = dict.fromkeys(selection.left_out, ("left_out", ""))
         if isinstance(target, UrlTarget):
             entries, unfit = to_entries(selection.selected, kinds)

@@ -11,6 +11,7 @@ from cte_common.db import Pool
 from cte_common.service import run_consumer_service
 from cte_common.topics import Topics
 from netskope_sink.handlers import CONSUMER, Flusher, ShareIntentsHandler
+from netskope_sink.polling import Poller
 from netskope_sink.settings import Settings
 
 
@@ -24,7 +25,7 @@ def run() -> None:
         register_batch_consumer(
             broker,
             topic=topics.share_intents,
-            group_id=settings.consumer_group,
+            group_id=f"{topics.prefix}.{settings.consumer_group}",
             consumer=CONSUMER,
             handle=handler.handle,
             max_records=settings.batch_max_records,
@@ -33,7 +34,10 @@ def run() -> None:
         broker.publisher(topics.indicator_events, title="tag events", description="Unshared / Invalid host tags.")
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
-        await Flusher(settings, pool, broker, topics, wake).run_forever()
+        flusher = Flusher(settings, pool, broker, topics, wake)
+        # Alert polling runs next to the flusher, within the same per-tenant request budgets.
+        poller = Poller(settings, pool, broker, topics, limiters=flusher.limiters)
+        await asyncio.gather(flusher.run_forever(), poller.run_forever())
 
     run_consumer_service(
         settings, service="netskope-sink", metrics_port=settings.sink_metrics_port, setup=setup, background=background

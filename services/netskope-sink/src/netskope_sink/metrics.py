@@ -24,3 +24,45 @@ LIST_BYTES = Gauge("cte_list_bytes", "Bytes the list holds, counted as the refer
 LIST_CAP_BYTES = Gauge("cte_list_cap_bytes", "The list's cap in bytes.", ["list"])
 UNSHARED = Counter("cte_sink_unshared_total", "Values left out of a list by its cap (tagged Unshared).", ["list"])
 INVALID = Counter("cte_sink_invalid_total", "Values the tenant refused (tagged Invalid host).", ["list"])
+
+# Alert polling (labels: tenant and configuration names, alert and indicator types).
+POLL_ALERTS = Counter("cte_poll_alerts_total", "Alerts taken from a tenant's alert export.", ["tenant", "type"])
+POLL_INDICATORS = Counter(
+    "cte_poll_indicators_total",
+    "Indicator sightings published from polled alerts.",
+    ["configuration", "indicator_type"],
+)
+POLL_INVALID = Counter(
+    "cte_poll_invalid_total",
+    "Alert values skipped as no valid indicator of their type (kind 'alert': not an alert object).",
+    ["configuration", "kind"],
+)
+POLL_PAGES = Counter(
+    "cte_poll_pages_total",
+    "Iterator pages, by outcome: taken, empty, repeated (a resend of a page already taken), "
+    "recovered (published again after a crash, only what was missing), lost (the tenant no longer had it).",
+    ["configuration", "type", "outcome"],
+)
+POLL_RECOVERED = Counter(
+    "cte_poll_recovered_sightings_total",
+    "Sightings of interrupted pages found on the topic (found) or published by the recovery (published).",
+    ["configuration", "outcome"],
+)
+POLL_ERRORS = Counter(
+    "cte_poll_errors_total", "Failed polls of an iterator (retried next round).", ["configuration", "type"]
+)
+POLL_LAST_SUCCESS = Gauge(
+    "cte_poll_last_success_timestamp_seconds",
+    "When the iterator was last polled successfully.",
+    ["configuration", "type"],
+)
+POLL_LAG = Gauge(
+    "cte_poll_iterator_lag_seconds",
+    "Now minus the iterator's timestamp_hwm (the newest alert time it delivered), at the last poll.",
+    ["configuration", "type"],
+)
+POLL_BACKLOG = Gauge(
+    "cte_poll_backlog",
+    "1 when the tenant said more alerts were waiting (wait_time 0) at the end of a round.",
+    ["configuration", "type"],
+)

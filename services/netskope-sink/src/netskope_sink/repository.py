@@ -99,6 +99,19 @@ async def pushed(conn: Conn, list_key: str) -> set[str]:
     return {r["value"] for r in await conn.fetch("SELECT value FROM list_pushed WHERE list_key = $1", list_key)}
 
 
+async def mark_uncertain(conn: Conn, list_key: str) -> bool:
+    """Mark the list's tenant content unknown until the push is recorded; return whether it already was.
+
+    Runs outside any transaction, so the mark is durable before the tenant is called.
+    """
+    was: bool = await conn.fetchval(
+        "UPDATE list_state s SET uncertain = true FROM list_state old "
+        "WHERE s.list_key = $1 AND old.list_key = s.list_key RETURNING old.uncertain",
+        list_key,
+    )
+    return bool(was)
+
+
 async def outcomes(conn: Conn, list_key: str) -> dict[str, str]:
     rows = await conn.fetch("SELECT value, outcome FROM list_outcomes WHERE list_key = $1", list_key)
     return {r["value"]: r["outcome"] for r in rows}
@@ -137,6 +150,7 @@ async def record_push(
     await conn.execute(
         """
         UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
+            uncertain = false,
             entries = $3, bytes = $4, cap_bytes = $5,
             left_out = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'left_out'),
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected')

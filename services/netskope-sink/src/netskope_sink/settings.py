@@ -21,3 +21,15 @@ class Settings(CommonSettings):
     request_attempts: int = Field(default=5, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # Alert polling (Netskope configurations with enablePolling): how often every iterator is polled,
+    # how many pages one iterator may take per round, how many iterators are polled at once.
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+    poll_max_pages: int = Field(default=50, ge=1)
+    poll_concurrency: int = Field(default=2, ge=1)
+    # The reference waits 120 s for a dataexport page.
+    poll_request_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Recovery of an interrupted page reads the indicator topic from where the page's sends started.
+    poll_recovery_timeout_seconds: float = Field(default=60.0, gt=0)
+    # After a failed publish, sends still queued in the producer may land until its request timeout
+    # (30 s): the page is recovered only after that, so the recovery sees every send that landed.
+    poll_publish_settle_seconds: float = Field(default=35.0, ge=0)

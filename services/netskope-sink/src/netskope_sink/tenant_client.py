@@ -7,6 +7,7 @@ answers, not failures. When the attempts run out the error propagates and the li
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Literal
 
@@ -26,6 +27,15 @@ class TenantError(Exception):
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
         self.message = message
+
+
+class TenantUnavailable(TenantError):
+    """One attempt failed with a 429, a 5xx or a transport error (status None): whether the tenant
+    acted on it is unknown, except for a 429, which the tenant refused before doing anything."""
+
+    def __init__(self, status: int | None, message: str, retry_after: float | None = None) -> None:
+        super().__init__(status, message)
+        self.retry_after = retry_after
 
 
 class _Retryable(Exception):
@@ -99,6 +109,61 @@ class TenantClient:
             status = exc.response.status_code if exc.response is not None else None
             raise TenantError(status, f"gave up after {self.attempts} attempts: {exc}") from None
         raise AssertionError("unreachable")
+
+    async def request_once(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One attempt within the budget, never retried: for a call that is not idempotent (the alert
+        iterator's ``next``), whose caller decides what to do when the answer is lost. A 429, a 5xx
+        or a transport error raises TenantUnavailable; other answers are returned."""
+        headers = kwargs.pop("headers", {})
+        if api == "v2":
+            if not self.v2_token:
+                raise TenantError(None, "V2 API token is missing")
+            headers["Netskope-Api-Token"] = self.v2_token
+        async with self.limiters[api]:
+            try:
+                response = await self.http.request(method, path, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                TENANT_REQUESTS.labels(self.name, api, "transport_error").inc()
+                raise TenantUnavailable(None, f"{type(exc).__name__}: {exc}") from exc
+        TENANT_REQUESTS.labels(self.name, api, str(response.status_code)).inc()
+        if response.status_code == 429 or response.status_code >= 500:
+            header = response.headers.get("retry-after", "").strip()
+            retry_after = min(float(header), self.backoff_max) if header.isdigit() else None
+            raise TenantUnavailable(response.status_code, f"HTTP {response.status_code}", retry_after)
+        return response
+
+    # Alert export, REST v2 (the dataexport iterator)
+
+    async def export_alerts(self, alert_type: str, index: str, operation: str) -> dict[str, Any]:
+        """One call of the iterator ``index``: {ok, result: [alerts], wait_time, timestamp_hwm}.
+
+        ``next`` moves the tenant's cursor, so it is not retried blindly: a 429 (refused, nothing
+        happened) is retried after its Retry-After; a 5xx or a lost answer raises TenantUnavailable,
+        and the caller asks ``resend`` to learn which page the tenant answered last. Every other
+        operation (resend, head, tail, an epoch) is idempotent and retried like any call.
+        """
+        path = f"/api/v2/events/dataexport/alerts/{alert_type}"
+        params = {"index": index, "operation": operation}
+        if operation != "next":
+            response = await self.request("v2", "GET", path, params=params)
+        else:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    response = await self.request_once("v2", "GET", path, params=params)
+                    break
+                except TenantUnavailable as exc:
+                    if exc.status != 429 or attempt >= self.attempts:
+                        raise
+                    TENANT_RETRIES.labels(self.name, "v2").inc()
+                    backoff = min(2.0**attempt, self.backoff_max)
+                    await asyncio.sleep(exc.retry_after if exc.retry_after is not None else backoff)
+        _expect(response, 200)
+        body = response.json()
+        if not isinstance(body, dict) or not isinstance(body.get("result"), list):
+            raise TenantError(response.status_code, f"unexpected alert export answer: {response.text[:200]}")
+        return body
 
     # URL lists, REST v2
 

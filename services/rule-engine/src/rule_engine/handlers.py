@@ -32,7 +32,7 @@ from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
 from cte_common.db import Connection, Pool
-from cte_common.events import CONFIG_CHANGE_ADAPTER, INDICATOR_EVENT_ADAPTER, ShareIntent, encode
+from cte_common.events import CONFIG_CHANGE_ADAPTER, INDICATOR_EVENT_ADAPTER, IndicatorExpire, ShareIntent, encode
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import AllowList, Evaluator
@@ -42,10 +42,12 @@ from rule_engine.domain import Catalog, DecisionChanges, IndicatorState, apply_e
 from rule_engine.metrics import (
     ALLOW_LIST_HITS,
     DECISIONS,
+    EXPIRY_APPLY_LAG,
     INDICATORS_WRITTEN,
     MERGES,
     READ_MODEL_WRITE_SECONDS,
     REEVALUATED,
+    REEVALUATION_PENDING,
     SHARE_INTENTS,
 )
 
@@ -134,6 +136,12 @@ class IndicatorEventsHandler:
             states = await repository.load_states(conn, sorted({e.value for e in events}))
             changed = apply_events(states, events)
             await repository.save_changes(conn, changed)
+            now = datetime.now(UTC)
+            for ev in events:
+                # An expiry that took effect (it made the indicator inactive in this batch).
+                state = changed.get(ev.value)
+                if isinstance(ev, IndicatorExpire) and isinstance(state, IndicatorState) and not state.active:
+                    EXPIRY_APPLY_LAG.observe(max((now - ev.due_at).total_seconds(), 0.0))
             READ_MODEL_WRITE_SECONDS.observe(time.perf_counter() - write_started)
             INDICATORS_WRITTEN.inc(len(changed))
             MERGES.inc(sum(1 for v in changed if v in states))
@@ -203,6 +211,7 @@ class Reevaluator:
         """One batch of the current request; False when there is nothing to do."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._request_for_unmuted_rules(conn)
+            REEVALUATION_PENDING.set(await repository.pending_jobs(conn))
             job = await repository.current_job(conn)
             if job is None:
                 return False

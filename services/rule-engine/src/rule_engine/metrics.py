@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INDICATORS_WRITTEN = Counter("cte_read_model_indicators_written_total", "Indicator rows created or changed.")
 MERGES = Counter("cte_read_model_merges_total", "Events merged into an indicator that already existed.")
@@ -21,3 +21,11 @@ ALLOW_LIST_HITS = Counter(
     "cte_allow_list_hits_total", "Indicators kept out of every list by an allow-list entry.", ["entry"]
 )
 REEVALUATED = Counter("cte_reevaluated_indicators_total", "Indicators decided again after a configuration change.")
+REEVALUATION_PENDING = Gauge(
+    "cte_reevaluation_pending", "Re-evaluation requests not finished yet (the one running included)."
+)
+EXPIRY_APPLY_LAG = Histogram(
+    "cte_expiry_apply_lag_seconds",
+    "Time from an indicator's due time to its expiry taking effect in the read model (and its lists' intents).",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)

@@ -329,3 +329,8 @@ async def rules_unmuted_since(conn: Conn, since: datetime) -> list[str]:
         "SELECT name FROM business_rules WHERE muted AND unmute_at > $1 AND unmute_at <= now()", since
     )
     return [r["name"] for r in rows]
+
+
+async def pending_jobs(conn: Conn) -> int:
+    n: int = await conn.fetchval("SELECT count(*) FROM reevaluations WHERE finished_at IS NULL")
+    return n

@@ -1,0 +1,108 @@
+"""How a source configuration shapes a sighting: Override Reputation and Aging Criteria, resolved
+when the sighting is made, whoever makes it (the API for a POST, the Netskope poller for an alert)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cte_common.events import Criterion, IndicatorSighting, TagsStrategy
+from cte_common.indicators import IndicatorType, Severity
+
+AgingUnit = Literal["days", "hours", "minutes"]
+_UNIT_SECONDS = {"days": 86_400, "hours": 3_600, "minutes": 60}
+# A reported indicator's reputation when the reporter gives none (the reference's default).
+DEFAULT_REPUTATION = 5
+
+
+class AgingSpan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: int = Field(ge=0, le=525_600)  # 0: never expires
+    unit: AgingUnit = "days"
+
+    def delta(self) -> timedelta | None:
+        return timedelta(seconds=self.value * _UNIT_SECONDS[self.unit]) if self.value else None
+
+
+class AgingCriteria(AgingSpan):
+    """Aging beyond the reference's whole days: a unit, the base of the count (the ingest time as in
+    the reference, or the sighting's first or last seen time, like MineMeld's ``last_seen+30d``), and
+    per-type overrides (URLs for 7 days, hashes for 180, say)."""
+
+    base: Literal["ingest", "firstSeen", "lastSeen"] = "ingest"
+    perType: dict[IndicatorType, AgingSpan] = Field(default_factory=dict)
+
+    def for_type(self, kind: IndicatorType) -> timedelta | None:
+        return self.perType[kind].delta() if kind in self.perType else self.delta()
+
+
+class SourceConfiguration(BaseModel):
+    """What a sighting needs of the configuration that reported it (a row of ``configurations``)."""
+
+    name: str
+    plugin: str
+    active: bool = True
+    age_after_days: int = 90
+    reputation: int = 0
+    tags_aggregate_strategy: TagsStrategy = "append"
+    aging: AgingCriteria | None = None
+
+    def aging_criteria(self) -> AgingCriteria:
+        return self.aging or AgingCriteria(value=self.age_after_days, unit="days")
+
+
+def make_sighting(
+    *,
+    value: str,
+    kind: IndicatorType,
+    config: SourceConfiguration,
+    criterion: Criterion,
+    now: datetime,
+    first_seen: datetime,
+    last_seen: datetime,
+    expires_at: datetime | None = None,
+    reputation: int | None = None,
+    severity: Severity = Severity.UNKNOWN,
+    tags: list[str] | None = None,
+    comments: str = "",
+    extended_information: str = "",
+    test: bool = False,
+    from_api: bool = False,
+    event_id: UUID | None = None,
+) -> IndicatorSighting:
+    """The sighting with the configuration's effects resolved, so replaying it needs no configuration.
+
+    Override Reputation (1..10) replaces the reported reputation, 0 keeps it. Without an expiry from the
+    reporter, the aging span counted from its base sets one; a span of 0 means never (the project's
+    reading of the reference's ambiguous "0").
+    """
+    if expires_at is None:
+        aging = config.aging_criteria()
+        span = aging.for_type(kind)
+        if span is not None:
+            base = {"ingest": now, "firstSeen": first_seen, "lastSeen": last_seen}[aging.base]
+            expires_at = base + span
+    return IndicatorSighting(
+        event_id=event_id or uuid4(),
+        occurred_at=now,
+        value=value,
+        type=kind,
+        source=config.name,
+        reputation=config.reputation if 1 <= config.reputation <= 10 else (reputation or DEFAULT_REPUTATION),
+        severity=severity,
+        tags=tags or [],
+        comments=comments,
+        extended_information=extended_information,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        expires_at=expires_at,
+        internal=config.plugin == "netskope",
+        test=test,
+        criterion=criterion,
+        tags_strategy=config.tags_aggregate_strategy,
+        from_api=from_api,
+    )

@@ -1,0 +1,608 @@
+"""Netskope alert polling: the Netskope plugin as a source.
+
+Every ``poll_interval_seconds`` the poller reads the active Netskope configurations with
+``parameters.enablePolling`` and, for each alert type their ``threatDataTypes`` need (Malware →
+``malware``, URL → ``malsite``, Both → both), drains the tenant's dataexport iterator
+``GET /api/v2/events/dataexport/alerts/{type}?index=<name>&operation=<op>``. The iterator's name is
+stable per configuration and type (domain.iterator_index), so a restart continues it. The first call
+seeds it with the epoch of now - initialRangeDays (the configuration's parameter, else the tenant's);
+later calls are ``next``. Each alert becomes md5/sha256 (malware) or url (malsite) sightings of that
+configuration, built like an API POST would build them (domain.polled_page), and published to the
+indicator topic keyed by canonical value; the rule-engine merges them as for any source.
+
+One poller at a time per iterator: a session advisory lock, so several sink processes share the
+iterators like they share the lists.
+
+Exactly once across restarts and failures
+-----------------------------------------
+The tenant holds the iterator's cursor; ``poll_checkpoints`` holds what was taken from it. Two
+windows could lose or repeat a page, and each is closed differently.
+
+1. A page the tenant answered but this side never took (a crash, or a timeout or dropped answer after
+   the tenant had moved its cursor: the fake tenant's injected timeouts do exactly that). ``next`` is
+   therefore never retried blindly (only a 429, which the tenant refused, is). Whenever the poller
+   starts on an iterator (every round, by whichever process gets the lock) and after any failed
+   ``next``, it asks ``resend``: the tenant answers the last page it answered. If that page's digest
+   is the digest of the last page taken (the checkpoint's ``page_digest``), the lost call never moved
+   the cursor; otherwise it is the lost page and is taken now. Pages carry unique alerts (``_id``),
+   so two different pages never share a digest; an empty page needs nothing taken.
+
+2. A page whose sightings were published but whose checkpoint was not committed (a crash between
+   the two, or a publish that failed half-way). Publishing and committing cannot be one transaction,
+   and the rule-engine counts hits per record: it applies every record once (its positions) but does
+   not dedupe by event id, so publishing a page twice would double its hits. So before publishing,
+   the checkpoint is marked ``pending`` with the page's digest, the ingest time its sightings carry,
+   and the indicator topic's end offsets; every record carries headers naming the page
+   (``<index>/<start epoch>/<page number>``) and its item number, and a deterministic event id. A
+   poller that finds ``pending`` asks ``resend`` (the tenant still has that page as its last answer:
+   the cursor is not moved before the commit), rebuilds the same sightings, reads the topic from the
+   recorded offsets to its end to learn which items already landed, publishes only the others, and
+   commits. The log itself says what was published, so no window remains between a publish and its
+   record. Sends of a failed publish that are still queued in this process's producer may land until
+   its request timeout, so a page whose publish failed here is recovered only after
+   ``poll_publish_settle_seconds``; a killed process has no queued sends.
+
+Limits: a tenant that loses its iterator (``resend`` no longer answers the pending page) makes the
+rest of that page unrecoverable (counted as a ``lost`` page); a poller whose database session died
+while its own sends were in flight could race the process that took over its lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiolimiter import AsyncLimiter
+from faststream.kafka import KafkaBroker
+
+from cte_common.crypto import SecretBox
+from cte_common.db import Connection, Pool
+from cte_common.events import Criterion, IndicatorSighting, encode
+from cte_common.kafka import Outgoing, publish_all
+from cte_common.sightings import SourceConfiguration
+from cte_common.topics import Topics
+from netskope_sink.domain import (
+    initial_epoch,
+    iterator_index,
+    page_digest,
+    polled_alert_types,
+    polled_page,
+)
+from netskope_sink.metrics import (
+    POLL_ALERTS,
+    POLL_BACKLOG,
+    POLL_ERRORS,
+    POLL_INDICATORS,
+    POLL_INVALID,
+    POLL_LAG,
+    POLL_LAST_SUCCESS,
+    POLL_PAGES,
+    POLL_RECOVERED,
+)
+from netskope_sink.settings import Settings
+from netskope_sink.tenant_client import Api, TenantClient, TenantError
+
+log = logging.getLogger(__name__)
+
+PAGE_HEADER = "cte-poll-page"
+ITEM_HEADER = "cte-poll-item"
+# Event ids of polled sightings: uuid5 of "<page tag>/<item>" in this namespace.
+EVENT_NAMESPACE = uuid.UUID("6f0c3a52-4d0e-5b8e-9a57-6c1f2d9e0b41")
+# Consecutive failed `next` calls after which an iterator waits for the next round.
+MAX_FAILED_NEXT = 3
+
+# ---------------------------------------------------------------------------- SQL
+
+_CONFIGURATIONS = """
+SELECT c.name, c.plugin, c.active, c.age_after_days, c.reputation, c.tags_aggregate_strategy, c.aging,
+       c.parameters, c.ssl_validation, c.use_proxy,
+       t.name AS tenant, t.base_url, t.v2_token_encrypted, t.initial_range_days, t.use_proxy AS tenant_proxy
+FROM configurations c JOIN tenants t ON t.name = c.tenant
+WHERE c.plugin = 'netskope' AND c.active AND c.parameters->>'enablePolling' = 'true'
+ORDER BY c.name
+"""
+_CRITERION = "SELECT criterion FROM cte_settings"
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended($1, 11))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended($1, 11))"
+_ENSURE = """
+INSERT INTO poll_checkpoints (configuration, alert_type, tenant, index_name) VALUES ($1, $2, $3, $4)
+ON CONFLICT (configuration, alert_type) DO NOTHING
+"""
+_LOAD = "SELECT * FROM poll_checkpoints WHERE configuration = $1 AND alert_type = $2"
+# A configuration moved to another tenant starts over there (that tenant has no such iterator).
+_RESET = """
+UPDATE poll_checkpoints SET tenant = $3, index_name = $4, started = false, start_epoch = NULL,
+    page_digest = NULL, pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
+    updated_at = now()
+WHERE configuration = $1 AND alert_type = $2
+"""
+_SET_START = (
+    "UPDATE poll_checkpoints SET start_epoch = $3, updated_at = now() WHERE configuration = $1 AND alert_type = $2"
+)
+_MARK_PENDING = """
+UPDATE poll_checkpoints SET pending = true, pending_digest = $3, pending_offsets = $4, pending_at = $5,
+    updated_at = now()
+WHERE configuration = $1 AND alert_type = $2
+"""
+_CLEAR_PENDING = """
+UPDATE poll_checkpoints SET pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
+    updated_at = now()
+WHERE configuration = $1 AND alert_type = $2
+"""
+_COMMIT = """
+UPDATE poll_checkpoints SET started = true, page_digest = $3, pages = pages + $4, alerts = alerts + $5,
+    indicators = indicators + $6, last_timestamp = greatest(last_timestamp, $7),
+    pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL, updated_at = now()
+WHERE configuration = $1 AND alert_type = $2
+"""
+
+
+@dataclass
+class Checkpoint:
+    configuration: str
+    alert_type: str
+    tenant: str
+    index_name: str
+    started: bool
+    start_epoch: int | None
+    last_timestamp: int | None
+    pages: int
+    alerts: int
+    indicators: int
+    page_digest: str | None
+    pending: bool
+    pending_digest: str | None
+    pending_offsets: dict[str, int] | None
+    pending_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Checkpoint:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+    def page_tag(self) -> str:
+        """The name of the next page to take, carried by its records' headers."""
+        return f"{self.index_name}/{self.start_epoch}/{self.pages + 1}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One iterator to poll: a configuration and an alert type, on the configuration's tenant."""
+
+    config: SourceConfiguration
+    alert_type: str
+    tenant: str
+    base_url: str
+    v2_token_encrypted: str | None
+    initial_range_days: int
+    verify: bool
+    proxy: bool
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def index(self) -> str:
+        return iterator_index(self.config.name, self.alert_type)
+
+    @property
+    def lock_name(self) -> str:
+        return f"poll:{self.alert_type}:{self.config.name}"
+
+    @property
+    def comments_tenant(self) -> str:
+        # The reference's comments start with the tenant's tenantName (its URL), spaces removed.
+        return self.base_url.replace(" ", "")
+
+
+def targets_from_rows(rows: Iterable[Any]) -> list[Target]:
+    out = []
+    for r in rows:
+        parameters = r["parameters"] or {}
+        config = SourceConfiguration.model_validate(
+            {k: r[k] for k in ("name", "plugin", "active", "age_after_days", "reputation", "tags_aggregate_strategy")}
+            | {"aging": r["aging"]}
+        )
+        days = parameters.get("initialRangeDays")
+        for alert_type in polled_alert_types(parameters):
+            out.append(
+                Target(
+                    config=config,
+                    alert_type=alert_type,
+                    tenant=r["tenant"],
+                    base_url=r["base_url"],
+                    v2_token_encrypted=r["v2_token_encrypted"],
+                    initial_range_days=int(days if isinstance(days, int) else r["initial_range_days"]),
+                    verify=r["ssl_validation"] is not False,
+                    proxy=bool(r["use_proxy"] or r["tenant_proxy"]),
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Page:
+    alerts: list[Any]
+    wait_time: int
+    timestamp_hwm: int | None
+    digest: str
+
+    @classmethod
+    def from_answer(cls, body: dict[str, Any]) -> Page:
+        alerts = list(body.get("result") or [])
+        try:
+            wait = int(body.get("wait_time") or 0)
+        except (TypeError, ValueError):
+            wait = 0
+        try:
+            hwm: int | None = int(body["timestamp_hwm"])
+        except (KeyError, TypeError, ValueError):
+            hwm = None
+        return cls(alerts, wait, hwm, page_digest(alerts))
+
+
+class SightingLog:
+    """The indicator topic as the poller reads it: its end offsets, and which items of a page landed."""
+
+    def __init__(self, bootstrap: str, topic: str, client_id: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        # One consumer for every iterator: its assignment must not change under a running scan.
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+            await admin.start()
+            try:
+                described = await admin.describe_topics([self.topic])
+            finally:
+                await admin.close()
+            partitions = sorted(p["partition"] for t in described if t["topic"] == self.topic for p in t["partitions"])
+            if not partitions:
+                raise RuntimeError(f"topic {self.topic} has no partitions")
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id=self.client_id,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
+            await consumer.start()
+            self._partitions = [TopicPartition(self.topic, p) for p in partitions]
+            self._consumer = consumer
+        return self._consumer
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def end_offsets(self) -> dict[str, int]:
+        """Where every partition ends now: any record sent after this lands at or after it."""
+        async with self._lock:
+            consumer = await self._ready()
+            ends = await consumer.end_offsets(self._partitions)
+            return {str(tp.partition): int(offset) for tp, offset in ends.items()}
+
+    async def published(self, tag: str, since: dict[str, int], limit_seconds: float) -> set[int]:
+        """The item numbers of page ``tag`` found on the topic from ``since`` to the current end."""
+        async with self._lock:
+            consumer = await self._ready()
+            tps = [TopicPartition(self.topic, int(p)) for p in since]
+            ends = await consumer.end_offsets(tps)
+            todo = {tp: int(ends[tp]) for tp in tps if ends[tp] > since[str(tp.partition)]}
+            found: set[int] = set()
+            if not todo:
+                return found
+            wanted = tag.encode()
+            consumer.assign(list(todo))
+            try:
+                for tp in todo:
+                    consumer.seek(tp, since[str(tp.partition)])
+                deadline = time.monotonic() + limit_seconds
+                while todo:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"reading {self.topic} for page {tag} took longer than {limit_seconds} s")
+                    batches = await consumer.getmany(*todo, timeout_ms=500)
+                    for tp, records in batches.items():
+                        for record in records:
+                            if record.offset >= todo.get(tp, 0):
+                                continue
+                            headers = dict(record.headers or ())
+                            if headers.get(PAGE_HEADER) == wanted and ITEM_HEADER in headers:
+                                found.add(int(headers[ITEM_HEADER]))
+                    for tp in list(todo):
+                        if await consumer.position(tp) >= todo[tp]:
+                            del todo[tp]
+            finally:
+                consumer.assign([])
+            return found
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        broker: KafkaBroker,
+        topics: Topics,
+        limiters: dict[str, dict[Api, AsyncLimiter]] | None = None,
+        sighting_log: SightingLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.topics = topics
+        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
+        self.clients: dict[tuple[object, ...], TenantClient] = {}
+        # Shared with the Flusher: one request budget per tenant for pushes and polls.
+        self.limiters = limiters if limiters is not None else {}
+        self.log = sighting_log or SightingLog(
+            settings.kafka_bootstrap, topics.indicator_events, "netskope-sink-poller"
+        )
+        # Iterators whose publish failed here: recovered only once queued sends have settled.
+        self.not_before: dict[tuple[str, str], float] = {}
+
+    async def run_forever(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.poll_once()
+                except Exception:  # a failed round is retried; the checkpoints say where each iterator is
+                    log.exception("poll round failed")
+                await asyncio.sleep(self.settings.poll_interval_seconds)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        self.clients.clear()
+        with contextlib.suppress(Exception):
+            await self.log.close()
+
+    async def poll_once(self) -> int:
+        """Poll every iterator once; return the number of alerts taken."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_CONFIGURATIONS)
+            criterion: Criterion = await conn.fetchval(_CRITERION)
+        targets = targets_from_rows(rows)
+        if not targets:
+            return 0
+        gate = asyncio.Semaphore(self.settings.poll_concurrency)
+
+        async def one(target: Target) -> int:
+            async with gate:
+                try:
+                    return await self.poll_target(target, criterion)
+                except Exception as exc:
+                    POLL_ERRORS.labels(target.name, target.alert_type).inc()
+                    log.warning("polling %s alerts of %s failed: %s", target.alert_type, target.name, exc)
+                    return 0
+
+        return sum(await asyncio.gather(*(one(t) for t in targets)))
+
+    async def poll_target(self, target: Target, criterion: Criterion) -> int:
+        """Take what the iterator has, under its lock; return the number of alerts taken."""
+        if time.monotonic() < self.not_before.get((target.name, target.alert_type), 0.0):
+            return 0
+        client = self._client(target)
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval(_TRY_LOCK, target.lock_name):
+                return 0  # another sink process polls it now
+            try:
+                return await self._drain(conn, client, target, criterion)
+            finally:
+                await conn.execute(_UNLOCK, target.lock_name)
+
+    async def _drain(self, conn: Connection, client: TenantClient, target: Target, criterion: Criterion) -> int:
+        cp = await self._checkpoint(conn, target)
+        taken = 0
+        if cp.pending:
+            page = await self._call(client, target, "resend")
+            if page.digest == cp.pending_digest:
+                taken += await self._recover(conn, target, cp, page, criterion)
+            else:
+                POLL_PAGES.labels(target.name, target.alert_type, "lost").inc()
+                log.error(
+                    "iterator %s of %s no longer answers its pending page: its unpublished sightings are lost",
+                    cp.index_name,
+                    target.name,
+                )
+                await conn.execute(_CLEAR_PENDING, target.name, target.alert_type)
+                cp.pending = False
+                taken += await self._take_if_new(conn, target, cp, page, criterion)
+        elif not cp.started:
+            if cp.start_epoch is None:
+                # Recorded first, so a restart seeds the iterator with the same epoch.
+                cp.start_epoch = initial_epoch(datetime.now(UTC), target.initial_range_days)
+                await conn.execute(_SET_START, target.name, target.alert_type, cp.start_epoch)
+            page = await self._call(client, target, str(cp.start_epoch))
+            taken += await self._take(conn, target, cp, page, criterion)
+        else:
+            # The tenant's last answer may be a page this side never took (a lost `next`).
+            page = await self._call(client, target, "resend")
+            taken += await self._take_if_new(conn, target, cp, page, criterion)
+        failures = 0
+        for _ in range(self.settings.poll_max_pages):
+            try:
+                page = await self._call(client, target, "next")
+            except TenantError as exc:
+                failures += 1
+                if failures >= MAX_FAILED_NEXT:
+                    raise
+                log.info("next of %s failed (%s); asking resend", cp.index_name, exc)
+                page = await self._call(client, target, "resend")
+                taken += await self._take_if_new(conn, target, cp, page, criterion)
+                continue
+            failures = 0
+            taken += await self._take(conn, target, cp, page, criterion)
+            if page.wait_time > 0 or not page.alerts:
+                break
+        POLL_BACKLOG.labels(target.name, target.alert_type).set(1 if page.wait_time == 0 and page.alerts else 0)
+        POLL_LAST_SUCCESS.labels(target.name, target.alert_type).set(time.time())
+        if page.timestamp_hwm:
+            POLL_LAG.labels(target.name, target.alert_type).set(max(0.0, time.time() - page.timestamp_hwm))
+        return taken
+
+    async def _call(self, client: TenantClient, target: Target, operation: str) -> Page:
+        return Page.from_answer(await client.export_alerts(target.alert_type, target.index, operation))
+
+    async def _checkpoint(self, conn: Connection, target: Target) -> Checkpoint:
+        await conn.execute(_ENSURE, target.name, target.alert_type, target.tenant, target.index)
+        cp = Checkpoint.from_row(await conn.fetchrow(_LOAD, target.name, target.alert_type))
+        if cp.tenant != target.tenant:
+            if cp.pending:
+                POLL_PAGES.labels(target.name, target.alert_type, "lost").inc()
+            log.warning(
+                "configuration %s moved to tenant %s: its %s iterator starts over",
+                target.name,
+                target.tenant,
+                target.alert_type,
+            )
+            await conn.execute(_RESET, target.name, target.alert_type, target.tenant, target.index)
+            cp = Checkpoint.from_row(await conn.fetchrow(_LOAD, target.name, target.alert_type))
+        return cp
+
+    def _build(self, target: Target, cp: Checkpoint, page: Page, criterion: Criterion, now: datetime) -> Any:
+        tag = cp.page_tag()
+        return polled_page(
+            page.alerts,
+            tenant=target.comments_tenant,
+            alert_type=target.alert_type,
+            config=target.config,
+            criterion=criterion,
+            now=now,
+            event_ids=lambda i: uuid.uuid5(EVENT_NAMESPACE, f"{tag}/{i}"),
+        )
+
+    async def _take_if_new(
+        self, conn: Connection, target: Target, cp: Checkpoint, page: Page, criterion: Criterion
+    ) -> int:
+        """Take a resent page unless it is the page taken last."""
+        if page.digest == cp.page_digest or not page.alerts:
+            if page.alerts:
+                POLL_PAGES.labels(target.name, target.alert_type, "repeated").inc()
+            return 0
+        return await self._take(conn, target, cp, page, criterion)
+
+    async def _take(self, conn: Connection, target: Target, cp: Checkpoint, page: Page, criterion: Criterion) -> int:
+        """Publish a page's sightings, then commit the page; ``pending`` covers the gap between."""
+        if not page.alerts:
+            POLL_PAGES.labels(target.name, target.alert_type, "empty").inc()
+            if not cp.started:  # the seeding call answered nothing: the iterator is started all the same
+                await self._commit(conn, target, cp, page, 0, alerts=0)
+            return 0
+        now = datetime.now(UTC)
+        built = self._build(target, cp, page, criterion, now)
+        if built.sightings:
+            offsets = await self.log.end_offsets()
+            await conn.execute(_MARK_PENDING, target.name, target.alert_type, page.digest, offsets, now)
+            cp.pending, cp.pending_digest, cp.pending_offsets, cp.pending_at = True, page.digest, offsets, now
+            await self._publish(target, cp.page_tag(), list(enumerate(built.sightings)))
+        await self._commit(conn, target, cp, page, len(built.sightings), alerts=len(page.alerts))
+        self._count(target, built.sightings, built.invalid, len(page.alerts))
+        POLL_PAGES.labels(target.name, target.alert_type, "taken").inc()
+        return len(page.alerts)
+
+    async def _recover(self, conn: Connection, target: Target, cp: Checkpoint, page: Page, criterion: Criterion) -> int:
+        """Finish an interrupted page: publish the sightings the topic does not have, then commit."""
+        assert cp.pending_offsets is not None
+        assert cp.pending_at is not None
+        built = self._build(target, cp, page, criterion, cp.pending_at)
+        tag = cp.page_tag()
+        found = await self.log.published(tag, cp.pending_offsets, self.settings.poll_recovery_timeout_seconds)
+        missing = [(i, s) for i, s in enumerate(built.sightings) if i not in found]
+        if missing:
+            await self._publish(target, tag, missing)
+        await self._commit(conn, target, cp, page, len(built.sightings), alerts=len(page.alerts))
+        self._count(target, [s for _, s in missing], built.invalid, len(page.alerts))
+        POLL_RECOVERED.labels(target.name, "found").inc(len(built.sightings) - len(missing))
+        POLL_RECOVERED.labels(target.name, "published").inc(len(missing))
+        POLL_PAGES.labels(target.name, target.alert_type, "recovered").inc()
+        log.info(
+            "recovered page %s of %s: %d sightings had landed, %d published now",
+            tag,
+            target.name,
+            len(built.sightings) - len(missing),
+            len(missing),
+        )
+        return len(page.alerts)
+
+    async def _publish(self, target: Target, tag: str, items: list[tuple[int, IndicatorSighting]]) -> None:
+        try:
+            await publish_all(
+                self.broker,
+                self.topics.indicator_events,
+                (
+                    Outgoing(key=s.value.encode(), value=encode(s), headers={PAGE_HEADER: tag, ITEM_HEADER: str(i)})
+                    for i, s in items
+                ),
+            )
+        except Exception:
+            self.not_before[(target.name, target.alert_type)] = (
+                time.monotonic() + self.settings.poll_publish_settle_seconds
+            )
+            raise
+
+    async def _commit(
+        self, conn: Connection, target: Target, cp: Checkpoint, page: Page, indicators: int, *, alerts: int
+    ) -> None:
+        pages = 1 if page.alerts else 0
+        await conn.execute(
+            _COMMIT, target.name, target.alert_type, page.digest, pages, alerts, indicators, page.timestamp_hwm
+        )
+        cp.started, cp.page_digest, cp.pages = True, page.digest, cp.pages + pages
+        cp.alerts += alerts
+        cp.indicators += indicators
+        cp.pending, cp.pending_digest, cp.pending_offsets, cp.pending_at = False, None, None, None
+        if page.timestamp_hwm is not None:
+            cp.last_timestamp = max(cp.last_timestamp or 0, page.timestamp_hwm)
+
+    def _count(self, target: Target, published: list[IndicatorSighting], invalid: dict[str, int], alerts: int) -> None:
+        POLL_ALERTS.labels(target.tenant, target.alert_type).inc(alerts)
+        for s in published:
+            POLL_INDICATORS.labels(target.name, s.type.value).inc()
+        for kind, n in invalid.items():
+            POLL_INVALID.labels(target.name, kind).inc(n)
+
+    def _client(self, target: Target) -> TenantClient:
+        v2 = self.secrets.decrypt(target.v2_token_encrypted) if target.v2_token_encrypted else None
+        key = (target.tenant, target.base_url, v2, target.verify, target.proxy)
+        client = self.clients.get(key)
+        if client is None:
+            limiters = self.limiters.setdefault(
+                target.tenant,
+                {
+                    "v1": AsyncLimiter(self.settings.v1_requests, self.settings.v1_period_seconds),
+                    "v2": AsyncLimiter(self.settings.v2_requests, self.settings.v2_period_seconds),
+                },
+            )
+            client = TenantClient(
+                target.tenant,
+                target.base_url,
+                v1_token=None,
+                v2_token=v2,
+                limiters=limiters,
+                verify=target.verify,
+                use_proxy=target.proxy,
+                attempts=self.settings.request_attempts,
+                timeout=self.settings.poll_request_timeout_seconds,
+                backoff_max=self.settings.backoff_max_seconds,
+            )
+            self.clients[key] = client
+        return client
