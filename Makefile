@@ -49,3 +49,10 @@ test: lint ## lint, then every test against a real Kafka and PostgreSQL (started
 
 test-unit: ## the unit tests only (no broker, no database)
 	uv run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: bench bench-quick
+bench: ## benchmarks: baselines, the pipeline with 1,000,000 indicators, the read path (bench/results, docs/BENCHMARKS.md)
+	uv run --frozen python bench/run.py --size 1000000
+
+bench-quick: ## the same benchmarks with 100,000 indicators (well under 15 minutes)
+	uv run --frozen python bench/run.py --size 100000

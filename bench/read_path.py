@@ -4,7 +4,8 @@
 
 It loads N indicators (and one source entry each, a fifth of them a second) straight into a fresh
 database with binary COPY (this measures reads, not ingest), runs ANALYZE, starts the real ingest-api
-against it, and times each query through HTTP. Results: bench/results/read_path.json.
+against it, and times each query through HTTP. Results: bench/results/read_path-<N>.json. bench/run.py
+runs it too, at the pipeline's size, after the pipeline's services are stopped.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,8 +27,22 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (
+    LOG_DIR,
+    RESULTS_DIR,
+    BenchError,
+    Services,
+    admin_database_url,
+    durability,
+    free_port,
+    git_commit,
+    kafka_bootstrap,
+    machine,
+    now_iso,
+    scratch_database,
+)
+
 from cte_common.migrate import upgrade
-from tests.support.processes import Service, free_port
 
 TYPES = ("url", "domain", "hostname", "ipv4", "md5", "sha256")
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
@@ -157,28 +169,21 @@ def time_queries(api_url: str, token: str, runs: int) -> dict[str, dict[str, flo
     return out
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument(
-        "--admin-url", default=os.environ.get("CTE_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5433/postgres")
-    )
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "read_path.json"))
-    args = parser.parse_args()
-
-    name = "cte_bench_read"
-    admin = await asyncpg.connect(args.admin_url)
-    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {name}")
-    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
+async def measure(admin_url: str, count: int, runs: int = 7, kafka: str | None = None) -> dict[str, Any]:
+    """Load ``count`` indicators into a database of its own, time every query, drop the database."""
+    async with scratch_database(admin_url, "cte_bench_read") as url:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            settings = {"version": await admin.fetchval("SHOW server_version"), **await durability(admin)}
+        finally:
+            await admin.close()
         await asyncio.to_thread(upgrade, url)
-        print(f"loading {args.count:,} indicators ...", flush=True)
-        loaded = await load(url, args.count)
+        print(f"read path: loading {count:,} indicators ...", flush=True)
+        loaded = await load(url, count)
         port = free_port()
         env = {
             "CTE_DATABASE_URL": url,
+            "CTE_KAFKA_BOOTSTRAP": kafka or kafka_bootstrap(),
             "CTE_API_PORT": str(port),
             "CTE_TOPIC_PREFIX": "bench-read",
             "CTE_BOOTSTRAP_CLIENT_ID": "bench",
@@ -186,35 +191,46 @@ async def main() -> int:
             "CTE_JWT_SECRET": "bench-signing-key-" + "x" * 32,
             "CTE_LOG_LEVEL": "WARNING",
         }
-        logs = ROOT / ".stack" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        api = Service("cte-ingest-api", env, f"http://127.0.0.1:{port}/healthz", logs).start()
+        services = Services(LOG_DIR / "read-path")
         try:
+            services.start("ingest-api", env, f"http://127.0.0.1:{port}/healthz")
             auth = httpx.post(
                 f"http://127.0.0.1:{port}/api/auth",
                 data={"grant_type": "client_credentials", "client_id": "bench", "client_secret": "bench-secret"},
             ).json()
-            queries = await asyncio.to_thread(time_queries, f"http://127.0.0.1:{port}", auth["access_token"], args.runs)
+            queries = await asyncio.to_thread(time_queries, f"http://127.0.0.1:{port}", auth["access_token"], runs)
         finally:
-            api.stop()
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
-    result = {
+            services.stop_all()
+    return {
         "benchmark": "read_path",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "indicators": args.count,
+        "date": now_iso(),
+        **git_commit(),
+        "machine": machine(),
+        "postgresql": settings,
+        "durable": settings.get("fsync") == "on" and settings.get("synchronous_commit") != "off",
+        "indicators": count,
         **loaded,
         "queries": queries,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--admin-url", default=admin_database_url())
+    parser.add_argument("--out", default=None, help="default: bench/results/read_path-<count>.json")
+    args = parser.parse_args()
+    try:
+        result = asyncio.run(measure(args.admin_url, args.count, args.runs))
+    except BenchError as exc:
+        print(f"read path: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else RESULTS_DIR / f"read_path-{args.count}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Pipeline
 from tests.integration.test_api_first_path import token
-from tests.integration.test_pipeline_e2e import eventually
+from tests.support.waiting import eventually
 
 HASH = "9e107d9d372bb6826bd81d3542a419d6"
 

@@ -4,7 +4,6 @@ every endpoint, the reference's error paths, and the access rules."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import asyncpg
@@ -13,6 +12,7 @@ import pytest
 
 from tests.conftest import BOOTSTRAP_ID, Running
 from tests.integration.test_api_first_path import token
+from tests.support.waiting import eventually
 
 SHA = "b53f3c0cd32d7f20849850768da6431e5f876b7bfa61db0aa0700b02873393fa"
 
@@ -28,17 +28,6 @@ def indicator(api: httpx.Client, value: str) -> dict[str, Any]:
     found = api.get("/api/cte/indicators/", params={"filters": json.dumps({"value": value})}).json()
     assert len(found) == 1, found
     return dict(found[0])
-
-
-def eventually(check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def test_seed_worked_examples_run_as_written(api: httpx.Client) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Pipeline
 from tests.integration.test_api_first_path import token
-from tests.integration.test_pipeline_e2e import eventually
+from tests.support.waiting import eventually
 
 SOURCE, NS, RULE = "conv-src", "conv-ns", "conv-rule"
 URL_LIST, HASH_LIST = "conv-urls", "conv-hashes"

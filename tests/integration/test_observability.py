@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ import yaml
 from tests.conftest import Pipeline, Running
 from tests.integration.test_api_first_path import token
 from tests.support.processes import free_port
+from tests.support.waiting import eventually
 from tests.unit.test_observability_files import (
     APT_HINT,
     JOBS,
@@ -45,17 +46,6 @@ pytestmark = pytest.mark.timeout(600)
 
 SCRAPE_INTERVAL_S = 1
 HASH_MD5 = "900150983cd24fb0d6963f7d28e17f72"  # md5("abc")
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, httpx.HTTPError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(interval)
 
 
 def _host_port(url: str) -> str:
@@ -251,7 +241,7 @@ def traffic(pipeline: Pipeline, prometheus: Prometheus) -> dict[str, str]:
         assert f"obs-{sfx}.example" in deployed()
         assert HASH_MD5 in set(tenant.get("/_sim/state").json()["filehashlists"].get(names["hashes"], []))
 
-    eventually(in_the_list)
+    eventually(in_the_list, timeout=60)
 
     # The tenant answers 429 for a while: the sink retries, and may fail a push.
     tenant.put("/_sim/faults", json={"rate_429": 1.0, "retry_after": 0, "paths": ["/api/v2/"]}).raise_for_status()

@@ -5,8 +5,6 @@ in the deployed lists."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,21 +12,11 @@ import pytest
 
 from tests.conftest import Pipeline
 from tests.integration.test_api_first_path import token
+from tests.support.waiting import eventually
 
 EVERY_SEVERITY = 'sources.severity IN ("unknown","low","medium","high","critical")'
 HASH_MD5 = "0cc175b9c0f1b6a831c399e269772661"
 HASH_SHA = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from netskope_sink.tenant_client import TenantUnavailable
 from tests.conftest import SECRETS_KEY, Env, Pipeline
 from tests.integration.test_api_first_path import token
 from tests.support.processes import Service, free_port
+from tests.support.waiting import eventually
 
 RUN = secrets.token_hex(3)
 TENANT = f"poll-tenant-{RUN}"
@@ -47,17 +48,6 @@ def md5(text: str) -> str:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(f"{RUN}:{text}".encode()).hexdigest()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +230,7 @@ def test_polled_alerts_become_indicators_with_the_reference_comments(
         assert set(found) == set(expected)
         return found
 
-    found = eventually(all_there)
+    found = eventually(all_there, timeout=60)
     for value, (kind, severity, ts, comments) in expected.items():
         indicator = found[value]
         entry = source_entry(indicator, name)
@@ -262,7 +252,7 @@ def test_polled_alerts_become_indicators_with_the_reference_comments(
         assert indicator["internalHits"] == 2
         assert source_entry(indicator, name)["comments"] == f"{label} - again.exe"  # the latest sighting's
 
-    eventually(hit_twice)
+    eventually(hit_twice, timeout=60)
     assert indicators_of(api, name).keys() == expected.keys()
     assert api.patch(f"/api/cte/configurations/{name}", json={"active": False}).status_code == 200
 

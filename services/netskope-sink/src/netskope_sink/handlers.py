@@ -106,6 +106,7 @@ class Pushed:
     before: dict[str, str]
     cap: int
     started: float
+    held: set[str] | None  # the record before the push; None when it was not trusted
 
 
 class Flusher:
@@ -208,7 +209,16 @@ class Flusher:
         outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
         LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
         return Pushed(
-            key, version, selection, shared, pushed_entries, outcomes, before, target.cap_bytes, started
+            key,
+            version,
+            selection,
+            shared,
+            pushed_entries,
+            outcomes,
+            before,
+            target.cap_bytes,
+            started,
+            None if uncertain else held,
         ), client
 
     async def _push_url(
@@ -267,6 +277,7 @@ class Flusher:
                 p.list_key,
                 version=p.version,
                 selected=p.entries,
+                held=p.held,
                 outcomes=p.outcomes,
                 entries=len(p.entries),
                 bytes_=p.selection.bytes,

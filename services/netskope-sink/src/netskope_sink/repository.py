@@ -123,20 +123,36 @@ async def record_push(
     *,
     version: int,
     selected: list[str],
+    held: set[str] | None,
     outcomes: dict[str, tuple[str, str]],
     entries: int,
     bytes_: int,
     cap: int,
 ) -> None:
-    """What the tenant now holds and what was left out, set-wise, and the list flushed up to ``version``."""
-    await conn.execute(
-        "DELETE FROM list_pushed WHERE list_key = $1 AND NOT (value = ANY($2::text[]))", list_key, selected
-    )
-    await conn.execute(
-        "INSERT INTO list_pushed (list_key, value) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-        list_key,
-        selected,
-    )
+    """What the tenant now holds and what was left out, set-wise, and the list flushed up to ``version``.
+
+    Only the difference from ``held`` (the record before the push) is written; with ``held`` None (the
+    record was not trusted) the record is rewritten whole.
+    """
+    if held is None:
+        await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", list_key)
+        added = selected
+    else:
+        wanted = set(selected)
+        # The removed values are computed here: "NOT (value = ANY(...))" over a large array degrades to
+        # a slow generic plan once the statement is prepared and reused.
+        removed = [v for v in held if v not in wanted]
+        added = [v for v in selected if v not in held]
+        if removed:
+            await conn.execute(
+                "DELETE FROM list_pushed WHERE list_key = $1 AND value = ANY($2::text[])", list_key, removed
+            )
+    if added:
+        await conn.execute(
+            "INSERT INTO list_pushed (list_key, value) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            list_key,
+            added,
+        )
     await conn.execute("DELETE FROM list_outcomes WHERE list_key = $1", list_key)
     if outcomes:
         await conn.execute(
