@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import httpx
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
 
@@ -36,12 +36,6 @@ class TenantUnavailable(TenantError):
     def __init__(self, status: int | None, message: str, retry_after: float | None = None) -> None:
         super().__init__(status, message)
         self.retry_after = retry_after
-
-
-class _Retryable(Exception):
-    def __init__(self, response: httpx.Response | None, cause: str) -> None:
-        super().__init__(cause)
-        self.response = response
 
 
 class TenantClient:
@@ -73,48 +67,32 @@ class TenantClient:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.response is not None:
-            header = exc.response.headers.get("retry-after")
-            if header and header.strip().isdigit():
-                return min(float(header), self.backoff_max)
+        if isinstance(exc, TenantUnavailable) and exc.retry_after is not None:
+            return exc.retry_after
         return float(wait_random_exponential(multiplier=0.5, max=self.backoff_max)(state))
 
     async def request(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = kwargs.pop("headers", {})
-        if api == "v2":
-            if not self.v2_token:
-                raise TenantError(None, "V2 API token is missing")
-            headers["Netskope-Api-Token"] = self.v2_token
+        """One call, retried on a 429, a 5xx or a transport error (see the module docstring)."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            retry=retry_if_exception_type(TenantUnavailable),
             reraise=True,
             before_sleep=lambda s: TENANT_RETRIES.labels(self.name, api).inc(),
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    async with self.limiters[api]:
-                        try:
-                            response = await self.http.request(method, path, headers=headers, **kwargs)
-                        except httpx.TransportError as exc:
-                            TENANT_REQUESTS.labels(self.name, api, "transport_error").inc()
-                            raise _Retryable(None, f"{type(exc).__name__}: {exc}") from exc
-                    TENANT_REQUESTS.labels(self.name, api, str(response.status_code)).inc()
-                    if response.status_code == 429 or response.status_code >= 500:
-                        raise _Retryable(response, f"HTTP {response.status_code}")
-                    return response
-        except _Retryable as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            raise TenantError(status, f"gave up after {self.attempts} attempts: {exc}") from None
+                    return await self.request_once(api, method, path, **kwargs)
+        except TenantUnavailable as exc:
+            raise TenantError(exc.status, f"gave up after {self.attempts} attempts: {exc}") from None
         raise AssertionError("unreachable")
 
     async def request_once(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One attempt within the budget, never retried: for a call that is not idempotent (the alert
         iterator's ``next``), whose caller decides what to do when the answer is lost. A 429, a 5xx
         or a transport error raises TenantUnavailable; other answers are returned."""
-        headers = kwargs.pop("headers", {})
+        headers = dict(kwargs.pop("headers", {}))
         if api == "v2":
             if not self.v2_token:
                 raise TenantError(None, "V2 API token is missing")
