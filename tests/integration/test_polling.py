@@ -124,6 +124,19 @@ def configure(api: httpx.Client, name: str, **parameters: Any) -> None:
     api.created.append(name)  # type: ignore[attr-defined]
 
 
+async def stop_polling(api: httpx.Client, database_url: str, name: str) -> None:
+    """Deactivate ``name`` and wait out a drain of its iterators already under way: pollers read the
+    configuration again under the iterator's lock, so once that lock has been free, none polls it."""
+    assert api.patch(f"/api/cte/configurations/{name}", json={"active": False}).status_code == 200
+    conn = await asyncpg.connect(database_url)
+    try:
+        for alert_type in ("malware", "malsite"):
+            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 11))", f"poll:{alert_type}:{name}")
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 11))", f"poll:{alert_type}:{name}")
+    finally:
+        await conn.close()
+
+
 def enqueue(tenant: httpx.Client, kind: str, alerts: list[dict[str, Any]]) -> None:
     r = tenant.post("/_sim/alerts", json={"type": kind, "alerts": alerts})
     assert r.status_code == 200, r.text
@@ -172,7 +185,7 @@ async def wait_for_alerts(db: asyncpg.Pool[Any], configuration: str, at_least: i
 
 
 def test_polled_alerts_become_indicators_with_the_reference_comments(
-    api: httpx.Client, tenant: httpx.Client, poll_sink: Service, pipeline: Pipeline
+    api: httpx.Client, tenant: httpx.Client, poll_sink: Service, pipeline: Pipeline, env: Env
 ) -> None:
     name = f"poll-both-{RUN}"
     now = int(time.time())
@@ -254,14 +267,15 @@ def test_polled_alerts_become_indicators_with_the_reference_comments(
 
     eventually(hit_twice, timeout=60)
     assert indicators_of(api, name).keys() == expected.keys()
-    assert api.patch(f"/api/cte/configurations/{name}", json={"active": False}).status_code == 200
+    # Done: the alerts of the next tests are not this configuration's.
+    asyncio.run(stop_polling(api, env.database_url, name))
 
 
 # ---------------------------------------------------------------------------- exactly once, kill -9
 
 
 async def test_every_alert_is_taken_exactly_once_across_kills_and_lost_answers(
-    api: httpx.Client, tenant: httpx.Client, poll_sink: Service, db: asyncpg.Pool[Any]
+    api: httpx.Client, tenant: httpx.Client, poll_sink: Service, db: asyncpg.Pool[Any], env: Env
 ) -> None:
     name = f"poll-crash-{RUN}"
     rng = random.Random(7)
@@ -324,7 +338,7 @@ async def test_every_alert_is_taken_exactly_once_across_kills_and_lost_answers(
     assert state["alerts"]["malware"] >= 8 * 400
     assert not await db.fetchval("SELECT bool_or(pending) FROM poll_checkpoints WHERE configuration = $1", name)
     # Done: the alerts of the next test are not this configuration's.
-    assert api.patch(f"/api/cte/configurations/{name}", json={"active": False}).status_code == 200
+    await stop_polling(api, env.database_url, name)
 
 
 # ---------------------------------------------------------------------------- the crash windows, in-process

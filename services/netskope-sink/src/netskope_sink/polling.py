@@ -102,14 +102,15 @@ MAX_FAILED_NEXT = 3
 
 # ---------------------------------------------------------------------------- SQL
 
-_CONFIGURATIONS = """
+_POLLED = """
 SELECT c.name, c.plugin, c.active, c.age_after_days, c.reputation, c.tags_aggregate_strategy, c.aging,
        c.parameters, c.ssl_validation, c.use_proxy,
        t.name AS tenant, t.base_url, t.v2_token_encrypted, t.initial_range_days, t.use_proxy AS tenant_proxy
 FROM configurations c JOIN tenants t ON t.name = c.tenant
 WHERE c.plugin = 'netskope' AND c.active AND c.parameters->>'enablePolling' = 'true'
-ORDER BY c.name
 """
+_CONFIGURATIONS = _POLLED + "ORDER BY c.name"
+_CONFIGURATION = _POLLED + "AND c.name = $1"
 _CRITERION = "SELECT criterion FROM cte_settings"
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended($1, 11))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended($1, 11))"
@@ -400,12 +401,17 @@ class Poller:
         """Take what the iterator has, under its lock; return the number of alerts taken."""
         if time.monotonic() < self.not_before.get((target.name, target.alert_type), 0.0):
             return 0
-        client = self._client(target)
         async with self.pool.acquire() as conn:
             if not await conn.fetchval(_TRY_LOCK, target.lock_name):
                 return 0  # another sink process polls it now
             try:
-                return await self._drain(conn, client, target, criterion)
+                # Read again under the lock: a round can run long, and a configuration deactivated (or
+                # edited) since it began must not be polled once whoever changed it has seen the lock free.
+                current = targets_from_rows(await conn.fetch(_CONFIGURATION, target.name))
+                fresh = next((t for t in current if t.alert_type == target.alert_type), None)
+                if fresh is None:
+                    return 0
+                return await self._drain(conn, self._client(fresh), fresh, criterion)
             finally:
                 await conn.execute(_UNLOCK, target.lock_name)
 
