@@ -50,6 +50,10 @@ test: lint ## lint, then every test against a real Kafka and PostgreSQL (started
 test-unit: ## the unit tests only (no broker, no database)
 	uv run --frozen pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: compose-check
+compose-check: ## with a Docker engine: docker compose reads docker-compose.yml without complaint
+	docker compose config -q
+
 .PHONY: bench bench-quick
 bench: ## benchmarks: baselines, the pipeline with 1,000,000 indicators, the read path (bench/results, docs/BENCHMARKS.md)
 	uv run --frozen python bench/run.py --size 1000000
