@@ -5,7 +5,8 @@
 - a batch over ``max_batch_items`` is refused whole with a 413 naming the field and the reason;
 - NUL characters (which PostgreSQL text cannot hold) are a 400 wherever they are: body, query, path, form;
 - no plaintext secret is stored anywhere in the database: client secrets are hashed, tenant tokens
-  encrypted; and no GET of any endpoint (from the OpenAPI list) returns a tenant token.
+  encrypted; no GET of any endpoint (from the OpenAPI list) returns a tenant token, and no configuration
+  event on Kafka carries one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.conftest import BOOTSTRAP_SECRET, Running
+from cte_common.topics import CONFIG_CHANGES, Topics
+from tests.conftest import BOOTSTRAP_SECRET, Env, Running
 from tests.integration.test_api_first_path import token
 
 SOURCE = "abuse-src"
@@ -84,9 +87,13 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(ser
             f"POST /api/cte/indicators/ HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {MAX_BODY + 1}\r\n\r\n".encode()
         )
-        answer = conn.recv(65536).decode()
-    assert answer.startswith("HTTP/1.1 413 "), answer
-    assert answer.endswith(json.dumps({"detail": f"body: larger than {MAX_BODY} bytes"}, separators=(",", ":")))
+        answer = b""
+        while b"}" not in answer and (data := conn.recv(65536)):  # head and body may come apart
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert answer.endswith(
+        json.dumps({"detail": f"body: larger than {MAX_BODY} bytes"}, separators=(",", ":")).encode()
+    )
 
 
 def test_an_oversized_batch_is_refused_whole_with_its_reason(api: httpx.Client) -> None:
@@ -133,8 +140,27 @@ def test_nul_characters_are_refused_wherever_they_are(api: httpx.Client, service
     assert stored(api, value)[0]["sources"][0]["comments"] == text
 
 
+async def every_config_event(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value on ``topic`` from the start, without joining a consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(CONFIG_CHANGES.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp, end in ends.items():
+            while await consumer.position(tp) < end:
+                for records in (await consumer.getmany(tp, timeout_ms=2000)).values():
+                    values += [r.value or b"" for r in records]
+    finally:
+        await consumer.stop()
+    return values
+
+
 async def test_no_secret_is_stored_in_plaintext_and_no_endpoint_returns_a_tenant_token(
-    api: httpx.Client, db: asyncpg.Pool[Any]
+    api: httpx.Client, db: asyncpg.Pool[Any], env: Env
 ) -> None:
     v1, v2 = "v1-" + secrets.token_hex(16), "v2-" + secrets.token_hex(16)
     tenant, conf = "abuse-tenant", "abuse-ns"
@@ -167,3 +193,9 @@ async def test_no_secret_is_stored_in_plaintext_and_no_endpoint_returns_a_tenant
             assert v1 not in r.text, url
             assert v2 not in r.text, url
     assert answered >= 15
+
+    config = await every_config_event(env.stack.kafka_bootstrap, Topics(env.topic_prefix).config_changes)
+    assert any(tenant.encode() in value for value in config), "the tenant's configuration event is missing"
+    for value in config:
+        assert v1.encode() not in value
+        assert v2.encode() not in value
