@@ -372,8 +372,10 @@ def make_destination(ns: Namespace, name: str, tenant: str, **settings: Any) -> 
     )
 
 
-def share(ns: Namespace, source: str, destination: str, list_name: str, cap_mb: float | None = None) -> None:
-    params: dict[str, Any] = {"list": "create", "name": list_name}
+def share(
+    ns: Namespace, source: str, destination: str, list_name: str, cap_mb: float | None = None, action: str = "url"
+) -> None:
+    params: dict[str, Any] = {"list": "create", "name": list_name} if action == "url" else {"file_list": list_name}
     if cap_mb is not None:
         params["max_url_list_cap"] = cap_mb
     created(
@@ -383,7 +385,7 @@ def share(ns: Namespace, source: str, destination: str, list_name: str, cap_mb: 
                 "sourceConfiguration": source,
                 "businessRule": "All",
                 "destinationConfiguration": destination,
-                "action": "url",
+                "action": action,
                 "parameters": params,
             },
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -426,3 +428,73 @@ def test_reason_stays_short_for_huge_input(kind: T, value: str) -> None:
     with pytest.raises(InvalidIndicator) as caught:
         canonicalize(kind, value)
     assert len(caught.value.reason) <= 200
+
+
+NAME_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def _is_name(text: str) -> bool:
+    """A canonical host name: lower-case ASCII labels, no trailing dot, and not an IP address."""
+    try:
+        ipaddress.ip_address(text)
+        return False
+    except ValueError:
+        pass
+    return len(text) <= 253 and all(NAME_LABEL.fullmatch(label) for label in text.split("."))
+
+
+def _is_ip(cls: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address], text: str) -> bool:
+    try:
+        return str(cls(text)) == text
+    except ValueError:
+        return False
+
+
+def _keeps_its_type(kind: T, text: str) -> bool:
+    """Whether ``text`` is a well-formed canonical value of ``kind``, checked without the module."""
+    match kind:
+        case T.MD5:
+            return re.fullmatch(r"[0-9a-f]{32}", text) is not None
+        case T.SHA256:
+            return re.fullmatch(r"[0-9a-f]{64}", text) is not None
+        case T.IPV4:
+            return _is_ip(ipaddress.IPv4Address, text)
+        case T.IPV6:
+            return _is_ip(ipaddress.IPv6Address, text)
+        case T.DOMAIN:
+            return _is_name(text.removeprefix("*."))
+        case T.HOSTNAME | T.FQDN:
+            return _is_name(text)
+        case T.URL:
+            scheme, sep, rest = text.partition("://")
+            if not sep:
+                scheme, rest = "", text
+            elif scheme not in ("http", "https", "ftp"):
+                return False
+            if "#" in text:
+                return False
+            if rest.startswith("["):
+                return _is_ip(ipaddress.IPv6Address, rest[1:].split("]", 1)[0])
+            host = urlsplit("//" + rest).netloc.split(":", 1)[0]
+            return _is_ip(ipaddress.IPv4Address, host) or _is_name(host)
+
+
+ANY_VALUE = st.one_of(
+    st.text(),
+    st.text(alphabet="abcxn-_.:/[]@%*?#09 \u00fc\uff0e\u3002", max_size=30),
+    st.text(alphabet="0123456789abcdefABCDEF", min_size=32, max_size=64),
+    urls(),
+    domain_names(),
+    ipv4_addresses.map(str),
+    ipv6_addresses.flatmap(_ipv6_spellings),
+)
+
+
+@PROPERTY_SETTINGS
+@given(st.sampled_from(list(T)), ANY_VALUE)
+def test_canonical_values_keep_their_type(kind: T, value: str) -> None:
+    # Type-preserving: whatever a type accepts becomes a well-formed value of that same type, which the
+    # type accepts again unchanged (idempotent).
+    outcome = _outcome(kind, value)
+    if isinstance(outcome, str):
+        assert _keeps_its_type(kind, outcome), (kind, value, outcome)

@@ -1011,3 +1011,36 @@ def test_evaluate_is_total(node: Node, indicator: dict[str, Any]) -> None:
     result = evaluate(node, indicator)
     assert isinstance(result, bool)
     assert evaluate(negate(node), indicator) is not result
+
+
+def _sql_of_user_text(text: str, parse: Any) -> tuple[str, list[Any]]:
+    params = SqlParams(start=1)
+    return to_sql(parse(text), params), [
+        v for value in params.values for v in (value if isinstance(value, list) else [value])
+    ]
+
+
+@settings(max_examples=200)
+@given(asts(texts=ANY_TEXT.map(lambda s: MARK + s + "'\"\\;--")))
+def test_user_text_reaches_sql_only_as_parameters(node: Node) -> None:
+    # What a client sends, in either form, through the parsers the API uses: every string it wrote is a
+    # parameter, none is in the SQL text.
+    marked = sorted(repr(v) for v in operands(node) if isinstance(v, str) and v.startswith(MARK))
+    for text, parse in ((to_text(node), parse_text), (json.dumps(to_json(node)), parse_json)):
+        sql, values = _sql_of_user_text(text, parse)
+        assert MARK not in sql
+        assert "'" not in sql
+        assert ";" not in sql
+        assert marked == sorted(repr(v) for v in values if isinstance(v, str) and v.startswith(MARK))
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=60))
+def test_any_user_text_is_refused_or_compiles_without_literals(text: str) -> None:
+    for parse in (parse_text, parse_json):
+        try:
+            sql, _ = _sql_of_user_text(text, parse)
+        except QueryError:
+            continue
+        assert "'" not in sql
+        assert ";" not in sql

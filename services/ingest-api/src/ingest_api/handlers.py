@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -195,6 +195,11 @@ Reader = Annotated[TokenClaims, Depends(_require("cte_read"))]
 Writer = Annotated[TokenClaims, Depends(_require("cte_write"))]
 SettingsReader = Annotated[TokenClaims, Depends(_require("settings_read"))]
 SettingsWriter = Annotated[TokenClaims, Depends(_require("settings_write"))]
+
+# OFFSET and LIMIT are PostgreSQL bigints: a larger number is a 422, not a failed query.
+MAX_SKIP = 2**63 - 1
+# Ids are PostgreSQL bigints too: a larger one cannot exist.
+RowId = Annotated[int, Path(ge=1, le=MAX_SKIP)]
 
 
 class ItemError(Exception):
@@ -402,8 +407,8 @@ async def _indicators_by_value(conn: Connection, values: list[str]) -> list[dict
 async def get_indicators(
     state: State,
     _: Reader,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1)] = 10,
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_SKIP)] = 10,
     sort: str | None = None,
     ascending: bool = True,
     aggregate: bool = False,
@@ -1075,7 +1080,7 @@ async def list_allow_entries(state: State, _: Reader) -> list[dict[str, Any]]:
 
 
 @allow_list_router.get("/{entry_id}", summary="Get one allow-list entry")
-async def get_allow_entry(state: State, entry_id: int, _: Reader) -> dict[str, Any]:
+async def get_allow_entry(state: State, entry_id: RowId, _: Reader) -> dict[str, Any]:
     async with state.pool.acquire() as conn:
         row = await repository.get_allow_entry(conn, entry_id)
     if row is None:
@@ -1084,7 +1089,7 @@ async def get_allow_entry(state: State, entry_id: int, _: Reader) -> dict[str, A
 
 
 @allow_list_router.delete("/{entry_id}", summary="Delete an allow-list entry")
-async def delete_allow_entry(state: State, entry_id: int, _: Writer) -> dict[str, Any]:
+async def delete_allow_entry(state: State, entry_id: RowId, _: Writer) -> dict[str, Any]:
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.delete_allow_entry(conn, entry_id):
             raise _allow_entry_not_found(entry_id)
@@ -1171,7 +1176,7 @@ async def list_sharings(state: State, _: Reader) -> list[dict[str, Any]]:
 
 
 @sharing_router.get("/{sharing_id}", summary="Get one sharing configuration")
-async def get_sharing(state: State, sharing_id: int, _: Reader) -> dict[str, Any]:
+async def get_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[str, Any]:
     async with state.pool.acquire() as conn:
         row = await repository.get_sharing(conn, sharing_id)
     if row is None:
@@ -1184,7 +1189,7 @@ async def get_sharing(state: State, sharing_id: int, _: Reader) -> dict[str, Any
     summary="Update a sharing configuration (rule, parameters, priority)",
     description="`parameters` replaces the stored parameters whole (defaults fill what it leaves out).",
 )
-async def update_sharing(state: State, sharing_id: int, patch: SharingPatch, _: Writer) -> dict[str, Any]:
+async def update_sharing(state: State, sharing_id: RowId, patch: SharingPatch, _: Writer) -> dict[str, Any]:
     given = {k for k in patch.model_fields_set if getattr(patch, k) is not None}
     async with state.pool.acquire() as conn, conn.transaction():
         current = await repository.get_sharing(conn, sharing_id, lock="FOR UPDATE")
@@ -1220,7 +1225,7 @@ async def update_sharing(state: State, sharing_id: int, patch: SharingPatch, _: 
 
 
 @sharing_router.delete("/{sharing_id}", summary="Delete a sharing configuration")
-async def delete_sharing(state: State, sharing_id: int, _: Writer) -> dict[str, Any]:
+async def delete_sharing(state: State, sharing_id: RowId, _: Writer) -> dict[str, Any]:
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.delete_sharing(conn, sharing_id):
             raise _sharing_not_found(sharing_id)
@@ -1235,7 +1240,7 @@ async def delete_sharing(state: State, sharing_id: int, _: Writer) -> dict[str, 
     "selection at the list's cap, and compares it with what the sink wants the list to hold now (cut at the "
     "same cap). Nothing is pushed or written. Lists of values hold the first 100 (highest priority first).",
 )
-async def dry_run_sharing(state: State, sharing_id: int, _: Reader) -> dict[str, Any]:
+async def dry_run_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[str, Any]:
     run = DryRun()
     async with state.pool.acquire() as conn, conn.transaction(readonly=True):
         row = await repository.get_sharing(conn, sharing_id)
@@ -1269,7 +1274,7 @@ async def dry_run_sharing(state: State, sharing_id: int, _: Reader) -> dict[str,
 async def list_reevaluations(
     state: State,
     _: Reader,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     async with state.pool.acquire() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cte_common.db import create_pool
 from cte_common.logs import bind, configure_logging
@@ -93,8 +95,55 @@ def _route_template(request: Request) -> str:
     return "unmatched"
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Publish the schemas of bodies that handlers validate themselves (to report every bad item)."""
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Declare the errors every operation can answer, so a client (and a schema check) knows each one:
+    ``{"detail": "<what and why>"}``, and for a 422 either that or the list of every problem."""
+    components = schema["components"]["schemas"]
+    components["Error"] = {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}},
+        "required": ["detail"],
+        "title": "Error",
+    }
+    detail = components["HTTPValidationError"]["properties"]["detail"]
+    components["HTTPValidationError"]["properties"]["detail"] = {"anyOf": [{"type": "string"}, detail]}
+    answers = {
+        "400": "Bad request: a filter, a parameter or a NUL character",
+        "401": "Missing, expired or invalid credentials",
+        "403": "The token (or the client signing in) lacks the scope",
+        "404": "Not found",
+        "409": "Conflicts with what exists",
+        "413": "Body too large, or too many items",
+    }
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            codes = ["400", "401", "403", "404"]  # /api/auth: 403 for a scope the client does not hold
+            if method in ("post", "put", "patch", "delete"):
+                codes += ["409", "413"]
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                responses.setdefault(
+                    code, {"description": answers[code], "content": {"application/json": {"schema": ERROR}}}
+                )
+            responses.setdefault(
+                "422",
+                {
+                    "description": "Validation error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+                },
+            )
+    if "/api/auth" in schema["paths"]:
+        # A locked client is told when to try again.
+        refused = schema["paths"]["/api/auth"]["post"]["responses"]["401"]
+        refused["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "required": False}}
+
+
+def _document(app: FastAPI) -> None:
+    """Publish the schemas of bodies that handlers validate themselves (to report every bad item), and
+    the error answers."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -104,10 +153,74 @@ def _document_raw_bodies(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(model.pop("$defs", {}))
             components["IndicatorIn"] = model
+            _document_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# A JSON escape of NUL, not preceded by an escaped backslash (which would make it the text "\u0000").
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class RequestGuard:
+    """Refuses before any route runs: a body larger than the limit however it is sent (a chunked body
+    has no Content-Length to compare), and NUL characters anywhere in the request, which PostgreSQL text
+    cannot hold (they would fail deep in a write, or be accepted and fail the rule-engine)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").lower()
+        if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
+            await _refuse(send, 400, "request: NUL characters are not allowed")
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            await _refuse(send, 413, f"body: larger than {self.max_body_bytes} bytes")
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _refuse(send, 413, f"body: larger than {self.max_body_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        form = headers.get(b"content-type", b"").startswith(b"application/x-www-form-urlencoded")
+        if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body)) or (form and b"%00" in body.lower()):
+            await _refuse(send, 400, "body: NUL characters are not allowed")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Send, status_code: int, detail: str) -> None:
+    await JSONResponse(status_code=status_code, content={"detail": detail})({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -156,7 +269,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix="/api")
     app.mount("/metrics", make_asgi_app())
-    _document_raw_bodies(app)
+    _document(app)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -175,11 +289,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            return JSONResponse(
-                status_code=413, content={"detail": f"body: larger than {settings.max_body_bytes} bytes"}
-            )
         started = time.perf_counter()
         # A request id from the caller (or a new one) on every log line of the request and on the answer.
         request_id = request.headers.get("x-request-id", "")[:100] or uuid.uuid4().hex

@@ -22,7 +22,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiolimiter import AsyncLimiter
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
@@ -57,7 +56,7 @@ from netskope_sink.metrics import (
     UNSHARED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import Api, TenantClient, TenantError
+from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ class Flusher:
         self.wake = wake
         self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
         self.clients: dict[tuple[object, ...], TenantClient] = {}
-        self.limiters: dict[str, dict[Api, AsyncLimiter]] = {}
+        self.limiters: dict[str, dict[Api, RequestBudget]] = {}
 
     async def run_forever(self) -> None:
         while True:
@@ -307,13 +306,7 @@ class Flusher:
         key = (tenant, dest["base_url"], v1, v2, verify, proxy)
         client = self.clients.get(key)
         if client is None:
-            limiters = self.limiters.setdefault(
-                tenant,
-                {
-                    "v1": AsyncLimiter(self.settings.v1_requests, self.settings.v1_period_seconds),
-                    "v2": AsyncLimiter(self.settings.v2_requests, self.settings.v2_period_seconds),
-                },
-            )
+            limiters = self.limiters.setdefault(tenant, tenant_budgets(self.settings))
             client = TenantClient(
                 tenant,
                 str(dest["base_url"]),

@@ -61,7 +61,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiolimiter import AsyncLimiter
 from faststream.kafka import KafkaBroker
 
 from cte_common.crypto import SecretBox
@@ -89,7 +88,7 @@ from netskope_sink.metrics import (
     POLL_RECOVERED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import Api, TenantClient, TenantError
+from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +339,7 @@ class Poller:
         pool: Pool,
         broker: KafkaBroker,
         topics: Topics,
-        limiters: dict[str, dict[Api, AsyncLimiter]] | None = None,
+        limiters: dict[str, dict[Api, RequestBudget]] | None = None,
         sighting_log: SightingLog | None = None,
     ) -> None:
         self.settings = settings
@@ -591,13 +590,7 @@ class Poller:
         key = (target.tenant, target.base_url, v2, target.verify, target.proxy)
         client = self.clients.get(key)
         if client is None:
-            limiters = self.limiters.setdefault(
-                target.tenant,
-                {
-                    "v1": AsyncLimiter(self.settings.v1_requests, self.settings.v1_period_seconds),
-                    "v2": AsyncLimiter(self.settings.v2_requests, self.settings.v2_period_seconds),
-                },
-            )
+            limiters = self.limiters.setdefault(target.tenant, tenant_budgets(self.settings))
             client = TenantClient(
                 target.tenant,
                 target.base_url,

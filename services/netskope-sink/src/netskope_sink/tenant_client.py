@@ -9,17 +9,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
+from types import TracebackType
 from typing import Any, Literal
 
 import httpx
-from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
+from netskope_sink.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Api = Literal["v1", "v2"]
+
+
+class RequestBudget:
+    """At most ``requests`` calls in any window of ``period`` seconds: a sliding window, as the tenant
+    counts. A leaky bucket (aiolimiter) lets nearly twice that into one window: a full burst, then the
+    refill that drips in before the burst has left the window.
+
+    ``margin`` widens the window a little: the tenant stamps arrivals, and two calls sent exactly one
+    period apart may arrive a few milliseconds closer."""
+
+    def __init__(self, requests: int, period: float, margin: float = 0.1) -> None:
+        self.requests = requests
+        self.period = period + margin
+        self.sent: deque[float] = deque()
+        self.lock = asyncio.Lock()  # first come, first served
+
+    async def __aenter__(self) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= self.period:
+                    self.sent.popleft()
+                if len(self.sent) < self.requests:
+                    self.sent.append(now)
+                    return
+                await asyncio.sleep(self.sent[0] + self.period - now)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+def tenant_budgets(settings: Settings) -> dict[Api, RequestBudget]:
+    """One tenant's budgets, shared by every client of it in the process (pushes and polls)."""
+    return {
+        "v1": RequestBudget(settings.v1_requests, settings.v1_period_seconds),
+        "v2": RequestBudget(settings.v2_requests, settings.v2_period_seconds),
+    }
 
 
 class TenantError(Exception):
@@ -46,7 +88,7 @@ class TenantClient:
         *,
         v1_token: str | None,
         v2_token: str | None,
-        limiters: dict[Api, AsyncLimiter],
+        limiters: dict[Api, RequestBudget],
         verify: bool = True,
         use_proxy: bool = False,
         attempts: int = 5,
