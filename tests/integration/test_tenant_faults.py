@@ -9,6 +9,7 @@ Runs in a namespace of its own (see test_sink_resilience) so no other sink pushe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import random
@@ -17,9 +18,12 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from netskope_sink.tenant_client import RequestBudget
+from tests.conftest import Env
 from tests.integration.test_sink_resilience import (
     RUN,
     FakeTenant,
@@ -88,6 +92,30 @@ def test_most_in_a_window() -> None:
     assert most_in_a_window([0.0, 1.0, 2.0], 1.0) == 1
 
 
+async def test_replicas_share_one_sliding_window(env: Env) -> None:
+    """Two processes' budgets for one tenant (a pool each, as two replicas have) let no more than the
+    budget into any window, however their callers interleave."""
+    requests, period = 3, 0.5
+    tenant = f"budget-{RUN}"
+    pools = [await asyncpg.create_pool(env.database_url, min_size=1, max_size=2) for _ in range(2)]
+    try:
+        # The margin covers the moment between the database's stamp and this process's.
+        budgets = [RequestBudget(pool, tenant, "v2", requests, period, margin=0.1) for pool in pools]
+        sent: list[float] = []
+
+        async def call(budget: RequestBudget) -> None:
+            async with budget:
+                sent.append(time.monotonic())
+
+        await asyncio.gather(*(call(budgets[i % 2]) for i in range(12)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert len(sent) == 12
+    assert most_in_a_window(sent, period) <= requests
+    assert sent[-1] - sent[0] >= 3 * period  # four windows' worth of calls, no faster
+
+
 def post(api: httpx.Client, items: list[dict[str, Any]]) -> None:
     # wait: a delete by value finds what the read model holds, so the test's deletes must see these.
     r = api.post("/api/cte/indicators/", params={"wait": "true"}, json=items)
@@ -113,22 +141,26 @@ def test_lists_converge_and_the_budget_holds_under_half_failing_answers(
     for name in hash_lists:
         share(ns, source, conf, name, action="file")
 
-    sink = Sink(
-        ns,
-        "faults",
-        f"sink-faults-{RUN}",
-        CTE_V1_REQUESTS=str(V1_BUDGET),
-        CTE_V1_PERIOD_SECONDS=str(V1_PERIOD),
-        CTE_V2_REQUESTS=str(V2_BUDGET),
-        CTE_V2_PERIOD_SECONDS=str(V2_PERIOD),
-    )
+    # Two replicas: the budget is the tenant's, not each process's.
+    replicas = [
+        Sink(
+            ns,
+            f"faults-{n}",
+            f"sink-faults-{RUN}",
+            CTE_V1_REQUESTS=str(V1_BUDGET),
+            CTE_V1_PERIOD_SECONDS=str(V1_PERIOD),
+            CTE_V2_REQUESTS=str(V2_BUDGET),
+            CTE_V2_PERIOD_SECONDS=str(V2_PERIOD),
+        )
+        for n in (1, 2)
+    ]
     since = tenant.last_seq()
     tenant.faults(**FAULTS, retry_after=1, timeout_seconds=3, seed=11)
     domains: set[str] = set()
     hashes: set[str] = set()
     started = time.monotonic()
     try:
-        with sinks(sink):
+        with sinks(*replicas):
             for round_ in range(15):
                 new_domains = [f"d{round_}-{n}.faults-{RUN}.example" for n in range(30)]
                 new_hashes = [hashlib.sha256(f"{RUN}-{round_}-{n}".encode()).hexdigest() for n in range(15)]

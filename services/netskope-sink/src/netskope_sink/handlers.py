@@ -306,7 +306,7 @@ class Flusher:
         key = (tenant, dest["base_url"], v1, v2, verify, proxy)
         client = self.clients.get(key)
         if client is None:
-            limiters = self.limiters.setdefault(tenant, tenant_budgets(self.settings))
+            limiters = self.limiters.setdefault(tenant, tenant_budgets(self.settings, self.pool, tenant))
             client = TenantClient(
                 tenant,
                 str(dest["base_url"]),

@@ -590,7 +590,7 @@ class Poller:
         key = (target.tenant, target.base_url, v2, target.verify, target.proxy)
         client = self.clients.get(key)
         if client is None:
-            limiters = self.limiters.setdefault(target.tenant, tenant_budgets(self.settings))
+            limiters = self.limiters.setdefault(target.tenant, tenant_budgets(self.settings, self.pool, target.tenant))
             client = TenantClient(
                 target.tenant,
                 target.base_url,

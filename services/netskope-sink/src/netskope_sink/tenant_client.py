@@ -1,22 +1,26 @@
 """The Netskope tenant's REST API, as the sink calls it: URL lists (v2), file hash lists (v1).
 
-Every call goes through the tenant's request budget (a limiter per API version) and retries 429, 5xx
-and transport failures with exponential backoff and jitter, honouring Retry-After; other 4xx are
-answers, not failures. When the attempts run out the error propagates and the list stays due.
+Every call goes through the tenant's request budget (a sliding window per API version, shared by every
+sink replica) and retries 429, 5xx and transport failures with exponential backoff and jitter, honouring
+Retry-After; other 4xx are answers, not failures. When the attempts run out the error propagates and the
+list stays due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import deque
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from cte_common.db import Pool
+from netskope_sink import repository
+from netskope_sink.domain import sliding_window
 from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
 from netskope_sink.settings import Settings
 
@@ -26,29 +30,33 @@ Api = Literal["v1", "v2"]
 
 
 class RequestBudget:
-    """At most ``requests`` calls in any window of ``period`` seconds: a sliding window, as the tenant
-    counts. A leaky bucket (aiolimiter) lets nearly twice that into one window: a full burst, then the
-    refill that drips in before the burst has left the window.
+    """At most ``requests`` calls to one tenant's API in any ``period`` seconds, counted over every
+    sink replica: the recent calls are kept in PostgreSQL by the database's clock, and a replica takes
+    the row's lock to decide (domain.sliding_window). A sliding window, as the tenant counts; a leaky
+    bucket would let a full burst and its refill into one window.
 
-    ``margin`` widens the window a little: the tenant stamps arrivals, and two calls sent exactly one
-    period apart may arrive a few milliseconds closer."""
+    ``margin`` widens the window a little: the tenant stamps arrivals, and a call may reach it a few
+    milliseconds after it was counted here."""
 
-    def __init__(self, requests: int, period: float, margin: float = 0.1) -> None:
+    def __init__(self, pool: Pool, tenant: str, api: Api, requests: int, period: float, margin: float = 0.1) -> None:
+        self.pool = pool
+        self.tenant = tenant
+        self.api = api
         self.requests = requests
         self.period = period + margin
-        self.sent: deque[float] = deque()
-        self.lock = asyncio.Lock()  # first come, first served
+        self.lock = asyncio.Lock()  # this process's callers queue here, first come, first served
 
     async def __aenter__(self) -> None:
         async with self.lock:
             while True:
-                now = time.monotonic()
-                while self.sent and now - self.sent[0] >= self.period:
-                    self.sent.popleft()
-                if len(self.sent) < self.requests:
-                    self.sent.append(now)
+                async with self.pool.acquire() as conn, conn.transaction():
+                    sent, now = await repository.lock_budget(conn, self.tenant, self.api)
+                    decision = sliding_window(sent, now, self.requests, self.period)
+                    if decision.sent != sent:
+                        await repository.save_budget(conn, self.tenant, self.api, decision.sent)
+                if decision.wait_seconds == 0:
                     return
-                await asyncio.sleep(self.sent[0] + self.period - now)
+                await asyncio.sleep(decision.wait_seconds)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -56,11 +64,11 @@ class RequestBudget:
         return None
 
 
-def tenant_budgets(settings: Settings) -> dict[Api, RequestBudget]:
-    """One tenant's budgets, shared by every client of it in the process (pushes and polls)."""
+def tenant_budgets(settings: Settings, pool: Pool, tenant: str) -> dict[Api, RequestBudget]:
+    """One tenant's budgets, for every client of it in the process (pushes and polls)."""
     return {
-        "v1": RequestBudget(settings.v1_requests, settings.v1_period_seconds),
-        "v2": RequestBudget(settings.v2_requests, settings.v2_period_seconds),
+        "v1": RequestBudget(pool, tenant, "v1", settings.v1_requests, settings.v1_period_seconds),
+        "v2": RequestBudget(pool, tenant, "v2", settings.v2_requests, settings.v2_period_seconds),
     }
 
 
@@ -88,7 +96,7 @@ class TenantClient:
         *,
         v1_token: str | None,
         v2_token: str | None,
-        limiters: dict[Api, RequestBudget],
+        limiters: Mapping[Api, AbstractAsyncContextManager[None]],
         verify: bool = True,
         use_proxy: bool = False,
         attempts: int = 5,
