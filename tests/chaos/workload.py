@@ -129,6 +129,9 @@ def read_model_problems(
     """
     missing, wrong, extra_hits = [], [], 0
     expected_values = set()
+    sources_of: dict[str, set[str]] = {}
+    for value, source in entries:
+        sources_of.setdefault(value, set()).add(source)
     now = datetime.now(UTC)
     for ind in indicators:
         sightings = [s for s in ind.sightings if s.acked]
@@ -184,7 +187,7 @@ def read_model_problems(
                 wrong.append({"value": s.value, "source": s.source, "problems": problems})
         if row["external_hits"] != hits_total or row["internal_hits"] != 0:
             wrong.append({"value": first.value, "problems": [f"hits {row['external_hits']} != {hits_total}"]})
-        stray = {src for (v, src) in entries if v == first.value} - {s.source for s in sightings}
+        stray = sources_of.get(first.value, set()) - {s.source for s in sightings}
         if stray:
             wrong.append({"value": first.value, "problems": [f"sources nobody reported: {sorted(stray)}"]})
     unexpected = sorted(set(rows) - expected_values)
