@@ -634,7 +634,8 @@ cmd_down() {
 cmd_restart() {
     parse_args "$@"
     ((${#ARGS[@]})) || { usage >&2; die "restart needs at least one component"; }
-    local owner=(${OWNER:+--owner "$OWNER"})
+    local owner=()
+    if [[ -n $OWNER ]]; then owner=(--owner "$OWNER"); fi
     # Separate invocations: each takes and releases the lock itself.
     "$ROOT/deploy/stack.sh" down "${owner[@]}" "${ARGS[@]}"
     "$ROOT/deploy/stack.sh" up "${owner[@]}" "${ARGS[@]}"
