@@ -4,8 +4,8 @@ N indicators (CTE_CHAOS_INDICATORS: a few thousand in `make test`, 200,000 in `m
 through the real API while a rule change, an allow-list entry, a new sharing and one-minute expiries are
 in flight, and, at random moments from a seeded generator (CTE_CHAOS_SEED, printed and recorded), each
 service is killed with SIGKILL and restarted (two replicas of the rule-engine and of the sink), the
-broker and the database are restarted with the project's scripts, and every connection to Kafka or
-PostgreSQL is cut through a TCP proxy. Afterwards the read model must equal what the API acknowledged,
+database and (in `make chaos`) the broker are restarted with the project's scripts, and every
+connection to Kafka or PostgreSQL is cut through a TCP proxy. Afterwards the read model must equal what the API acknowledged,
 and every list of the fake tenant an independent computation of what it should hold.
 """
 
@@ -57,6 +57,8 @@ ROUNDS = int(os.environ.get("CTE_CHAOS_ROUNDS", "1"))
 # Seconds between two faults: drawn uniformly from this range.
 GAP = tuple(float(x) for x in os.environ.get("CTE_CHAOS_GAP", "1,3").split(","))
 BATCH = int(os.environ.get("CTE_CHAOS_BATCH", "250"))
+# Spread the POSTs over at least this many seconds, so that a small run has its faults while it writes.
+PACE = float(os.environ.get("CTE_CHAOS_PACE", "40"))
 RESULTS = Path(__file__).parent / "results"
 RULE, NS, TENANT = "chaos-rule", "chaos-ns", "chaos-tenant"
 L1, H1, L2, L3 = "chaos-a-urls", "chaos-a-hashes", "chaos-short-urls", "chaos-b-urls"
@@ -296,18 +298,24 @@ def _post_all(api: Api, indicators: list[Indicator], changes: list[tuple[float, 
     acked = 0
     next_first = 0
 
+    batches = -(-total // BATCH)
+    started = time.monotonic()
+    taken = 0
+
     def take() -> list[Sighting] | None:
-        nonlocal next_first
+        nonlocal next_first, taken
+        time.sleep(max(0.0, started + PACE * taken / batches - time.monotonic()))
         with lock:
             if len(seconds) >= BATCH or (next_first >= len(firsts) and seconds):
                 batch = seconds[:BATCH]
                 del seconds[:BATCH]
-                return batch
-            if next_first < len(firsts):
+            elif next_first < len(firsts):
                 batch = firsts[next_first : next_first + BATCH]
                 next_first += len(batch)
-                return batch
-            return None
+            else:
+                return None
+            taken += 1
+            return batch
 
     def worker() -> None:
         nonlocal acked
