@@ -5,8 +5,9 @@ through the real API while a rule change, an allow-list entry, a new sharing and
 in flight, and, at random moments from a seeded generator (CTE_CHAOS_SEED, printed and recorded), each
 service is killed with SIGKILL and restarted (two replicas of the rule-engine and of the sink), the
 database and (in `make chaos`) the broker are restarted with the project's scripts, and every
-connection to Kafka or PostgreSQL is cut through a TCP proxy. Afterwards the read model must equal what the API acknowledged,
-and every list of the fake tenant an independent computation of what it should hold.
+connection to Kafka or PostgreSQL is cut through a TCP proxy. Afterwards the read model must equal
+what the API acknowledged, and every list of the fake tenant an independent computation of what it
+should hold.
 """
 
 from __future__ import annotations
