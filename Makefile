@@ -54,6 +54,12 @@ test-unit: ## the unit tests only (no broker, no database)
 compose-check: ## with a Docker engine: docker compose reads docker-compose.yml without complaint
 	docker compose config -q
 
+.PHONY: chaos
+chaos: install ## crash suite at full size: 200,000 indicators, kills, broker/database restarts, cut connections (docs/RELIABILITY.md)
+	CTE_CHAOS_INDICATORS=$${CTE_CHAOS_INDICATORS:-200000} CTE_CHAOS_ROUNDS=$${CTE_CHAOS_ROUNDS:-3} CTE_CHAOS_FAULTS=all \
+		CTE_CHAOS_BATCH=$${CTE_CHAOS_BATCH:-1000} CTE_CHAOS_PACE=$${CTE_CHAOS_PACE:-0} CTE_CHAOS_TIMEOUT=$${CTE_CHAOS_TIMEOUT:-5400} \
+		uv run --frozen pytest tests/chaos -s $(PYTEST_ARGS)
+
 .PHONY: bench bench-quick
 bench: ## benchmarks: baselines, the pipeline with 1,000,000 indicators, the read path (bench/results, docs/BENCHMARKS.md)
 	uv run --frozen python bench/run.py --size 1000000

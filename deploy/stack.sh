@@ -6,15 +6,19 @@
 #   deploy/stack.sh install
 #   deploy/stack.sh up     [--owner NAME] [COMPONENT|infra|services ...]
 #   deploy/stack.sh down   [--owner NAME] [COMPONENT|infra|services ...]
+#   deploy/stack.sh restart [--owner NAME] COMPONENT...
 #   deploy/stack.sh status
 #   deploy/stack.sh logs   [COMPONENT]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACK="$ROOT/.stack"
+# CTE_STACK_DIR puts a second, independent stack's state elsewhere (the chaos tests restart
+# their own broker and database); the Kafka jars stay shared so Maven runs once.
+STACK="${CTE_STACK_DIR:-$ROOT/.stack}"
 RUN_DIR="$STACK/run"
 LOG_DIR="$STACK/logs"
 KAFKA_DIR="$STACK/kafka"
+KAFKA_LIBS="$ROOT/.stack/kafka/libs"
 PG_DIR="$STACK/pg"
 PG_DATA="$PG_DIR/data"
 PG_SOCK="$PG_DIR/run"
@@ -40,6 +44,7 @@ usage() {
 usage: deploy/stack.sh install
        deploy/stack.sh up   [--owner NAME] [COMPONENT...]
        deploy/stack.sh down [--owner NAME] [COMPONENT...]
+       deploy/stack.sh restart [--owner NAME] COMPONENT...
        deploy/stack.sh status
        deploy/stack.sh logs [COMPONENT]
 components: ${COMPONENTS[*]}
@@ -75,6 +80,8 @@ load_env() {
     # Defaults in case neither file exists or a line was removed from .env.
     export CTE_KAFKA_PORT="${CTE_KAFKA_PORT:-9092}"
     export CTE_KAFKA_CONTROLLER_PORT="${CTE_KAFKA_CONTROLLER_PORT:-9093}"
+    # The port clients are told to reconnect to; another one when a proxy stands in front of the broker.
+    export CTE_KAFKA_ADVERTISED_PORT="${CTE_KAFKA_ADVERTISED_PORT:-$CTE_KAFKA_PORT}"
     export CTE_PG_PORT="${CTE_PG_PORT:-5433}"
     export CTE_DB_NAME="${CTE_DB_NAME:-cte}"
     export CTE_API_PORT="${CTE_API_PORT:-8000}"
@@ -266,17 +273,17 @@ install_prometheus() {
 }
 
 install_kafka() {
-    local libs="$KAFKA_DIR/libs" stamp="$KAFKA_DIR/libs.sha256" sum tmp
+    local libs="$KAFKA_LIBS" stamp="$KAFKA_LIBS.sha256" sum tmp
     sum=$(sha256sum "$POM" | cut -d' ' -f1)
     if [[ -f $stamp && $(<"$stamp") == "$sum" ]] && compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
         return 0
     fi
     command -v mvn >/dev/null 2>&1 || die "Maven (mvn) is needed to fetch the Kafka jars"
     log "install: fetching Kafka jars with Maven (first time: ~1 min)"
-    mkdir -p "$KAFKA_DIR"
+    mkdir -p "$(dirname "$libs")"
     # Download into a scratch folder and swap, so a failed fetch never leaves a half set
     # and jars of an older version never linger next to the new ones.
-    tmp="$KAFKA_DIR/libs.tmp"
+    tmp="$libs.tmp"
     rm -rf "$tmp"
     # Output goes to a log: even with -q -B, Maven 3.8 prints stray ANSI resets.
     mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
@@ -301,12 +308,13 @@ cmd_install() {
 KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:ParallelGCThreads=2 -XX:ConcGCThreads=1
     -XX:MaxDirectMemorySize=256m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties"
-    -cp "$KAFKA_DIR/libs/*")
+    -cp "$KAFKA_LIBS/*")
 
 render_kafka_config() {
     local tpl out
     tpl=$(<"$ROOT/deploy/kafka/server.properties.in")
     out=${tpl//@KAFKA_PORT@/$CTE_KAFKA_PORT}
+    out=${out//@KAFKA_ADVERTISED_PORT@/$CTE_KAFKA_ADVERTISED_PORT}
     out=${out//@CONTROLLER_PORT@/$CTE_KAFKA_CONTROLLER_PORT}
     out=${out//@DATA_DIR@/$KAFKA_DIR/data}
     if grep -v '^#' <<<"$out" | grep -qE '@[A-Z_]+@'; then
@@ -622,6 +630,17 @@ cmd_down() {
     done
 }
 
+# restart: down, then up, of the components named (a broker or database restart under load).
+cmd_restart() {
+    parse_args "$@"
+    ((${#ARGS[@]})) || { usage >&2; die "restart needs at least one component"; }
+    local owner=()
+    if [[ -n $OWNER ]]; then owner=(--owner "$OWNER"); fi
+    # Separate invocations: each takes and releases the lock itself.
+    "$ROOT/deploy/stack.sh" down "${owner[@]}" "${ARGS[@]}"
+    "$ROOT/deploy/stack.sh" up "${owner[@]}" "${ARGS[@]}"
+}
+
 component_address() {
     case $1 in
         kafka) printf '127.0.0.1:%s (controller :%s)' "$CTE_KAFKA_PORT" "$CTE_KAFKA_CONTROLLER_PORT" ;;
@@ -676,6 +695,7 @@ main() {
         install) cmd_install ;;
         up) cmd_up "$@" ;;
         down) cmd_down "$@" ;;
+        restart) cmd_restart "$@" ;;
         status) cmd_status ;;
         logs) cmd_logs "$@" ;;
         -h | --help | help) usage ;;

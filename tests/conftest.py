@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+        if "tests/chaos/" in str(item.path):
+            item.add_marker(pytest.mark.chaos)
 
 
 @pytest.fixture(scope="session")
@@ -64,20 +67,30 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture(scope="session")
-async def env(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+@asynccontextmanager
+async def open_env(stack: Stack, log_dir: Path) -> AsyncIterator[Env]:
+    """A fresh database (migrated) and topic namespace on ``stack``, dropped afterwards."""
     name = "cte_test_" + secrets.token_hex(4)
     admin = await asyncpg.connect(stack.admin_database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
     url = _with_database(stack.admin_database_url, name)
     await asyncio.to_thread(upgrade, url)  # Alembic runs its own event loop
     prefix = "t" + secrets.token_hex(4)
     await create_topics(stack.kafka_bootstrap, prefix)
     try:
-        yield Env(stack, url, prefix, tmp_path_factory.mktemp("logs"))
+        yield Env(stack, url, prefix, log_dir)
     finally:
+        # A new connection: the database server may have been restarted meanwhile.
+        admin = await asyncpg.connect(stack.admin_database_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def env(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    async with open_env(stack, tmp_path_factory.mktemp("logs")) as e:
+        yield e
 
 
 @pytest.fixture(scope="session")

@@ -26,11 +26,12 @@ def free_port() -> int:
 class Service:
     """One service process: ``cte-<name>`` from the workspace's virtual environment."""
 
-    def __init__(self, command: str, env: dict[str, str], ready_url: str, log_dir: Path) -> None:
+    def __init__(self, command: str, env: dict[str, str], ready_url: str, log_dir: Path, name: str = "") -> None:
         self.command = command
         self.env = env
         self.ready_url = ready_url
-        self.log_path = log_dir / f"{command}.log"
+        # A name of its own keeps two replicas of one command in separate logs.
+        self.log_path = log_dir / f"{name or command}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> Service:
