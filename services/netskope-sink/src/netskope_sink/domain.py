@@ -102,15 +102,16 @@ def outcome_tags(before: Mapping[str, str], after: Mapping[str, str], now_shared
     return TagChanges(add, remove)
 
 
+_SCHEMES = ("http://", "https://", "ftp://")
+
+
 def url_list_entry(value: str, kind: str) -> str | None:
     """The canonical value as a Netskope URL-list entry (host, host/path, host:port, IPv4), or None
     when URL lists cannot hold it (IPv6, which the reference also reports as unshared)."""
     if kind == "ipv6":
         return None
-    if kind == "url":
-        for scheme in ("http://", "https://", "ftp://"):
-            if value.startswith(scheme):
-                return value[len(scheme) :]
+    if kind == "url" and value.startswith(_SCHEMES):
+        return value.partition("://")[2]
     return value
 
 
