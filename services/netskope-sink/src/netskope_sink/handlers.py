@@ -207,8 +207,9 @@ class Flusher:
             shared = [v for e in pushed_entries for v in entries[e]]
         else:
             pushed_entries = shared = await self._push_file(client, name, target, selection.selected, held)
-        live = set(selection.selected) | set(selection.left_out)
-        outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
+        if refused:
+            live = set(selection.selected) | set(selection.left_out)
+            outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
         LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
         return Pushed(
             key,
