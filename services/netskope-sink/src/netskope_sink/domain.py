@@ -120,12 +120,17 @@ def to_entries(values: list[str], kinds: Mapping[str, str]) -> tuple[dict[str, l
     the values that produced each; and the values no entry can express."""
     entries: dict[str, list[str]] = {}
     unfit: list[str] = []
+    kind_of = kinds.get
     for v in values:
-        entry = url_list_entry(v, kinds.get(v, "url"))
+        entry = url_list_entry(v, kind_of(v, "url"))
         if entry is None:
             unfit.append(v)
+            continue
+        same = entries.get(entry)
+        if same is None:
+            entries[entry] = [v]
         else:
-            entries.setdefault(entry, []).append(v)
+            same.append(v)
     return entries, unfit
 
 

@@ -92,8 +92,10 @@ async def destination(conn: Conn, tenant: str, list_key: str) -> dict[str, Any] 
 async def candidates(conn: Conn, list_key: str) -> tuple[list[Candidate], dict[str, str]]:
     """The list's desired members with their priorities and costs, and the type of each member that is
     not a URL (to_entries reads a missing type as url: a list at its cap may hold a million URLs)."""
-    rows = await conn.fetch("SELECT value, type, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
-    return [Candidate(r[0], r[2], r[3]) for r in rows], {r[0]: r[1] for r in rows if r[1] != "url"}
+    rows = await conn.fetch("SELECT value, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
+    kinds = await conn.fetch("SELECT value, type FROM list_members WHERE list_key = $1 AND type <> 'url'", list_key)
+    # _make builds each tuple in C; the named tuple's constructor is a Python function.
+    return list(map(Candidate._make, rows)), {r[0]: r[1] for r in kinds}
 
 
 async def pushed(conn: Conn, list_key: str) -> set[str]:
