@@ -107,7 +107,8 @@ class IndicatorTagEditMany(Event):
     add: list[str] = Field(default_factory=list)
     remove: list[str] = Field(default_factory=list)
 
-    def each(self) -> list[IndicatorTagEdit]:
+    def each(self, start: int = 0, stop: int | None = None) -> list[IndicatorTagEdit]:
+        """The edit of each value (of values[start:stop]), as the rule-engine applies it."""
         return [
             IndicatorTagEdit.model_construct(
                 event_id=self.event_id,
@@ -117,7 +118,7 @@ class IndicatorTagEditMany(Event):
                 add=self.add,
                 remove=self.remove,
             )
-            for v in self.values
+            for v in self.values[start:stop]
         ]
 
 

@@ -144,17 +144,25 @@ class IndicatorEventsHandler:
             if rejected:
                 await publish_dead_letters(self.broker, self.topics.dead_letter, CONSUMER, rejected)
                 CONSUMER_RECORDS.labels(CONSUMER, "dead_letter").inc(len(rejected))
+            CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
+            # A tag edit of many indicators expands into one event per value: applied in slices, in
+            # order, within the one transaction (each slice sees what the slices before it wrote), and
+            # expanded only when its slice comes, so memory stays flat whatever the batch holds.
             events: list[AnyIndicatorEvent] = []
             for d in decoded:
                 if isinstance(d.event, IndicatorTagEditMany):
-                    events.extend(d.event.each())
+                    for start in range(0, len(d.event.values), SLICE_EVENTS):
+                        events.extend(d.event.each(start, start + SLICE_EVENTS))
+                        if len(events) >= SLICE_EVENTS:
+                            await self._apply(conn, events)
+                            events = []
                 else:
                     events.append(d.event)
-            CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
-            # Tag edits of many indicators expand a batch: bounded slices keep memory flat; applied in
-            # order within the one transaction, so each slice sees what the slices before wrote.
-            for start in range(0, len(events), SLICE_EVENTS):
-                await self._apply(conn, events[start : start + SLICE_EVENTS])
+                    if len(events) >= SLICE_EVENTS:
+                        await self._apply(conn, events)
+                        events = []
+            if events:
+                await self._apply(conn, events)
 
         fresh = await apply_exactly_once(self.pool, CONSUMER, records, apply)
         CONSUMER_RECORDS.labels(CONSUMER, "duplicate").inc(len(records) - len(fresh))
