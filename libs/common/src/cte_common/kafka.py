@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,19 +93,24 @@ def _raw_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
     return producer if isinstance(producer, AIOKafkaProducer) else None
 
 
-def _published_counter(broker: KafkaBroker) -> Callable[[str, int], None]:
-    """Counts sends in FastStream's own publish metric, which the dashboards read."""
+def _published_metrics(broker: KafkaBroker) -> Callable[[str, int, float, BaseException | None], None]:
+    """Records sends in FastStream's own publish metrics (count, time until acknowledged, failures),
+    which the dashboards read."""
     for middleware in broker.middlewares:
         manager = getattr(middleware, "_metrics_manager", None)
         if manager is not None and hasattr(manager, "add_published_message"):
 
-            def count(topic: str, n: int, manager: Any = manager) -> None:
-                manager.add_published_message(
-                    broker="kafka", destination=topic, status=PublishingStatus.success, amount=n
-                )
+            def record(topic: str, n: int, seconds: float, error: BaseException | None, manager: Any = manager) -> None:
+                if error is not None:
+                    manager.add_published_message_exception(
+                        exception_type=type(error).__name__, broker="kafka", destination=topic
+                    )
+                manager.observe_published_message_duration(duration=seconds, broker="kafka", destination=topic)
+                status = PublishingStatus.error if error is not None else PublishingStatus.success
+                manager.add_published_message(broker="kafka", destination=topic, status=status, amount=n)
 
-            return count
-    return lambda topic, n: None
+            return record
+    return lambda topic, n, seconds, error: None
 
 
 async def publish_all(broker: KafkaBroker, topic: str, messages: Iterable[Outgoing]) -> list[RecordMetadata]:
@@ -123,22 +129,28 @@ async def publish_all(broker: KafkaBroker, topic: str, messages: Iterable[Outgoi
             )
             for m in messages
         ]
-    else:
-        send = producer.send
-        futures = [
-            await send(
-                topic,
-                m.value,
-                m.key,
-                partition=m.partition,
-                headers=[(k, v.encode()) for k, v in m.headers.items()] or None,
-            )
-            for m in messages
-        ]
-        _published_counter(broker)(topic, len(futures))
+        return list(await asyncio.gather(*futures)) if futures else []
+    started = time.perf_counter()
+    send = producer.send
+    futures = [
+        await send(
+            topic,
+            m.value,
+            m.key,
+            partition=m.partition,
+            headers=[(k, v.encode()) for k, v in m.headers.items()] or None,
+        )
+        for m in messages
+    ]
     if not futures:
         return []
-    return list(await asyncio.gather(*futures))
+    try:
+        acks = list(await asyncio.gather(*futures))
+    except Exception as exc:
+        _published_metrics(broker)(topic, len(futures), time.perf_counter() - started, exc)
+        raise
+    _published_metrics(broker)(topic, len(futures), time.perf_counter() - started, None)
+    return acks
 
 
 async def group_by_partition(
