@@ -92,10 +92,16 @@ async def destination(conn: Conn, tenant: str, list_key: str) -> dict[str, Any] 
 async def candidates(conn: Conn, list_key: str) -> tuple[list[Candidate], dict[str, str]]:
     """The list's desired members with their priorities and costs, and the type of each member that is
     not a URL (to_entries reads a missing type as url: a list at its cap may hold a million URLs)."""
-    rows = await conn.fetch("SELECT value, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
+    members: list[Candidate] = []
+    # In chunks from a cursor: a list at its cap can have a million members, and holding all their
+    # rows next to the candidates would double the memory. _make builds each tuple in C (the named
+    # tuple's constructor is a Python function).
+    async with conn.transaction():
+        cursor = await conn.cursor("SELECT value, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
+        while chunk := await cursor.fetch(50_000):
+            members.extend(map(Candidate._make, chunk))
     kinds = await conn.fetch("SELECT value, type FROM list_members WHERE list_key = $1 AND type <> 'url'", list_key)
-    # _make builds each tuple in C; the named tuple's constructor is a Python function.
-    return list(map(Candidate._make, rows)), {r[0]: r[1] for r in kinds}
+    return members, {r[0]: r[1] for r in kinds}
 
 
 async def pushed(conn: Conn, list_key: str) -> set[str]:
@@ -162,7 +168,7 @@ async def record_push(
         # deleted, so there is nothing to conflict with.
         await conn.copy_records_to_table(
             "list_outcomes",
-            records=[(list_key, v, o, r) for v, (o, r) in outcomes.items()],
+            records=((list_key, v, o, r) for v, (o, r) in outcomes.items()),
             columns=["list_key", "value", "outcome", "reason"],
         )
     await conn.execute(
