@@ -390,9 +390,9 @@ def limits(r: dict[str, Any]) -> list[str]:
                 f"members from PostgreSQL, sorting and selecting within the cap, diffing against what the tenant "
                 f"holds), {br.get('tenant_calls_until_deployed') or 0:.1f} s of tenant calls until the deploy was "
                 "answered, and "
-                f"{br.get('recording_after_deploy') or 0:.1f} s recording the outcome after it (publishing an "
-                f'"Unshared" tag event for each of the {cap.get("left_out", 0):,} values the cap left out, and the '
-                f"pushed entries)."
+                f"{br.get('recording_after_deploy') or 0:.1f} s recording the outcome after it (hashing each of "
+                f"the {cap.get('left_out', 0):,} values the cap left out to its partition and publishing their "
+                '"Unshared" tags, 1,000 values an event, writing their outcomes, and the pushed entries).'
             )
     over = [x for x in rows.values() if x["key"].startswith("rss_") and x["met"] is False]
     if over:
