@@ -61,10 +61,6 @@ class Record(NamedTuple):
     value: bytes | None
     timestamp_ms: int
 
-    @classmethod
-    def from_consumer_record(cls, r: Any) -> Record:
-        return cls(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-
 
 class Decoded(NamedTuple, Generic[T]):
     record: Record
