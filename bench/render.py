@@ -15,6 +15,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
+# Hand-written: what changed between runs and why, rendered after the figures.
+NOTES = ROOT / "bench" / "notes.md"
 
 RSS_LIMIT_MB = 300
 TIMES = "\u00d7"
@@ -388,9 +390,9 @@ def limits(r: dict[str, Any]) -> list[str]:
                 f"members from PostgreSQL, sorting and selecting within the cap, diffing against what the tenant "
                 f"holds), {br.get('tenant_calls_until_deployed') or 0:.1f} s of tenant calls until the deploy was "
                 "answered, and "
-                f"{br.get('recording_after_deploy') or 0:.1f} s recording the outcome after it (publishing an "
-                f'"Unshared" tag event for each of the {cap.get("left_out", 0):,} values the cap left out, and the '
-                f"pushed entries)."
+                f"{br.get('recording_after_deploy') or 0:.1f} s recording the outcome after it (hashing each of "
+                f"the {cap.get('left_out', 0):,} values the cap left out to its partition and publishing their "
+                '"Unshared" tags, 1,000 values an event, writing their outcomes, and the pushed entries).'
             )
     over = [x for x in rows.values() if x["key"].startswith("rss_") and x["met"] is False]
     if over:
@@ -673,7 +675,7 @@ Service logs of the last run are in `.stack/logs/bench/`.
 """
 
 
-def write(results: Path = RESULTS, doc: Path = DOC) -> None:
+def write(results: Path = RESULTS, doc: Path = DOC, notes: Path = NOTES) -> None:
     pipelines = sorted(
         (json.loads(f.read_text()) for f in results.glob("pipeline-*.json")), key=lambda r: -int(r.get("size", 0))
     )
@@ -686,6 +688,8 @@ def write(results: Path = RESULTS, doc: Path = DOC) -> None:
     for r in pipelines:
         r["assessment"] = assess(r)  # from the figures, with this renderer's wording
         parts.append(pipeline_section(r))
+    if notes.exists():
+        parts.append(notes.read_text())
     for r in reads[:1]:
         parts.append(read_path_section(r))
     doc.write_text("\n".join(p.rstrip() + "\n" for p in parts))

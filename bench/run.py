@@ -878,6 +878,14 @@ class _Timed:
         self.statements.append((sql, time.perf_counter() - t0))
         return out
 
+    async def copy_records_to_table(self, table: str, **kwargs: Any) -> Any:
+        sql = f"COPY {table} ({', '.join(kwargs.get('columns') or [])}) FROM STDIN (binary)"
+        self.running = sql
+        t0 = time.perf_counter()
+        out = await self.conn.copy_records_to_table(table, **kwargs)
+        self.statements.append((sql, time.perf_counter() - t0))
+        return out
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.conn, name)
 

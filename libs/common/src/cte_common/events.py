@@ -93,9 +93,41 @@ class IndicatorDelete(Event):
     source: str | None = None
 
 
+class IndicatorTagEditMany(Event):
+    """One tag edit on every source entry of many indicators: the sink's Unshared and Invalid host tags.
+
+    A list at its cap can leave hundreds of thousands of values out; one event per value made the push
+    wait on as many sends. Every value of ``values`` hashes to the partition of the record's key (the
+    first value), so each indicator's events stay in order on one partition. The rule-engine applies
+    it as an ``IndicatorTagEdit`` (source None) of each value, in order.
+    """
+
+    kind: Literal["tags-many"] = "tags-many"
+    values: list[str] = Field(min_length=1)
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+    def each(self, start: int = 0, stop: int | None = None) -> list[IndicatorTagEdit]:
+        """The edit of each value (of values[start:stop]), as the rule-engine applies it."""
+        return [
+            IndicatorTagEdit.model_construct(
+                event_id=self.event_id,
+                occurred_at=self.occurred_at,
+                value=v,
+                source=None,
+                add=self.add,
+                remove=self.remove,
+            )
+            for v in self.values[start:stop]
+        ]
+
+
+# The events about one indicator: everything that is applied carries a ``value``.
 AnyIndicatorEvent = IndicatorSighting | IndicatorExpire | IndicatorRetraction | IndicatorTagEdit | IndicatorDelete
-IndicatorEvent = Annotated[AnyIndicatorEvent, Field(discriminator="kind")]
-INDICATOR_EVENT_ADAPTER: TypeAdapter[AnyIndicatorEvent] = TypeAdapter(IndicatorEvent)
+# What a record of the indicator topic holds: one of those, or a tag edit of many indicators.
+AnyIndicatorRecord = AnyIndicatorEvent | IndicatorTagEditMany
+IndicatorEvent = Annotated[AnyIndicatorRecord, Field(discriminator="kind")]
+INDICATOR_EVENT_ADAPTER: TypeAdapter[AnyIndicatorRecord] = TypeAdapter(IndicatorEvent)
 
 
 class ShareIntent(Event):

@@ -15,7 +15,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from operator import attrgetter
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -337,8 +338,8 @@ class Evaluator:
 # --- a list at its cap ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Candidate:
+# A named tuple: the sink builds one per member of a list (up to a million) on every push.
+class Candidate(NamedTuple):
     value: str
     priority: float
     cost: int
@@ -349,13 +350,20 @@ def order_key(c: Candidate) -> tuple[float, str]:
     return (-c.priority, c.value)
 
 
+_BY_VALUE = attrgetter("value")
+_BY_PRIORITY = attrgetter("priority")
+
+
 def select_within_cap(
     candidates: Sequence[Candidate], cap_bytes: int, max_entries: int = MAX_PUSH_ENTRIES
 ) -> tuple[list[Candidate], list[Candidate]]:
     """The top of the priority order that fits the cap (bytes as the reference counts them, plus one
     for the first entry), at most ``max_entries``; and what was left out. Like the reference, the cut is
     a prefix: the first candidate that does not fit ends the list, so membership does not churn."""
-    ordered = sorted(candidates, key=order_key)
+    # The order of order_key, in two stable sorts on C-level keys: several times faster than one
+    # sort calling a Python function per candidate.
+    ordered = sorted(candidates, key=_BY_VALUE)
+    ordered.sort(key=_BY_PRIORITY, reverse=True)
     used = 1
     for n, c in enumerate(ordered):
         if n >= max_entries or used + c.cost > cap_bytes:

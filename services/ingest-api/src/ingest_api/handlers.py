@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -362,8 +363,8 @@ async def post_indicators(
         state.topics.indicator_events,
         (Outgoing(key=s.value.encode(), value=encode(s)) for s in sightings),
     )
-    for s in sightings:
-        INDICATORS_ACCEPTED.labels(s.type.value).inc()
+    for kind, n in Counter(s.type.value for s in sightings).items():
+        INDICATORS_ACCEPTED.labels(kind).inc(n)
     if wait:
         await _wait_for_read_model(state, [(a.topic, a.partition, a.offset) for a in acks])
         async with state.pool.acquire() as conn:

@@ -119,15 +119,16 @@ def outcome_tags(before: Mapping[str, str], after: Mapping[str, str], now_shared
     return TagChanges(add, remove)
 
 
+_SCHEMES = ("http://", "https://", "ftp://")
+
+
 def url_list_entry(value: str, kind: str) -> str | None:
     """The canonical value as a Netskope URL-list entry (host, host/path, host:port, IPv4), or None
     when URL lists cannot hold it (IPv6, which the reference also reports as unshared)."""
     if kind == "ipv6":
         return None
-    if kind == "url":
-        for scheme in ("http://", "https://", "ftp://"):
-            if value.startswith(scheme):
-                return value[len(scheme) :]
+    if kind == "url" and value.startswith(_SCHEMES):
+        return value.partition("://")[2]
     return value
 
 
@@ -136,12 +137,17 @@ def to_entries(values: list[str], kinds: Mapping[str, str]) -> tuple[dict[str, l
     the values that produced each; and the values no entry can express."""
     entries: dict[str, list[str]] = {}
     unfit: list[str] = []
+    kind_of = kinds.get
     for v in values:
-        entry = url_list_entry(v, kinds.get(v, "url"))
+        entry = url_list_entry(v, kind_of(v, "url"))
         if entry is None:
             unfit.append(v)
+            continue
+        same = entries.get(entry)
+        if same is None:
+            entries[entry] = [v]
         else:
-            entries.setdefault(entry, []).append(v)
+            same.append(v)
     return entries, unfit
 
 

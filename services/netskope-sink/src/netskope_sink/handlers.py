@@ -27,8 +27,8 @@ from faststream.kafka import KafkaBroker
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
 from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
-from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEdit, encode
-from cte_common.kafka import Outgoing, publish_all
+from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEditMany, encode
+from cte_common.kafka import Outgoing, group_by_partition, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
@@ -61,6 +61,8 @@ from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, Tenant
 log = logging.getLogger(__name__)
 
 CONSUMER = "netskope-sink.share-intents"
+# Values per Unshared / Invalid host tag event: about 50 KB, well under the broker's record limit.
+TAG_EDIT_VALUES = 1000
 
 
 class ShareIntentsHandler:
@@ -204,8 +206,9 @@ class Flusher:
             shared = [v for e in pushed_entries for v in entries[e]]
         else:
             pushed_entries = shared = await self._push_file(client, name, target, selection.selected, held)
-        live = set(selection.selected) | set(selection.left_out)
-        outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
+        if refused:
+            live = set(selection.selected) | set(selection.left_out)
+            outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
         LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
         return Pushed(
             key,
@@ -262,15 +265,13 @@ class Flusher:
     async def _record(self, p: Pushed) -> None:
         after = {v: o for v, (o, _) in p.outcomes.items()}
         tags = outcome_tags(p.before, after, p.shared)
-        events = [IndicatorTagEdit(value=v, add=[tag]) for tag, values in tags.add.items() for v in values]
-        events += [IndicatorTagEdit(value=v, remove=[tag]) for tag, values in tags.remove.items() for v in values]
+        events = [
+            *await self._tag_edits(tags.add, add=True),
+            *await self._tag_edits(tags.remove, add=False),
+        ]
         async with self.pool.acquire() as conn, conn.transaction():
             if events:
-                await publish_all(
-                    self.broker,
-                    self.topics.indicator_events,
-                    (Outgoing(key=e.value.encode(), value=encode(e)) for e in events),
-                )
+                await publish_all(self.broker, self.topics.indicator_events, events)
             await repository.record_push(
                 conn,
                 p.list_key,
@@ -288,6 +289,19 @@ class Flusher:
         LIST_BYTES.labels(p.list_key).set(p.selection.bytes)
         PUSHES.labels(p.list_key, "ok").inc()
         PUSH_SECONDS.labels(p.list_key).observe(time.perf_counter() - p.started)
+
+    async def _tag_edits(self, by_tag: dict[str, list[str]], *, add: bool) -> list[Outgoing]:
+        """One event per tag and partition for up to TAG_EDIT_VALUES values, not one per value: a list
+        at its cap may leave most of a million candidates out. Each event goes to the partition its
+        values hash to (keyed by the first), so every indicator's events stay in order."""
+        out: list[Outgoing] = []
+        for tag, values in by_tag.items():
+            for partition, group in await group_by_partition(self.broker, self.topics.indicator_events, values):
+                for i in range(0, len(group), TAG_EDIT_VALUES):
+                    chunk = group[i : i + TAG_EDIT_VALUES]
+                    ev = IndicatorTagEditMany(values=chunk, add=[tag] if add else [], remove=[] if add else [tag])
+                    out.append(Outgoing(key=chunk[0].encode(), value=encode(ev), partition=partition))
+        return out
 
     async def _failed(self, key: str, exc: BaseException) -> None:
         PUSHES.labels(key, "failed").inc()

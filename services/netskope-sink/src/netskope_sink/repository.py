@@ -91,9 +91,18 @@ async def destination(conn: Conn, tenant: str, list_key: str) -> dict[str, Any] 
 
 
 async def candidates(conn: Conn, list_key: str) -> tuple[list[Candidate], dict[str, str]]:
-    """The list's desired members with their priorities and costs, and each member's type."""
-    rows = await conn.fetch("SELECT value, type, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
-    return [Candidate(r["value"], r["priority"], r["cost_bytes"]) for r in rows], {r["value"]: r["type"] for r in rows}
+    """The list's desired members with their priorities and costs, and the type of each member that is
+    not a URL (to_entries reads a missing type as url: a list at its cap may hold a million URLs)."""
+    members: list[Candidate] = []
+    # In chunks from a cursor: a list at its cap can have a million members, and holding all their
+    # rows next to the candidates would double the memory. _make builds each tuple in C (the named
+    # tuple's constructor is a Python function).
+    async with conn.transaction():
+        cursor = await conn.cursor("SELECT value, priority, cost_bytes FROM list_members WHERE list_key = $1", list_key)
+        while chunk := await cursor.fetch(50_000):
+            members.extend(map(Candidate._make, chunk))
+    kinds = await conn.fetch("SELECT value, type FROM list_members WHERE list_key = $1 AND type <> 'url'", list_key)
+    return members, {r[0]: r[1] for r in kinds}
 
 
 async def pushed(conn: Conn, list_key: str) -> set[str]:
@@ -156,13 +165,12 @@ async def record_push(
         )
     await conn.execute("DELETE FROM list_outcomes WHERE list_key = $1", list_key)
     if outcomes:
-        await conn.execute(
-            "INSERT INTO list_outcomes (list_key, value, outcome, reason) "
-            "SELECT $1, v, o, r FROM unnest($2::text[], $3::text[], $4::text[]) AS x(v, o, r)",
-            list_key,
-            list(outcomes),
-            [o for o, _ in outcomes.values()],
-            [r for _, r in outcomes.values()],
+        # COPY: a list at its cap can leave most of a million candidates out, and the rows were just
+        # deleted, so there is nothing to conflict with.
+        await conn.copy_records_to_table(
+            "list_outcomes",
+            records=((list_key, v, o, r) for v, (o, r) in outcomes.items()),
+            columns=["list_key", "value", "outcome", "reason"],
         )
     await conn.execute(
         """

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 from cte_common.events import (
     AnyIndicatorEvent,
@@ -366,6 +367,7 @@ class Catalog:
     orphan_lists: dict[int, str] = field(default_factory=dict)
     fingerprint: str = ""
 
-    @property
+    @cached_property
     def by_id(self) -> dict[int, SharingDef]:
+        # Read for every value and sharing of a batch; the catalog is replaced, never changed, on reload.
         return {s.id: s for s in self.sharings}

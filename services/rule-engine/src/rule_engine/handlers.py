@@ -32,7 +32,15 @@ from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
 from cte_common.db import Connection, Pool
-from cte_common.events import CONFIG_CHANGE_ADAPTER, INDICATOR_EVENT_ADAPTER, IndicatorExpire, ShareIntent, encode
+from cte_common.events import (
+    CONFIG_CHANGE_ADAPTER,
+    INDICATOR_EVENT_ADAPTER,
+    AnyIndicatorEvent,
+    IndicatorExpire,
+    IndicatorTagEditMany,
+    ShareIntent,
+    encode,
+)
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import AllowList, Evaluator
@@ -54,6 +62,8 @@ from rule_engine.metrics import (
 log = logging.getLogger(__name__)
 
 CONSUMER = "rule-engine.indicators"
+# Events applied together (one load, merge, write and decision round) within a batch's transaction.
+SLICE_EVENTS = 5000
 CONFIG_CONSUMER = "rule-engine.config"
 # Configuration resources whose change can change what a sharing selects.
 REEVALUATE_ON = frozenset({"business_rule", "business_rules", "rule", "sharing", "allow_list", "configuration"})
@@ -112,8 +122,11 @@ async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence
     await publish_all(
         broker, topics.share_intents, (Outgoing(key=i.list_key.encode(), value=encode(i)) for i in intents)
     )
-    for i in intents:
-        SHARE_INTENTS.labels("add" if i.add else "remove").inc()
+    adds = sum(1 for i in intents if i.add)
+    if adds:
+        SHARE_INTENTS.labels("add").inc(adds)
+    if len(intents) > adds:
+        SHARE_INTENTS.labels("remove").inc(len(intents) - adds)
 
 
 class IndicatorEventsHandler:
@@ -131,29 +144,49 @@ class IndicatorEventsHandler:
             if rejected:
                 await publish_dead_letters(self.broker, self.topics.dead_letter, CONSUMER, rejected)
                 CONSUMER_RECORDS.labels(CONSUMER, "dead_letter").inc(len(rejected))
-            events = [d.event for d in decoded]
-            write_started = time.perf_counter()
-            states = await repository.load_states(conn, sorted({e.value for e in events}))
-            changed = apply_events(states, events)
-            await repository.save_changes(conn, changed)
-            now = datetime.now(UTC)
-            for ev in events:
-                # An expiry that took effect (it made the indicator inactive in this batch).
-                state = changed.get(ev.value)
-                if isinstance(ev, IndicatorExpire) and isinstance(state, IndicatorState) and not state.active:
-                    EXPIRY_APPLY_LAG.observe(max((now - ev.due_at).total_seconds(), 0.0))
-            READ_MODEL_WRITE_SECONDS.observe(time.perf_counter() - write_started)
-            INDICATORS_WRITTEN.inc(len(changed))
-            MERGES.inc(sum(1 for v in changed if v in states))
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
-            if changed:
-                await self.decider.refresh(conn)
-                await self.decider.decide(conn, self.broker, self.topics, dict(changed), states, count_allow_hits=True)
+            # A tag edit of many indicators expands into one event per value: applied in slices, in
+            # order, within the one transaction (each slice sees what the slices before it wrote), and
+            # expanded only when its slice comes, so memory stays flat whatever the batch holds.
+            events: list[AnyIndicatorEvent] = []
+            for d in decoded:
+                if isinstance(d.event, IndicatorTagEditMany):
+                    for start in range(0, len(d.event.values), SLICE_EVENTS):
+                        events.extend(d.event.each(start, start + SLICE_EVENTS))
+                        if len(events) >= SLICE_EVENTS:
+                            await self._apply(conn, events)
+                            events = []
+                else:
+                    events.append(d.event)
+                    if len(events) >= SLICE_EVENTS:
+                        await self._apply(conn, events)
+                        events = []
+            if events:
+                await self._apply(conn, events)
 
         fresh = await apply_exactly_once(self.pool, CONSUMER, records, apply)
         CONSUMER_RECORDS.labels(CONSUMER, "duplicate").inc(len(records) - len(fresh))
         CONSUMER_BATCH_SIZE.labels(CONSUMER).observe(len(records))
         CONSUMER_BATCH_SECONDS.labels(CONSUMER).observe(time.perf_counter() - started)
+
+    async def _apply(self, conn: Connection, events: list[AnyIndicatorEvent]) -> None:
+        write_started = time.perf_counter()
+        states = await repository.load_states(conn, sorted({e.value for e in events}))
+        changed = apply_events(states, events)
+        await repository.save_changes(conn, changed)
+        now = datetime.now(UTC)
+        for ev in events:
+            # An expiry that took effect (it made the indicator inactive in this batch).
+            if isinstance(ev, IndicatorExpire):
+                state = changed.get(ev.value)
+                if isinstance(state, IndicatorState) and not state.active:
+                    EXPIRY_APPLY_LAG.observe(max((now - ev.due_at).total_seconds(), 0.0))
+        READ_MODEL_WRITE_SECONDS.observe(time.perf_counter() - write_started)
+        INDICATORS_WRITTEN.inc(len(changed))
+        MERGES.inc(sum(1 for v in changed if v in states))
+        if changed:
+            await self.decider.refresh(conn)
+            await self.decider.decide(conn, self.broker, self.topics, dict(changed), states, count_allow_hits=True)
 
 
 class ConfigChangesHandler:
