@@ -9,6 +9,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from cte_common.settings import CommonSettings
+from cte_common.startup import until_reachable
 
 # What repositories take: a plain connection or one borrowed from a pool. (The generic form exists
 # only in the type stubs, not at run time.)
@@ -26,11 +27,14 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
 
 
 async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> Pool:
-    pool: Pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=min_size,
-        max_size=settings.db_pool_max,
-        init=_init_connection,
-        command_timeout=60,
-    )
-    return pool
+    async def connect() -> Pool:
+        pool: Pool = await asyncpg.create_pool(
+            settings.database_url,
+            min_size=min_size,
+            max_size=settings.db_pool_max,
+            init=_init_connection,
+            command_timeout=60,
+        )
+        return pool
+
+    return await until_reachable("PostgreSQL", connect, give_up_after=settings.startup_timeout_seconds)

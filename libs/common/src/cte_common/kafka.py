@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from faststream.prometheus.types import PublishingStatus
 
 from cte_common.settings import CommonSettings
+from cte_common.startup import until_reachable
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,24 @@ def partition_of(key: bytes | None, all_partitions: Sequence[int], available: Se
     return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
+class PatientKafkaBroker(KafkaBroker):
+    """A broker whose start waits for Kafka: a failed start is undone (the subscribers started so far,
+    the producer) and tried again, so no consumer is ever started twice."""
+
+    def __init__(self, *args: Any, startup_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.startup_timeout = startup_timeout
+
+    async def start(self) -> None:
+        await until_reachable("Kafka", super().start, give_up_after=self.startup_timeout, undo=self.stop)
+
+
 def make_broker(settings: CommonSettings, *, client_id: str, middlewares: Sequence[Any] = ()) -> KafkaBroker:
     # Idempotent producer with acks=all: a publish that returned is durable on the broker and a
     # retried send cannot duplicate it. linger_ms lets concurrent sends share a batch.
-    return KafkaBroker(
+    return PatientKafkaBroker(
         settings.kafka_bootstrap,
+        startup_timeout=settings.startup_timeout_seconds,
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
