@@ -51,6 +51,7 @@ from tests.integration.test_api_first_path import token
 from tests.integration.test_fake_tenant import self_signed_certificate
 from tests.support.processes import Service, free_port
 from tests.support.stack import Stack
+from tests.support.waiting import eventually as wait_until
 
 RUN = secrets.token_hex(3)
 DEFAULT_URL = "cedefaultpush.io"
@@ -227,6 +228,9 @@ class Sink:
         self.service.env["CTE_CONSUMER_GROUP"] += "-again"
         self.service.start()
 
+    def assert_started(self) -> None:
+        assert "FastStream app started successfully" in self.service.log_tail(400), self.service.log_tail()
+
     def pushes(self) -> float:
         """Successful list pushes so far, from the process's metrics."""
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
@@ -241,6 +245,10 @@ class Sink:
 def sinks(*running: Sink) -> Iterator[None]:
     try:
         start_all(*(s.service for s in running))
+        # /metrics answers before the app has joined its consumer group and started its flusher: a
+        # test that needs every sink at work waits for that too.
+        for sink in running:
+            wait_until(lambda sink=sink: sink.assert_started(), timeout=60)
         yield
     finally:
         for sink in running:
