@@ -29,8 +29,9 @@ logs: ## recent logs of every component (make logs C=rule-engine to follow one)
 	@$(STACK) logs $(C)
 
 feed: ## stream demo indicators into the running API (COUNT=2000)
-	@set -a; source $$( [ -f .env ] && echo .env || echo .env.example ); set +a; \
-	uv run --frozen python deploy/demo/feed.py --count $${COUNT:-2000}
+	@# The file gives defaults; what the environment already says wins, as in deploy/stack.sh.
+	@given=$$(export -p); set -a; source $$( [ -f .env ] && echo .env || echo .env.example ); set +a; \
+	eval "$$given"; uv run --frozen python deploy/demo/feed.py --count $${COUNT:-2000}
 
 lint: install ## ruff, formatting and mypy (strict for libs/common)
 	uv run --frozen ruff check .
