@@ -16,6 +16,7 @@ import pytest
 from cte_common.crypto import new_key
 from cte_common.migrate import upgrade
 from cte_common.topics import create_topics
+from tests.support import wire
 from tests.support.processes import Service, free_port
 from tests.support.stack import Stack, provide_stack
 
@@ -23,6 +24,10 @@ BOOTSTRAP_ID = "test-bootstrap-client"
 BOOTSTRAP_SECRET = "test-bootstrap-secret-" + secrets.token_hex(8)
 SECRETS_KEY = new_key()
 JWT_SECRET = "test-signing-key-" + secrets.token_hex(16)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    wire.install()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
