@@ -30,6 +30,16 @@ from cte_common.logs import bind
 from cte_common.metrics import CONSUMER_ERRORS, CONSUMER_LAG
 from cte_common.positions_repository import advance_positions, lock_positions
 
+__all__ = [
+    "Decoded",
+    "Record",
+    "Rejected",
+    "apply_exactly_once",
+    "decode_batch",
+    "publish_dead_letters",
+    "register_batch_consumer",
+]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

@@ -19,6 +19,16 @@ from cte_common.metrics import record_publish
 from cte_common.settings import CommonSettings
 from cte_common.startup import until_reachable
 
+__all__ = [
+    "Outgoing",
+    "PatientKafkaBroker",
+    "group_by_partition",
+    "make_broker",
+    "murmur2",
+    "partition_of",
+    "publish_all",
+]
+
 
 @dataclass(frozen=True)
 class Outgoing:

@@ -7,6 +7,11 @@ from collections.abc import Mapping, Sequence
 
 from cte_common.db import Connection
 
+__all__ = [
+    "advance_positions",
+    "lock_positions",
+]
+
 _LOCK_POSITIONS = """
 INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)
 SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS x(t, p)
