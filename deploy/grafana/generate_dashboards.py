@@ -253,9 +253,14 @@ def pipeline_overview() -> Any:
         ),
         Panel(
             "Events published per topic",
-            [Target(f"sum by (destination) (rate(faststream_published_messages_total[{RATE}]))", "{{destination}}")],
-            "Records the consumer services published (share intents, expire commands, tags), per second, "
-            "by topic. The API's indicator events are the accepted indicators above.",
+            [
+                Target(
+                    f'sum by (topic) (rate(cte_kafka_published_records_total{{status="success"}}[{RATE}]))',
+                    "{{topic}}",
+                )
+            ],
+            "Records acknowledged by Kafka, per second, by topic: the API's indicator and configuration "
+            "events, the rule-engine's share intents, the ager's expire commands, the sink's tags.",
             unit="cps",
         ),
         Panel(
@@ -760,23 +765,30 @@ def service_health() -> Any:
             "Publish latency p95",
             [
                 Target(
-                    _p95("faststream_published_messages_duration_seconds", "app_name, destination, ", job),
-                    "{{app_name}} {{destination}}",
+                    _p95("cte_kafka_publish_duration_seconds", "job, topic, ", job),
+                    "{{job}} {{topic}}",
                 )
             ],
-            "Time to hand a record to the Kafka producer (FastStream, 95th percentile).",
+            "Time from a publish's first send until Kafka acknowledged its last record (95th percentile); "
+            "the API answers a write after it.",
             unit="s",
         ),
         Panel(
             "Publish errors /s",
             [
                 Target(
-                    "sum by (app_name, destination, exception_type) "
-                    f"(rate(faststream_published_messages_exceptions_total{job}[{RATE}])) or vector(0)",
-                    "{{app_name}} {{destination}} {{exception_type}}",
-                )
+                    "sum by (job, topic, exception_type) "
+                    f"(rate(cte_kafka_publish_failures_total{job}[{RATE}])) or vector(0)",
+                    "{{job}} {{topic}} {{exception_type}}",
+                ),
+                Target(
+                    f'sum by (job, topic) (rate(cte_kafka_published_records_total{{job=~"$job", status="error"}}'
+                    f"[{RATE}])) or vector(0)",
+                    "{{job}} {{topic}} records",
+                ),
             ],
-            "Publishes that raised (FastStream).",
+            "Publishes that failed, by exception type, and the records they held. None is reported as a "
+            "success: the API answers 5xx, a consumer's batch is redelivered.",
             unit="cps",
         ),
     ]

@@ -73,17 +73,22 @@ async def test_poison_goes_to_the_dead_letter_topic_and_can_be_replayed(
 
         # A letter parked by a bug since fixed: a valid event with dead-letter headers. Replay applies it.
         fixed = sighting("fixed.dlq.example")
-        await broker.publish(
-            encode(fixed),
+        await publish_all(
+            broker,
             topics.dead_letter,
-            key=b"fixed.dlq.example",
-            headers={
-                "dlq-consumer": "rule-engine.indicators",
-                "dlq-reason": "a bug, since fixed",
-                "dlq-topic": topics.indicator_events,
-                "dlq-partition": "0",
-                "dlq-offset": "0",
-            },
+            [
+                Outgoing(
+                    b"fixed.dlq.example",
+                    encode(fixed),
+                    headers={
+                        "dlq-consumer": "rule-engine.indicators",
+                        "dlq-reason": "a bug, since fixed",
+                        "dlq-topic": topics.indicator_events,
+                        "dlq-partition": "0",
+                        "dlq-offset": "0",
+                    },
+                )
+            ],
         )
     finally:
         await broker.stop()

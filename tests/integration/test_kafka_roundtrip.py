@@ -11,10 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY
 
 from cte_common.consumer import Record, apply_exactly_once, register_batch_consumer
-from cte_common.kafka import Outgoing, make_broker, publish_all
+from cte_common.kafka import Outgoing, group_by_partition, make_broker, publish_all
 from cte_common.settings import CommonSettings
 from tests.conftest import Env
 
@@ -111,6 +113,34 @@ async def _produce(env: Env, topic: str, seqs: range) -> None:
         )
     finally:
         await producer.stop()
+
+
+async def test_the_brokers_own_producer_lands_keys_where_group_by_partition_says(env: Env) -> None:
+    topic = await _topic(env)
+    broker = make_broker(CommonSettings(kafka_bootstrap=env.stack.kafka_bootstrap), client_id="producer-test")
+    assert broker.producer is None
+    await broker.start()
+    try:
+        assert broker.producer is not None
+        keys = [f"value-{i}.example" for i in range(300)]
+        groups = await group_by_partition(broker, topic, keys)
+        assert len(groups) == PARTITIONS
+        acks = await publish_all(broker, topic, [Outgoing(k.encode(), b"x") for k in keys])
+        expected = {k: p for p, members in groups for k in members}
+        assert {k: ack.partition for k, ack in zip(keys, acks, strict=True)} == expected
+        published = REGISTRY.get_sample_value(
+            "cte_kafka_published_records_total", {"topic": topic, "status": "success"}
+        )
+        assert published == len(keys)
+
+        # A record over max_request_size is refused by the send: the publish raises and is counted.
+        with pytest.raises(MessageSizeTooLargeError):
+            await publish_all(broker, topic, [Outgoing(b"big", b"x" * (5 * 1024 * 1024))])
+        labels = {"topic": topic, "exception_type": "MessageSizeTooLargeError"}
+        assert REGISTRY.get_sample_value("cte_kafka_publish_failures_total", labels) == 1
+    finally:
+        await broker.stop()
+    assert broker.producer is None
 
 
 @pytest.fixture

@@ -321,6 +321,17 @@ def test_every_dashboard_variable_has_values(traffic: dict[str, str], prometheus
     assert any(traffic["urls"] in key for key in lists), lists
 
 
+def test_every_producing_service_counts_its_publishes(traffic: dict[str, str], prometheus: Prometheus) -> None:
+    """The API's indicator events, the rule-engine's share intents and the ager's expire commands all go
+    through libs/common's producer, which counts them."""
+    _scraped_after_traffic(prometheus)
+    result = prometheus.query('sum by (job) (cte_kafka_published_records_total{status="success"})')["data"]["result"]
+    counted = {r["metric"]["job"] for r in result if float(r["value"][1]) > 0}
+    assert {"ingest-api", "rule-engine", "ager"} <= counted, result
+    latency = prometheus.query("sum by (job) (cte_kafka_publish_duration_seconds_count)")["data"]["result"]
+    assert {"ingest-api", "rule-engine", "ager"} <= {r["metric"]["job"] for r in latency}, latency
+
+
 def test_alert_rules_load_and_evaluate(traffic: dict[str, str], prometheus: Prometheus) -> None:
     def evaluated() -> list[dict[str, Any]]:
         body = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()

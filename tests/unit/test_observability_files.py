@@ -123,7 +123,12 @@ def _registry_names(registry: Any) -> set[str]:
 
 @cache
 def standard_metric_names() -> frozenset[str]:
-    """prometheus_client's default collectors and FastStream's Prometheus middleware."""
+    """prometheus_client's default collectors and the receiving side of FastStream's Prometheus middleware.
+
+    FastStream's publish metrics (``faststream_published_*``) are left out: records are sent through
+    libs/common's own producer, not FastStream's publish, so those series stay empty; the publish
+    metrics are libs/common's ``cte_kafka_publish*``.
+    """
     from faststream.prometheus.container import MetricsContainer
     from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
@@ -133,7 +138,8 @@ def standard_metric_names() -> frozenset[str]:
     GCCollector(registry=registry)
     faststream = CollectorRegistry()
     MetricsContainer(faststream, custom_label_names=[])
-    return frozenset(_registry_names(registry) | _registry_names(faststream) | PROMETHEUS_SERIES)
+    received = {n for n in _registry_names(faststream) if not n.startswith("faststream_published_")}
+    return frozenset(_registry_names(registry) | received | PROMETHEUS_SERIES)
 
 
 def known_metric_names() -> set[str]:
@@ -310,6 +316,8 @@ def test_metric_names_parser() -> None:
     assert "cte_consumer_lag_records" in project_metric_names()
     assert "cte_consumer_batch_records_bucket" in project_metric_names()
     assert "faststream_received_messages_total" in standard_metric_names()
+    assert "faststream_published_messages_total" not in known_metric_names()
+    assert "cte_kafka_published_records_total" in project_metric_names()
     assert "process_resident_memory_bytes" in standard_metric_names()
 
 

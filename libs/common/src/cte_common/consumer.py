@@ -28,27 +28,21 @@ from cte_common.db import Connection, Pool
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.logs import bind
 from cte_common.metrics import CONSUMER_ERRORS, CONSUMER_LAG
+from cte_common.positions_repository import advance_positions, lock_positions
+
+__all__ = [
+    "Decoded",
+    "Record",
+    "Rejected",
+    "apply_exactly_once",
+    "decode_batch",
+    "publish_dead_letters",
+    "register_batch_consumer",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_LOCK_POSITIONS = """
-INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)
-SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS x(t, p)
-ON CONFLICT (consumer, topic, partition) DO NOTHING
-"""
-_SELECT_POSITIONS = """
-SELECT topic, partition, next_offset FROM consumer_offsets
-WHERE consumer = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
-ORDER BY topic, partition
-FOR UPDATE
-"""
-_ADVANCE_POSITIONS = """
-UPDATE consumer_offsets AS c SET next_offset = x.o, updated_at = now()
-FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o)
-WHERE c.consumer = $1 AND c.topic = x.t AND c.partition = x.p AND c.next_offset < x.o
-"""
 
 
 # Named tuples, not frozen dataclasses: a batch creates thousands, and a frozen dataclass's __init__
@@ -129,25 +123,15 @@ async def apply_exactly_once(
     if not records:
         return []
     partitions = sorted({(r.topic, r.partition) for r in records})
-    topics = [t for t, _ in partitions]
-    parts = [p for _, p in partitions]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_LOCK_POSITIONS, consumer, topics, parts)
-        rows = await conn.fetch(_SELECT_POSITIONS, consumer, topics, parts)
-        position = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+        position = await lock_positions(conn, consumer, partitions)
         fresh = [r for r in records if r.offset >= position[(r.topic, r.partition)]]
         if fresh:
             await apply(conn, fresh)
         ends: dict[tuple[str, int], int] = {}
         for r in records:
             ends[(r.topic, r.partition)] = max(ends.get((r.topic, r.partition), 0), r.offset + 1)
-        await conn.execute(
-            _ADVANCE_POSITIONS,
-            consumer,
-            [t for t, _ in ends],
-            [p for _, p in ends],
-            list(ends.values()),
-        )
+        await advance_positions(conn, consumer, ends)
     if len(fresh) < len(records):
         log.info("skipped %d records already applied", len(records) - len(fresh))
     return fresh

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken
 
+__all__ = [
+    "SecretBox",
+    "SecretsUnavailableError",
+    "new_key",
+]
+
 
 class SecretsUnavailableError(RuntimeError):
     """No key is configured, or the stored secret was encrypted with another key."""

@@ -11,6 +11,12 @@ from asyncpg.pool import PoolConnectionProxy
 from cte_common.settings import CommonSettings
 from cte_common.startup import until_reachable
 
+__all__ = [
+    "Connection",
+    "Pool",
+    "create_pool",
+]
+
 # What repositories take: a plain connection or one borrowed from a pool. (The generic form exists
 # only in the type stubs, not at run time.)
 if TYPE_CHECKING:

@@ -21,6 +21,13 @@ from cte_common.kafka import Outgoing, make_broker, publish_all
 from cte_common.settings import CommonSettings
 from cte_common.topics import DEAD_LETTER, Topics
 
+__all__ = [
+    "DeadLetter",
+    "main",
+    "read_dead_letters",
+    "replay",
+]
+
 
 @dataclass(frozen=True)
 class DeadLetter:

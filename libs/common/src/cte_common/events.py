@@ -14,6 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from cte_common.indicators import IndicatorType, Severity
 
+__all__ = [
+    "CONFIG_CHANGE_ADAPTER",
+    "INDICATOR_EVENT_ADAPTER",
+    "SHARE_INTENT_ADAPTER",
+    "AnyIndicatorEvent",
+    "AnyIndicatorRecord",
+    "ConfigChange",
+    "Criterion",
+    "Event",
+    "IndicatorDelete",
+    "IndicatorEvent",
+    "IndicatorExpire",
+    "IndicatorRetraction",
+    "IndicatorSighting",
+    "IndicatorTagEdit",
+    "IndicatorTagEditMany",
+    "ShareIntent",
+    "TagsStrategy",
+    "encode",
+]
+
 Criterion = Literal["lastSeen", "firstSeen", "highestSeverity"]
 TagsStrategy = Literal["append", "overwrite"]
 

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+__all__ = [
+    "HASH_LIST_TYPES",
+    "SEVERITY_RANK",
+    "URL_LIST_TYPES",
+    "IndicatorType",
+    "Severity",
+]
+
 
 class IndicatorType(StrEnum):
     URL = "url"

@@ -6,17 +6,28 @@ import asyncio
 import random
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
-from faststream.prometheus.types import PublishingStatus
 
+from cte_common.metrics import record_publish
 from cte_common.settings import CommonSettings
 from cte_common.startup import until_reachable
+
+__all__ = [
+    "Outgoing",
+    "PatientKafkaBroker",
+    "group_by_partition",
+    "make_broker",
+    "murmur2",
+    "partition_of",
+    "publish_all",
+]
 
 
 @dataclass(frozen=True)
@@ -69,30 +80,63 @@ def partition_of(key: bytes | None, all_partitions: Sequence[int], available: Se
 
 
 class PatientKafkaBroker(KafkaBroker):
-    """A broker whose start waits for Kafka: a failed start is undone (the subscribers started so far,
-    the producer) and tried again, so no consumer is ever started twice."""
+    """A broker whose start waits for Kafka, and which owns the service's producer.
 
-    def __init__(self, *args: Any, startup_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    FastStream runs the subscribers and describes them in the AsyncAPI document; it creates no producer
+    of its own (``consumer_only``). The producer is aiokafka's, built from ``producer_options`` through
+    its public API, and lives as long as the broker: started before the subscribers, so a handler that
+    publishes finds it, and stopped after them, so their last publishes are acknowledged. A failed start
+    is undone (the producer, the subscribers started so far) and tried again, so no consumer is ever
+    started twice.
+    """
+
+    def __init__(self, *args: Any, startup_timeout: float, producer_options: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, consumer_only=True, **kwargs)
         self.startup_timeout = startup_timeout
+        self.producer_options = dict(producer_options)
+        # None until started, and again once stopped.
+        self.producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        await until_reachable("Kafka", super().start, give_up_after=self.startup_timeout, undo=self.stop)
+        await until_reachable("Kafka", self._start_once, give_up_after=self.startup_timeout, undo=self.stop)
+
+    async def _start_once(self) -> None:
+        self.producer = AIOKafkaProducer(**self.producer_options)
+        await self.producer.start()
+        await super().start()
+
+    async def stop(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> None:
+        try:
+            await super().stop(exc_type, exc_val, exc_tb)
+        finally:
+            producer, self.producer = self.producer, None
+            if producer is not None:
+                await producer.stop()
 
 
-def make_broker(settings: CommonSettings, *, client_id: str, middlewares: Sequence[Any] = ()) -> KafkaBroker:
-    # Idempotent producer with acks=all: a publish that returned is durable on the broker and a
-    # retried send cannot duplicate it. linger_ms lets concurrent sends share a batch.
+def make_broker(settings: CommonSettings, *, client_id: str, middlewares: Sequence[Any] = ()) -> PatientKafkaBroker:
     return PatientKafkaBroker(
         settings.kafka_bootstrap,
         startup_timeout=settings.startup_timeout_seconds,
+        # Idempotent producer with acks=all: a publish that returned is durable on the broker and a
+        # retried send cannot duplicate it. linger_ms lets concurrent sends share a batch.
+        producer_options={
+            "bootstrap_servers": settings.kafka_bootstrap,
+            "client_id": client_id,
+            "enable_idempotence": True,
+            "acks": "all",
+            "linger_ms": 5,
+            "partitioner": partition_of,
+            "max_batch_size": 512 * 1024,
+            "max_request_size": 4 * 1024 * 1024,
+            "request_timeout_ms": 30_000,
+        },
         client_id=client_id,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
-        partitioner=partition_of,
-        max_batch_size=512 * 1024,
-        max_request_size=4 * 1024 * 1024,
         request_timeout_ms=30_000,
         middlewares=middlewares,
         graceful_timeout=30.0,
@@ -100,31 +144,10 @@ def make_broker(settings: CommonSettings, *, client_id: str, middlewares: Sequen
     )
 
 
-def _raw_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
-    """The connected aiokafka producer under the broker, or None (not connected, or a test double)."""
-    state = getattr(getattr(broker.config, "producer", None), "_producer", None)
-    producer = getattr(state, "producer", None)
-    return producer if isinstance(producer, AIOKafkaProducer) else None
-
-
-def _published_metrics(broker: KafkaBroker) -> Callable[[str, int, float, BaseException | None], None]:
-    """Records sends in FastStream's own publish metrics (count, time until acknowledged, failures),
-    which the dashboards read."""
-    for middleware in broker.middlewares:
-        manager = getattr(middleware, "_metrics_manager", None)
-        if manager is not None and hasattr(manager, "add_published_message"):
-
-            def record(topic: str, n: int, seconds: float, error: BaseException | None, manager: Any = manager) -> None:
-                if error is not None:
-                    manager.add_published_message_exception(
-                        exception_type=type(error).__name__, broker="kafka", destination=topic
-                    )
-                manager.observe_published_message_duration(duration=seconds, broker="kafka", destination=topic)
-                status = PublishingStatus.error if error is not None else PublishingStatus.success
-                manager.add_published_message(broker="kafka", destination=topic, status=status, amount=n)
-
-            return record
-    return lambda topic, n, seconds, error: None
+def _producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
+    """The broker's own started producer, or None: not started, or a test double (FastStream's
+    TestKafkaBroker replaces ``start``, so ours never runs)."""
+    return broker.producer if isinstance(broker, PatientKafkaBroker) else None
 
 
 async def publish_all(broker: KafkaBroker, topic: str, messages: Iterable[Outgoing]) -> list[RecordMetadata]:
@@ -132,54 +155,49 @@ async def publish_all(broker: KafkaBroker, topic: str, messages: Iterable[Outgoi
 
     Sends are issued without awaiting each one, so they batch per partition; the acks are awaited
     together. If any send fails the exception propagates and the caller must not report success.
-    The connected producer is used directly: FastStream's per-message publish (middlewares, a
+    Sends go to the broker's own aiokafka producer: FastStream's per-message publish (middlewares, a
     correlation id, codec) cost several times the send itself on the hot paths.
     """
-    producer = _raw_producer(broker)
+    producer = _producer(broker)
     if producer is None:
-        futures = [
-            await broker.publish(
-                m.value, topic, key=m.key, partition=m.partition, headers=m.headers or None, no_confirm=True
-            )
+        # A test double (FastStream's publish hands each message to the subscribers in process), or a
+        # broker not started (FastStream's publish raises).
+        return [
+            await broker.publish(m.value, topic, key=m.key, partition=m.partition, headers=m.headers or None)
             for m in messages
         ]
-        return list(await asyncio.gather(*futures)) if futures else []
     started = time.perf_counter()
     send = producer.send
-    futures = [
-        await send(
-            topic,
-            m.value,
-            m.key,
-            partition=m.partition,
-            headers=[(k, v.encode()) for k, v in m.headers.items()] or None,
-        )
-        for m in messages
-    ]
-    if not futures:
-        return []
+    futures: list[asyncio.Future[RecordMetadata]] = []
+    handed = futures.append
     try:
+        for m in messages:
+            headers = [(k, v.encode()) for k, v in m.headers.items()] or None
+            handed(await send(topic, m.value, m.key, partition=m.partition, headers=headers))
+        if not futures:
+            return []
         acks = list(await asyncio.gather(*futures))
     except Exception as exc:
-        _published_metrics(broker)(topic, len(futures), time.perf_counter() - started, exc)
+        record_publish(topic, len(futures), time.perf_counter() - started, exc)
         raise
-    _published_metrics(broker)(topic, len(futures), time.perf_counter() - started, None)
+    record_publish(topic, len(acks), time.perf_counter() - started, None)
     return acks
 
 
 async def group_by_partition(
     broker: KafkaBroker, topic: str, keys: Sequence[str]
 ) -> list[tuple[int | None, list[str]]]:
-    """The keys grouped by the partition each one hashes to, with the producer's own partitioner.
+    """The keys grouped by the partition each one hashes to, as the producer's partitioner puts them.
 
-    Without a connected producer (a test double) every key is a group of its own, to be sent keyed.
+    Without a producer of the broker's own (a test double) every key is a group of its own, to be sent
+    keyed.
     """
-    producer = _raw_producer(broker)
+    producer = _producer(broker)
     if producer is None:
         return [(None, [k]) for k in keys]
+    # A list of the set, in the order aiokafka's producer hands its partitioner.
     partitions = list(await producer.partitions_for(topic))
-    partitioner = producer._partitioner
     groups: dict[int, list[str]] = {}
     for k in keys:
-        groups.setdefault(partitioner(k.encode(), partitions, partitions), []).append(k)
+        groups.setdefault(partition_of(k.encode(), partitions, partitions), []).append(k)
     return [(p, ks) for p, ks in sorted(groups.items())]

@@ -15,6 +15,12 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+__all__ = [
+    "bind",
+    "configure_logging",
+    "log_context",
+]
+
 log_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
 
 

@@ -10,6 +10,12 @@ from alembic.config import Config
 
 from cte_common.settings import CommonSettings
 
+__all__ = [
+    "alembic_config",
+    "main",
+    "upgrade",
+]
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

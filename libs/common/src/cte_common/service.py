@@ -19,6 +19,12 @@ from cte_common.metrics import serve_metrics
 from cte_common.settings import CommonSettings
 from cte_common.topics import Topics
 
+__all__ = [
+    "Setup",
+    "build_broker",
+    "run_consumer_service",
+]
+
 Setup = Callable[[KafkaBroker, Pool, Topics], Awaitable[None]]
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+__all__ = [
+    "CommonSettings",
+]
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CTE_", env_file=".env", extra="ignore")

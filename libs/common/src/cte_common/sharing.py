@@ -24,6 +24,39 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cte_common.indicators import HASH_LIST_TYPES, SEVERITY_RANK, URL_LIST_TYPES, IndicatorType, Severity
 from cte_common.query import Node, compile_predicate, parse_json, parse_text
 
+__all__ = [
+    "DEFAULT_FILE_HASH",
+    "DEFAULT_URL",
+    "FILE_LIST_CAP_MB",
+    "MAX_PUSH_ENTRIES",
+    "MIB",
+    "URL_LIST_CAP_MB",
+    "Action",
+    "AllowEntry",
+    "AllowKind",
+    "AllowList",
+    "Candidate",
+    "Decision",
+    "Evaluator",
+    "FileTarget",
+    "Outcome",
+    "PriorityKind",
+    "RuleDef",
+    "RuleException",
+    "SharingDef",
+    "UrlTarget",
+    "check_allow_pattern",
+    "cost_bytes",
+    "fits",
+    "list_key",
+    "order_key",
+    "parse_filter",
+    "parse_target",
+    "priority_of",
+    "select_within_cap",
+    "split_list_key",
+]
+
 MIB = 1024 * 1024
 URL_LIST_CAP_MB = 7  # the tenant's URL list limit (plugin >= 2.2.0; the seed's older text says 8)
 FILE_LIST_CAP_MB = 8

@@ -12,6 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from cte_common.events import Criterion, IndicatorSighting, TagsStrategy
 from cte_common.indicators import IndicatorType, Severity
 
+__all__ = [
+    "DEFAULT_REPUTATION",
+    "AgingCriteria",
+    "AgingSpan",
+    "AgingUnit",
+    "SourceConfiguration",
+    "make_sighting",
+]
+
 AgingUnit = Literal["days", "hours", "minutes"]
 _UNIT_SECONDS = {"days": 86_400, "hours": 3_600, "minutes": 60}
 # A reported indicator's reputation when the reporter gives none (the reference's default).

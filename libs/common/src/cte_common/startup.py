@@ -12,6 +12,11 @@ import asyncpg
 from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
+__all__ = [
+    "UNREACHABLE",
+    "until_reachable",
+]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

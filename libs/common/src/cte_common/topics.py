@@ -17,6 +17,18 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from cte_common.settings import CommonSettings
 
+__all__ = [
+    "ALL_TOPICS",
+    "CONFIG_CHANGES",
+    "DEAD_LETTER",
+    "INDICATOR_EVENTS",
+    "SHARE_INTENTS",
+    "TopicSpec",
+    "Topics",
+    "create_topics",
+    "main",
+]
+
 log = logging.getLogger(__name__)
 
 

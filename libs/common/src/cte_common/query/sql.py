@@ -1,0 +1,95 @@
+"""The SQL compiler: a filter as a parameterised SQL boolean over ``indicators i``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from cte_common.query.ast import And, Compare, ElemMatch, Node, Nor, Not, Or, QueryError
+from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _Field
+from cte_common.query.operators import _SCALAR_CASTS, _resolve, _sql_not
+
+__all__ = [
+    "INDICATOR_ALIAS",
+    "SqlParams",
+    "to_sql",
+]
+
+
+INDICATOR_ALIAS: Final = "i"
+
+
+class SqlParams:
+    """Hands out ``$n`` placeholders (from `start`, so callers can put their own parameters first) and
+    the aliases of source subqueries. One instance per statement; `values` are the bind arguments."""
+
+    def __init__(self, start: int = 1) -> None:
+        if start < 1:
+            raise ValueError("placeholders start at $1")
+        self.start = start
+        self.values: list[object] = []
+        self._aliases = 0
+
+    def add(self, value: object) -> str:
+        self.values.append(value)
+        return f"${self.start + len(self.values) - 1}"
+
+    def alias(self) -> str:
+        self._aliases += 1
+        return f"s{self._aliases}"
+
+
+def to_sql(node: Node, params: SqlParams) -> str:
+    """A SQL boolean over ``indicators i``; every value goes into `params`, none into the text."""
+    return _sql(node, params, INDICATOR_ALIAS, _TOP_FIELDS)[0]
+
+
+def _sql(node: Node, params: SqlParams, table: str, fields: Mapping[str, _Field]) -> tuple[str, bool]:
+    """(SQL, may it be NULL). Compounds come back parenthesised."""
+    match node:
+        case Compare(_, op, value):
+            field, impl = _resolve(node, fields)
+            column = f"{table}.{field.column}"
+            placeholder = ""
+            if value is not None:
+                cast = "text[]" if op in ("in", "nin") else _SCALAR_CASTS[field.kind]
+                placeholder = f"{params.add(list(value) if isinstance(value, tuple) else value)}::{cast}"
+            return impl.sql(column, placeholder, field.nullable), field.nullable and not impl.total
+        case And(nodes) | Or(nodes) if not nodes:
+            return ("TRUE" if isinstance(node, And) else "FALSE"), False
+        case And(nodes) | Or(nodes):
+            parts = [_sql(child, params, table, fields) for child in nodes]
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return "(" + joiner.join(_wrap(sql) for sql, _ in parts) + ")", any(n for _, n in parts)
+        case Nor(nodes):
+            inner, nullable = _sql(Or(nodes), params, table, fields)
+            return _sql_not(_wrap(inner), nullable), False
+        case Not(child):
+            inner, nullable = _sql(child, params, table, fields)
+            return _sql_not(_wrap(inner), nullable), False
+        case ElemMatch(child):
+            if fields is not _TOP_FIELDS:
+                raise QueryError("sources conditions cannot be nested")
+            alias = params.alias()
+            body, _ = _sql(child, params, alias, _SOURCE_FIELDS)
+            # WHERE treats a NULL body as false, which is the Python any() over entries.
+            return (
+                f"EXISTS (SELECT 1 FROM indicator_sources {alias} "
+                f"WHERE {alias}.value = {table}.value AND {_wrap(body)})"
+            ), False
+
+
+def _wrap(sql: str) -> str:
+    return sql if _is_parenthesised(sql) else f"({sql})"
+
+
+def _is_parenthesised(sql: str) -> bool:
+    if not (sql.startswith("(") and sql.endswith(")")):
+        return False
+    depth = 0
+    for index, char in enumerate(sql):
+        depth += char == "("
+        depth -= char == ")"
+        if depth == 0 and index < len(sql) - 1:
+            return False  # "(a) AND (b)": the first group closes early
+    return True
