@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from ingest_api.dashboards import repository
-from ingest_api.dashboards.domain import dashboard_ids, dashboard_query
 from ingest_api.shared import Reader, State, filter_where
 
 router = APIRouter(tags=["Dashboards"])
@@ -25,13 +24,12 @@ async def dashboards(
 ) -> list[dict[str, Any]]:
     where, params = filter_where(filters)
     try:
-        sql = dashboard_query(group_by, count_by, where, f"${len(params) + 1}")
+        sql = repository.ordered_dashboard_query(group_by, count_by, where, params, ascending)
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    sql = sql.replace("{direction}", "ASC" if ascending else "DESC")
     async with state.pool.acquire() as conn:
         rows = await repository.run_dashboard(conn, sql, [*params, limit])
-    keys = dashboard_ids(group_by)
+    keys = repository.dashboard_ids(group_by)
     return [{"_id": {k: row[f"k{n}"] for n, k in enumerate(keys)}, "count": row["count"]} for row in rows]
 
 

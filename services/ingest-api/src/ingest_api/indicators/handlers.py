@@ -21,7 +21,6 @@ from ingest_api.indicators.domain import (
     claimed_sources,
     indicator_out,
     sighting_out,
-    sort_clause,
     validate_batch,
     value_candidates,
 )
@@ -94,14 +93,7 @@ async def post_indicators(
 
 
 async def _indicators_by_value(conn: Connection, values: list[str]) -> list[dict[str, Any]]:
-    rows = await repository.list_indicators(
-        conn,
-        where="i.value = ANY($1::text[])",
-        params=[values],
-        order_by="ORDER BY i.value",
-        skip=0,
-        limit=len(values),
-    )
+    rows = await repository.list_indicators_by_value(conn, values)
     sources = await repository.sources_of(conn, [r["value"] for r in rows])
     return [indicator_out(r, sources.get(r["value"], [])) for r in rows]
 
@@ -124,7 +116,7 @@ async def get_indicators(
         if aggregate:
             return {"count": await repository.count_indicators(conn, where=where, params=params)}
         rows = await repository.list_indicators(
-            conn, where=where, params=params, order_by=sort_clause(sort, ascending), skip=skip, limit=limit
+            conn, where=where, params=params, order_by=repository.sort_clause(sort, ascending), skip=skip, limit=limit
         )
         sources = await repository.sources_of(conn, [r["value"] for r in rows])
     return [indicator_out(r, sources.get(r["value"], [])) for r in rows]

@@ -37,6 +37,67 @@ async def sources_of(conn: Connection, values: Sequence[str]) -> dict[str, list[
     return out
 
 
+async def list_indicators_by_value(conn: Connection, values: list[str]) -> list[dict[str, Any]]:
+    """The rows of ``values`` that exist, in value order."""
+    return await list_indicators(
+        conn,
+        where="i.value = ANY($1::text[])",
+        params=[values],
+        order_by="ORDER BY i.value",
+        skip=0,
+        limit=len(values),
+    )
+
+
+# Sort keys of the reference's GET /indicators/, mapped to SQL over indicators i. Per-source
+# fields sort like MongoDB sorts arrays: by the smallest element ascending, the largest descending.
+SORT_FIELDS: dict[str, tuple[str, str]] = {
+    "value": ("i.value", "i.value"),
+    "type": ("i.type", "i.type"),
+    "test": ("i.test", "i.test"),
+    "active": ("i.active", "i.active"),
+    "internalHits": ("i.internal_hits", "i.internal_hits"),
+    "externalHits": ("i.external_hits", "i.external_hits"),
+    "expiresAt": ("i.expires_at", "i.expires_at"),
+    "sources.source": (
+        "(SELECT min(source) FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(source) FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+    "sources.comments": (
+        "(SELECT min(comments) FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(comments) FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+    "sources.reputation": (
+        "(SELECT min(reputation) FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(reputation) FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+    # Both seen-times are kept as min/max over sources on the indicator row, and indexed there.
+    "sources.firstSeen": ("i.first_seen", "i.first_seen"),
+    "sources.lastSeen": ("i.last_seen", "i.last_seen"),
+    "sources.severity": (
+        "(SELECT min(array_position(ARRAY['unknown','low','medium','high','critical'], severity))"
+        " FROM indicator_sources s WHERE s.value = i.value)",
+        "(SELECT max(array_position(ARRAY['unknown','low','medium','high','critical'], severity))"
+        " FROM indicator_sources s WHERE s.value = i.value)",
+    ),
+}
+
+
+def sort_clause(sort: str | None, ascending: bool) -> str:
+    """ORDER BY text from the whitelist; an unknown field means no sort, as in the reference.
+
+    The value breaks ties in the same direction, so (column, value) indexes serve the sort, forwards or
+    backwards, and pages are stable. NULLs (only expiresAt has them) sort as PostgreSQL's index does:
+    last ascending, first descending.
+    """
+    if not sort or sort not in SORT_FIELDS:
+        return "ORDER BY i.value"
+    asc_expr, desc_expr = SORT_FIELDS[sort]
+    if ascending:
+        return f"ORDER BY {asc_expr} ASC, i.value ASC"
+    return f"ORDER BY {desc_expr} DESC, i.value DESC"
+
+
 async def positions_reached(conn: Connection, consumer: str, marks: Sequence[tuple[str, int, int]]) -> bool:
     """True once ``consumer`` has applied every (topic, partition, offset) in ``marks``."""
     if not marks:

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from cte_common.db import Connection
-from cte_common.query import QueryError, SqlParams, to_sql
+from cte_common.query import QueryError
 from cte_common.sharing import Action, AllowList, Evaluator, SharingDef
 from ingest_api.allow_list.repository import allow_entries
 from ingest_api.configurations.repository import get_configuration
 from ingest_api.indicators.domain import indicator_out
-from ingest_api.indicators.repository import stream_indicators
 from ingest_api.rules import repository
 from ingest_api.rules.domain import (
     RuleTestTally,
@@ -120,7 +119,7 @@ async def update_rule(state: State, name: str, patch: RulePatch, _: Writer) -> d
         columns["exceptions"] = _stored_exceptions(patch.exceptions or [])
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn, conn.transaction():
-        current = await repository.get_rule(conn, name, lock="FOR UPDATE")
+        current = await repository.get_rule(conn, name, lock="update")
         if current is None:
             raise _rule_not_found(name)
         if "muted" in given or "unmuteAt" in given:
@@ -146,7 +145,7 @@ async def delete_rule(state: State, name: str, _: Writer) -> dict[str, Any]:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"The default rule '{DEFAULT_RULE}' cannot be deleted.")
     async with state.pool.acquire() as conn, conn.transaction():
         # FOR UPDATE makes a concurrent sharing creation (which locks the rule FOR KEY SHARE) wait.
-        if await repository.get_rule(conn, name, lock="FOR UPDATE") is None:
+        if await repository.get_rule(conn, name, lock="update") is None:
             raise _rule_not_found(name)
         users = await sharings_of_rule(conn, name)
         if users:
@@ -208,14 +207,8 @@ async def rule_test(
             destination_tenant(config, "destination")
         rule = rule_def(row)
         evaluator = Evaluator(AllowList(await allow_entries(conn)))
-        params = SqlParams(start=1)
-        rule_sql = to_sql(rule.node, params)
-        entry = f"s.value = i.value AND s.last_seen > {params.add(since)}"
-        if source is not None:
-            entry += f" AND s.source = {params.add(source)}"
-        where = f"i.active AND {rule_sql} AND EXISTS (SELECT 1 FROM indicator_sources s WHERE {entry})"
         sharings: dict[tuple[str, Action], SharingDef] = {}
-        async for chunk in stream_indicators(conn, where=where, params=params.values):
+        async for chunk in repository.rule_test_candidates(conn, rule.node, since, source):
             for indicator_row, sources in chunk:
                 indicator = indicator_out(indicator_row, sources)
                 by = source or rule_test_source(indicator, since)

@@ -3,10 +3,14 @@ rule-engine's reevaluations (read only)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal
 
 from cte_common.db import Connection
+from cte_common.query import Node, SqlParams, to_sql
 from ingest_api.configurations.repository import update_row
+from ingest_api.indicators.repository import stream_indicators
 
 _RULE_COLUMNS = "name, filter, filter_text, exceptions, muted, unmute_at, created_at, updated_at"
 
@@ -32,12 +36,14 @@ async def list_rules(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(f"SELECT {_RULE_COLUMNS} FROM business_rules ORDER BY name")]
 
 
-ROW_LOCKS = ("", "FOR UPDATE", "FOR KEY SHARE")
+# Row locks a caller may take, by name (the SQL stays here).
+_ROW_LOCKS = {None: "", "update": "FOR UPDATE", "key share": "FOR KEY SHARE"}
 
 
-async def get_rule(conn: Connection, name: str, *, lock: str = "") -> dict[str, Any] | None:
-    assert lock in ROW_LOCKS
-    row = await conn.fetchrow(f"SELECT {_RULE_COLUMNS} FROM business_rules WHERE name = $1 {lock}", name)
+async def get_rule(
+    conn: Connection, name: str, *, lock: Literal["update", "key share"] | None = None
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {_RULE_COLUMNS} FROM business_rules WHERE name = $1 {_ROW_LOCKS[lock]}", name)
     return dict(row) if row else None
 
 
@@ -48,6 +54,21 @@ async def update_rule(conn: Connection, name: str, columns: dict[str, Any]) -> d
 async def delete_rule(conn: Connection, name: str) -> bool:
     status = await conn.execute("DELETE FROM business_rules WHERE name = $1", name)
     return bool(status.endswith(" 1"))
+
+
+def rule_test_candidates(
+    conn: Connection, node: Node, since: datetime, source: str | None
+) -> AsyncIterator[list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    """A rule test's candidates: the active indicators the rule's filter ``node`` selects with an entry (of
+    ``source``, when given) last seen after ``since``, each with its source rows, in chunks; ``conn`` must
+    be inside a transaction."""
+    params = SqlParams(start=1)
+    rule_sql = to_sql(node, params)
+    entry = f"s.value = i.value AND s.last_seen > {params.add(since)}"
+    if source is not None:
+        entry += f" AND s.source = {params.add(source)}"
+    where = f"i.active AND {rule_sql} AND EXISTS (SELECT 1 FROM indicator_sources s WHERE {entry})"
+    return stream_indicators(conn, where=where, params=params.values)
 
 
 # Re-evaluations (the rule-engine's table, read only)

@@ -9,12 +9,10 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, status
 
 from cte_common.db import Connection
-from cte_common.query import SqlParams
 from cte_common.sharing import Action, AllowList, Candidate, Evaluator, FileTarget, UrlTarget, list_key
 from ingest_api.allow_list.repository import allow_entries
 from ingest_api.configurations.repository import get_configuration
 from ingest_api.indicators.domain import indicator_out
-from ingest_api.indicators.repository import stream_indicators
 from ingest_api.rules.domain import rule_muted
 from ingest_api.rules.repository import get_rule
 from ingest_api.shared import (
@@ -46,7 +44,7 @@ def _target(action: Action, parameters: dict[str, Any]) -> UrlTarget | FileTarge
 
 async def _check_rule_exists(conn: Connection, name: str) -> None:
     # FOR KEY SHARE: a concurrent deletion of the rule waits for this transaction (or has happened).
-    if await get_rule(conn, name, lock="FOR KEY SHARE") is None:
+    if await get_rule(conn, name, lock="key share") is None:
         raise unprocessable(f"businessRule: Business rule with name='{name}' does not exist.")
 
 
@@ -125,7 +123,7 @@ async def get_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[str, A
 async def update_sharing(state: State, sharing_id: RowId, patch: SharingPatch, _: Writer) -> dict[str, Any]:
     given = {k for k in patch.model_fields_set if getattr(patch, k) is not None}
     async with state.pool.acquire() as conn, conn.transaction():
-        current = await repository.get_sharing(conn, sharing_id, lock="FOR UPDATE")
+        current = await repository.get_sharing(conn, sharing_id, for_update=True)
         if current is None:
             raise _sharing_not_found(sharing_id)
         columns: dict[str, Any] = {}
@@ -183,12 +181,7 @@ async def dry_run_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[st
         assert rule is not None  # a rule in use cannot be deleted
         sharing = sharing_def(row, rule)
         evaluator = Evaluator(AllowList(await allow_entries(conn)))
-        params = SqlParams(start=1)
-        where = (
-            "i.active AND EXISTS (SELECT 1 FROM indicator_sources s "
-            f"WHERE s.value = i.value AND s.source = {params.add(sharing.source)})"
-        )
-        async for chunk in stream_indicators(conn, where=where, params=params.values):
+        async for chunk in repository.dry_run_candidates(conn, sharing.source):
             for indicator_row, sources in chunk:
                 indicator = indicator_out(indicator_row, sources)
                 run.add(indicator["value"], evaluator.decide(sharing, indicator))

@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 
 from cte_common.db import Connection
-from ingest_api.rules.repository import ROW_LOCKS
+from cte_common.query import SqlParams
+from ingest_api.indicators.repository import stream_indicators
 
 _SHARING_COLUMNS = "id, source, rule, destination, action, parameters, list_key, priority, created_at, updated_at"
 
@@ -36,8 +37,8 @@ async def list_sharings(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(f"SELECT {_SHARING_COLUMNS} FROM sharings ORDER BY id")]
 
 
-async def get_sharing(conn: Connection, sharing_id: int, *, lock: str = "") -> dict[str, Any] | None:
-    assert lock in ROW_LOCKS
+async def get_sharing(conn: Connection, sharing_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
+    lock = "FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(f"SELECT {_SHARING_COLUMNS} FROM sharings WHERE id = $1 {lock}", sharing_id)
     return dict(row) if row else None
 
@@ -69,6 +70,19 @@ async def sharings_of_rule(conn: Connection, name: str) -> list[dict[str, Any]]:
 
 async def sharings_to(conn: Connection, destination: str) -> list[int]:
     return [r["id"] for r in await conn.fetch("SELECT id FROM sharings WHERE destination = $1", destination)]
+
+
+def dry_run_candidates(
+    conn: Connection, source: str
+) -> AsyncIterator[list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    """A dry run's candidates: the active indicators with an entry of ``source``, each with its source rows,
+    in chunks; ``conn`` must be inside a transaction."""
+    params = SqlParams(start=1)
+    where = (
+        "i.active AND EXISTS (SELECT 1 FROM indicator_sources s "
+        f"WHERE s.value = i.value AND s.source = {params.add(source)})"
+    )
+    return stream_indicators(conn, where=where, params=params.values)
 
 
 async def stream_list_members(conn: Connection, key: str, chunk: int = 10_000) -> AsyncIterator[list[asyncpg.Record]]:
