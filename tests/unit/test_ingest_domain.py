@@ -5,20 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ager.domain import Dispatched
-from ingest_api.domain import (
-    AgingCriteria,
-    ConfigurationRow,
-    applied_on,
-    build_sighting,
-    dashboard_ids,
-    dashboard_query,
-    granted_scopes,
-    issue_token,
-    read_token,
-    sort_clause,
-    validate_batch,
-    value_candidates,
-)
+from ingest_api.access.domain import granted_scopes, issue_token, read_token
+from ingest_api.configurations.schemas import AgingCriteria, ConfigurationRow
+from ingest_api.dashboards.repository import dashboard_ids, dashboard_query
+from ingest_api.indicators.domain import build_sighting, validate_batch, value_candidates
+from ingest_api.indicators.repository import sort_clause
+from ingest_api.tags.domain import applied_on
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 

@@ -15,8 +15,10 @@ import pytest
 from cte_common.events import IndicatorSighting
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.sightings import SourceConfiguration
-from ingest_api.domain import AgingCriteria as ApiAgingCriteria
-from ingest_api.domain import ConfigurationRow, IndicatorIn, build_sighting
+from ingest_api.configurations.schemas import AgingCriteria as ApiAgingCriteria
+from ingest_api.configurations.schemas import ConfigurationRow
+from ingest_api.indicators.domain import build_sighting
+from ingest_api.indicators.schemas import IndicatorIn
 from netskope_sink.domain import (
     alert_comments,
     alert_indicators,

@@ -11,16 +11,10 @@ from pydantic import ValidationError
 
 from cte_common.query import QueryError
 from cte_common.sharing import AllowList, Candidate, Decision, Evaluator, cost_bytes
-from ingest_api.domain import (
-    DryRun,
-    ExceptionIn,
-    FiltersIn,
-    RuleIn,
-    RulePatch,
+from ingest_api.allow_list.domain import allow_pattern
+from ingest_api.rules.domain import (
     RuleTestTally,
-    SharingIn,
     ad_hoc_sharing,
-    allow_pattern,
     exception_tags,
     mute_problem,
     rule_columns,
@@ -30,11 +24,11 @@ from ingest_api.domain import (
     rule_test_action,
     rule_test_source,
     rule_uses_tag,
-    sharing_def,
-    sharing_out,
     stored_exceptions,
-    target_problems,
 )
+from ingest_api.rules.schemas import ExceptionIn, FiltersIn, RuleIn, RulePatch
+from ingest_api.sharing.domain import DryRun, sharing_def, sharing_out, target_problems
+from ingest_api.sharing.schemas import SharingIn
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 SEVERITIES = ["unknown", "low", "medium", "high", "critical"]

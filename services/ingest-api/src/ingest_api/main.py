@@ -22,27 +22,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cte_common.db import create_pool
 from cte_common.logs import bind, configure_logging
 from cte_common.service import build_broker
-from ingest_api import repository
-from ingest_api.domain import ALL_SCOPES, IndicatorIn, hash_secret, verify_secret
-from ingest_api.handlers import (
-    AppState,
-    ItemError,
-    allow_list_router,
-    auth_router,
-    configurations_router,
-    dashboards_router,
-    indicators_router,
-    item_error_response,
-    reevaluations_router,
-    rules_router,
-    settings_router,
-    sharing_router,
-    tags_router,
-    tenants_router,
-    tokens_router,
-)
+from ingest_api.access import repository as access_repository
+from ingest_api.access.domain import hash_secret, verify_secret
+from ingest_api.access.handlers import auth_router, tokens_router
+from ingest_api.access.schemas import ALL_SCOPES
+from ingest_api.allow_list.handlers import router as allow_list_router
+from ingest_api.configurations.handlers import router as configurations_router
+from ingest_api.dashboards.handlers import router as dashboards_router
+from ingest_api.exchange_settings.handlers import router as settings_router
+from ingest_api.indicators.handlers import router as indicators_router
+from ingest_api.indicators.schemas import IndicatorIn
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
+from ingest_api.rules.handlers import reevaluations_router, rules_router
 from ingest_api.settings import Settings
+from ingest_api.shared import AppState, ItemError, item_error_response
+from ingest_api.sharing.handlers import router as sharing_router
+from ingest_api.tags.handlers import router as tags_router
+from ingest_api.tenants.handlers import router as tenants_router
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +49,14 @@ async def _bootstrap_client(state: AppState) -> None:
         return
     secret = s.bootstrap_client_secret.get_secret_value()
     async with state.pool.acquire() as conn:
-        existing = await repository.get_client(conn, s.bootstrap_client_id)
+        existing = await access_repository.get_client(conn, s.bootstrap_client_id)
         if (
             existing is not None
             and set(existing["scopes"]) == set(ALL_SCOPES)
             and verify_secret(existing["secret_hash"], secret)
         ):
             return
-        await repository.upsert_client(
+        await access_repository.upsert_client(
             conn,
             s.bootstrap_client_id,
             hash_secret(secret),

@@ -1,0 +1,1 @@
+"""Authentication (``/api/auth``), sign-in lockout and API tokens (``/api/users/tokens``)."""

@@ -1,0 +1,1 @@
+"""The allow-list (``/api/cte/allow_list``)."""

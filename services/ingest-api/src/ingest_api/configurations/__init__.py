@@ -1,0 +1,1 @@
+"""Plugin configurations (``/api/cte/configurations``)."""

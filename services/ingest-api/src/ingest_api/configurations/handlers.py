@@ -1,0 +1,116 @@
+"""Routes of ``/api/cte/configurations``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import ValidationError
+
+from cte_common.events import IndicatorDelete
+from ingest_api.configurations import repository
+from ingest_api.configurations.domain import check_parameters, configuration_out
+from ingest_api.configurations.schemas import CONFIG_COLUMNS, ConfigurationIn, ConfigurationPatch
+from ingest_api.indicators.repository import values_with_source
+from ingest_api.shared import Reader, State, Writer
+from ingest_api.sharing.repository import sharings_to
+from ingest_api.tenants.repository import tenant_exists
+from ingest_api.write_path import publish_indicator_events
+
+router = APIRouter(prefix="/cte/configurations", tags=["Configurations"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a plugin configuration")
+async def create_configuration(state: State, cfg: ConfigurationIn, _: Writer) -> dict[str, Any]:
+    cfg.parameters = _parameters(cfg.plugin, cfg.parameters)
+    async with state.pool.acquire() as conn, conn.transaction():
+        if cfg.tenant is not None and not await tenant_exists(conn, cfg.tenant):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{cfg.tenant}'")
+        row = await repository.insert_configuration(conn, cfg)
+        if row is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"Configuration with name='{cfg.name}' already exists.")
+        out = configuration_out(row)
+        # Published inside the transaction: if Kafka refuses, the insert rolls back with it.
+        await state.publish_change("configuration", cfg.name, out)
+    return out
+
+
+def _parameters(plugin: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check_parameters(plugin, parameters)
+    except ValidationError as exc:
+        detail = [item_error_detail(["body", "parameters", *map(str, e["loc"])], str(e["msg"])) for e in exc.errors()]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"parameters: {exc}") from None
+
+
+def item_error_detail(loc: list[Any], msg: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": "value_error"}
+
+
+@router.get("", summary="List plugin configurations")
+async def list_configurations(state: State, _: Reader) -> list[dict[str, Any]]:
+    async with state.pool.acquire() as conn:
+        return [configuration_out(r) for r in await repository.list_configurations(conn)]
+
+
+@router.get("/{name}", summary="Get one plugin configuration")
+async def get_configuration(state: State, name: str, _: Reader) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        row = await repository.get_configuration(conn, name)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Configuration with name='{name}' does not exist.")
+    return configuration_out(row)
+
+
+@router.patch("/{name}", summary="Update a plugin configuration")
+async def update_configuration(state: State, name: str, patch: ConfigurationPatch, _: Writer) -> dict[str, Any]:
+    changes = patch.model_dump(exclude_unset=True, mode="json")
+    async with state.pool.acquire() as conn, conn.transaction():
+        current = await repository.get_configuration(conn, name)
+        if current is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Configuration with name='{name}' does not exist.")
+        if "parameters" in changes:
+            changes["parameters"] = _parameters(current["plugin"], changes["parameters"] or {})
+        if changes.get("tenant") is not None and not await tenant_exists(conn, changes["tenant"]):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{changes['tenant']}'")
+        if "tenant" in changes and changes["tenant"] != current["tenant"] and await sharings_to(conn, name):
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"tenant: configuration '{name}' is the destination of sharings; delete them before moving it",
+            )
+        if current["plugin"] == "netskope" and "tenant" in changes and changes["tenant"] is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "tenant: a netskope configuration needs a tenant")
+        row = current
+        if changes:
+            row = (
+                await repository.update_configuration(conn, name, {CONFIG_COLUMNS[k]: v for k, v in changes.items()})
+                or current
+            )
+        out = configuration_out(row)
+        await state.publish_change("configuration", name, out)
+    return out
+
+
+@router.delete("/{name}", summary="Delete a plugin configuration")
+async def delete_configuration(
+    state: State,
+    name: str,
+    _: Writer,
+    keepData: Annotated[
+        bool, Query(description="false: remove this source from every indicator, and indicators left without one")
+    ] = True,
+) -> dict[str, Any]:
+    removed = 0
+    async with state.pool.acquire() as conn, conn.transaction():
+        if await repository.get_configuration(conn, name) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Configuration with name='{name}' does not exist.")
+        if not keepData:
+            # The read model has one writer: the removal travels as events, before the row goes.
+            async for chunk in values_with_source(conn, name):
+                await publish_indicator_events(state, [IndicatorDelete(value=v, source=name) for v in chunk])
+                removed += len(chunk)
+        await repository.delete_configuration(conn, name)
+        await state.publish_change("configuration", name, None)
+    return {"deleted": name, "indicatorsRemoved": removed}

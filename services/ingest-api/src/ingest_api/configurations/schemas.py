@@ -1,0 +1,80 @@
+"""Request bodies of ``/api/cte/configurations``, and the columns their fields are stored in."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cte_common.events import TagsStrategy
+from cte_common.sightings import AgingCriteria, SourceConfiguration
+
+PLUGINS = ("api_source", "netskope")
+
+
+class ConfigurationIn(BaseModel):
+    """A plugin configuration (Settings > Plugins), in the reference's field names."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    plugin: Literal["api_source", "netskope"]
+    active: bool = True
+    ageAfterDays: int = Field(default=90, ge=0, le=365)
+    # When given, replaces ageAfterDays (which then only shows the reference's view).
+    agingCriteria: AgingCriteria | None = None
+    reputation: int = Field(default=0, ge=0, le=10)
+    sslValidation: bool = True
+    useProxy: bool = False
+    tagsAggregateStrategy: TagsStrategy = "append"
+    tenant: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tenant_for_netskope(self) -> ConfigurationIn:
+        if self.plugin == "netskope" and not self.tenant:
+            raise ValueError("a netskope configuration needs a tenant")
+        return self
+
+
+# What ingest needs to know of a source configuration.
+ConfigurationRow = SourceConfiguration
+
+
+class NetskopeParameters(BaseModel):
+    """Parameters of the Netskope plugin as a source (alert polling)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enablePolling: bool = False
+    threatDataTypes: Literal["Malware", "URL", "Both"] = "Both"
+    initialRangeDays: int = Field(default=7, ge=0, le=365)
+
+
+class ConfigurationPatch(BaseModel):
+    """Fields of a configuration that an update may change (not its name or plugin)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    active: bool | None = None
+    ageAfterDays: int | None = Field(default=None, ge=0, le=365)
+    agingCriteria: AgingCriteria | None = None
+    reputation: int | None = Field(default=None, ge=0, le=10)
+    sslValidation: bool | None = None
+    useProxy: bool | None = None
+    tagsAggregateStrategy: TagsStrategy | None = None
+    tenant: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+CONFIG_COLUMNS = {
+    "active": "active",
+    "ageAfterDays": "age_after_days",
+    "agingCriteria": "aging",
+    "reputation": "reputation",
+    "sslValidation": "ssl_validation",
+    "useProxy": "use_proxy",
+    "tagsAggregateStrategy": "tags_aggregate_strategy",
+    "tenant": "tenant",
+    "parameters": "parameters",
+}

@@ -1,0 +1,1 @@
+"""Threat Exchange settings (``/api/settings/cte``)."""

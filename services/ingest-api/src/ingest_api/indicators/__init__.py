@@ -1,0 +1,1 @@
+"""Indicators (``/api/cte/indicators``): writes as events, reads from the read model."""

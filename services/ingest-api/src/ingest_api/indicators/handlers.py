@@ -1,0 +1,239 @@
+"""Routes of ``/api/cte/indicators``: writes become indicator events (see :mod:`ingest_api.write_path`),
+reads come from the read model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+
+from cte_common.db import Connection
+from cte_common.events import AnyIndicatorEvent, IndicatorDelete, IndicatorRetraction, IndicatorTagEdit, encode
+from cte_common.kafka import Outgoing, publish_all
+from ingest_api.configurations.repository import source_configurations
+from ingest_api.exchange_settings import repository as exchange_settings
+from ingest_api.indicators import repository
+from ingest_api.indicators.domain import (
+    build_sighting,
+    claimed_sources,
+    indicator_out,
+    sighting_out,
+    validate_batch,
+    value_candidates,
+)
+from ingest_api.indicators.schemas import (
+    BulkDeleteIn,
+    BulkEditIn,
+    IndicatorIn,
+    QueryLocator,
+    RetractionIn,
+    ValuesLocator,
+)
+from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
+from ingest_api.shared import MAX_SKIP, ItemError, Reader, State, Writer, filter_where
+from ingest_api.tags.repository import ensure_tags, missing_tags
+from ingest_api.write_path import publish_indicator_events, wait_for_read_model
+
+router = APIRouter(prefix="/cte/indicators", tags=["Indicators"])
+
+
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Insert/update multiple indicators",
+    description="The whole batch is validated first; if any item is invalid nothing is written and the 422 "
+    "lists every bad item with its index, field and reason.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/IndicatorIn"}}}
+            },
+        }
+    },
+    responses={422: {"description": "Invalid items: every one is listed"}},
+)
+async def post_indicators(
+    state: State,
+    _: Writer,
+    raw: Annotated[list[Any], Body(include_in_schema=False)],
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> Any:
+    if len(raw) > state.settings.max_batch_items:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            f"body: at most {state.settings.max_batch_items} indicators per request, got {len(raw)}",
+        )
+    now = datetime.now(UTC)
+    async with state.pool.acquire() as conn:
+        configs = await source_configurations(conn, claimed_sources(raw))
+        items, errors = validate_batch(raw, set(configs))
+        if errors:
+            INDICATORS_REJECTED.labels("invalid").inc(len({e["index"] for e in errors}))
+            raise ItemError(errors)
+        criterion = await exchange_settings.criterion(conn)
+        await ensure_tags(conn, sorted({t for i in items for t in i.tags}))
+    sightings = [build_sighting(i, configs[i.source], criterion, now) for i in items]  # type: ignore[arg-type]
+    acks = await publish_all(
+        state.broker,
+        state.topics.indicator_events,
+        (Outgoing(key=s.value.encode(), value=encode(s)) for s in sightings),
+    )
+    for kind, n in Counter(s.type.value for s in sightings).items():
+        INDICATORS_ACCEPTED.labels(kind).inc(n)
+    if wait:
+        await wait_for_read_model(state, [(a.topic, a.partition, a.offset) for a in acks])
+        async with state.pool.acquire() as conn:
+            values = list(dict.fromkeys(s.value for s in sightings))
+            return await _indicators_by_value(conn, values)
+    return [sighting_out(s) for s in sightings]
+
+
+async def _indicators_by_value(conn: Connection, values: list[str]) -> list[dict[str, Any]]:
+    rows = await repository.list_indicators_by_value(conn, values)
+    sources = await repository.sources_of(conn, [r["value"] for r in rows])
+    return [indicator_out(r, sources.get(r["value"], [])) for r in rows]
+
+
+@router.get("/", summary="List the indicators")
+async def get_indicators(
+    state: State,
+    _: Reader,
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_SKIP)] = 10,
+    sort: str | None = None,
+    ascending: bool = True,
+    aggregate: bool = False,
+    filters: str = "{}",
+) -> Any:
+    if limit > 100:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Limit cannot be greater than 100.")
+    where, params = filter_where(filters)
+    async with state.pool.acquire() as conn:
+        if aggregate:
+            return {"count": await repository.count_indicators(conn, where=where, params=params)}
+        rows = await repository.list_indicators(
+            conn, where=where, params=params, order_by=repository.sort_clause(sort, ascending), skip=skip, limit=limit
+        )
+        sources = await repository.sources_of(conn, [r["value"] for r in rows])
+    return [indicator_out(r, sources.get(r["value"], [])) for r in rows]
+
+
+async def _find_value(conn: Connection, value: str, source: str | None = None) -> str | None:
+    """The stored value a client means: as given, or its canonical form for some type."""
+    found = await repository.existing_values(conn, value_candidates(value), source)
+    return found[0] if found else None
+
+
+@router.patch(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Update a single indicator",
+    description="Either an indicator (merged like a POST: to change its reputation, say) or a retraction "
+    "`{value, source, retracted}`.",
+)
+async def patch_indicator(
+    state: State,
+    _: Writer,
+    body: Annotated[IndicatorIn | RetractionIn, Body()],
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> Any:
+    now = datetime.now(UTC)
+    async with state.pool.acquire() as conn:
+        if isinstance(body, RetractionIn):
+            stored = await _find_value(conn, body.value, body.source)
+            if stored is None:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND,
+                    f"Indicator with value='{body.value}' and source='{body.source}' does not exist.",
+                )
+            marks = await publish_indicator_events(
+                state, [IndicatorRetraction(value=stored, source=body.source, retracted=body.retracted)]
+            )
+            if wait:
+                await wait_for_read_model(state, marks)
+            return True
+        if await _find_value(conn, body.value) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Indicator with value='{body.value}' does not exist.")
+        configs = await source_configurations(conn, [body.source])
+        if body.source not in configs:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"Configuration with name='{body.source}' does not exist.")
+        criterion = await exchange_settings.criterion(conn)
+        await ensure_tags(conn, body.tags)
+    sighting = build_sighting(body, configs[body.source], criterion, now)  # type: ignore[arg-type]
+    marks = await publish_indicator_events(state, [sighting])
+    INDICATORS_ACCEPTED.labels(sighting.type.value).inc()
+    if wait:
+        await wait_for_read_model(state, marks)
+        async with state.pool.acquire() as conn:
+            return (await _indicators_by_value(conn, [sighting.value]))[0]
+    return sighting_out(sighting)
+
+
+@router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)")
+async def bulk_edit(
+    state: State,
+    _: Writer,
+    edit: BulkEditIn,
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> dict[str, int]:
+    tags = edit.tags
+    marks: list[tuple[str, int, int]] = []
+    updated = 0
+    async with state.pool.acquire() as conn, conn.transaction():
+        missing = await missing_tags(conn, [*tags.add, *tags.remove])
+        if missing:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"Tag '{missing[0]}' does not exist.")
+        source = edit.locator.source if isinstance(edit.locator, ValuesLocator) else None
+        async for chunk in _locate(
+            conn,
+            edit.locator.query if isinstance(edit.locator, QueryLocator) else None,
+            edit.locator.values if isinstance(edit.locator, ValuesLocator) else None,
+            source,
+        ):
+            events: list[AnyIndicatorEvent] = [
+                IndicatorTagEdit(value=v, source=source, add=tags.add, remove=tags.remove) for v in chunk
+            ]
+            marks += await publish_indicator_events(state, events)
+            updated += len(chunk)
+    if wait:
+        await wait_for_read_model(state, marks)
+    return {"updated": updated}
+
+
+@router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators")
+async def bulk_delete(
+    state: State,
+    _: Writer,
+    body: BulkDeleteIn,
+    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> dict[str, int]:
+    marks: list[tuple[str, int, int]] = []
+    deleted = 0
+    async with state.pool.acquire() as conn, conn.transaction():
+        async for chunk in _locate(conn, body.query, body.values, None):
+            marks += await publish_indicator_events(state, [IndicatorDelete(value=v) for v in chunk])
+            deleted += len(chunk)
+    if wait:
+        await wait_for_read_model(state, marks)
+    return {"deleted": deleted}
+
+
+async def _locate(
+    conn: Connection, query: str | dict[str, Any] | None, values: list[str] | None, source: str | None
+) -> AsyncIterator[list[str]]:
+    """Stored values a locator names, in chunks: by filter query, or by values (as given or canonical)."""
+    if query is not None:
+        where, params = filter_where(query)
+        async for chunk in repository.stream_values(conn, where=where, params=params):
+            yield chunk
+        return
+    assert values is not None
+    candidates = [c for v in values for c in value_candidates(v)]
+    for start in range(0, len(candidates), 10_000):
+        found = await repository.existing_values(conn, candidates[start : start + 10_000], source)
+        if found:
+            yield found

@@ -1,0 +1,130 @@
+"""Request bodies of ``/api/cte/indicators``, in the reference's field names."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from cte_common.canonical import InvalidIndicator, canonicalize
+from cte_common.indicators import IndicatorType, Severity
+from ingest_api.shared import utc
+
+
+class IndicatorIn(BaseModel):
+    """One indicator of a POST body, in the reference's field names."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # type is declared before value so the value's validator can canonicalise for it.
+    type: IndicatorType
+    value: str = Field(min_length=1, max_length=8192)
+    source: str = Field(min_length=1, max_length=200)
+    reputation: int = Field(default=5, ge=1, le=10)
+    severity: Severity = Severity.UNKNOWN
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    comments: str = Field(default="", max_length=10_000)
+    extendedInformation: str = Field(default="", max_length=2048)
+    firstSeen: datetime | None = None
+    lastSeen: datetime | None = None
+    expiresAt: datetime | None = None
+    test: bool = False
+
+    @field_validator("value")
+    @classmethod
+    def _canonical_value(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        if kind is None:
+            return value  # the type's own error is reported; no second guess here
+        try:
+            return canonicalize(kind, value)
+        except InvalidIndicator as exc:
+            raise ValueError(exc.reason) from None
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, tags: list[str]) -> list[str]:
+        names = [t.strip() for t in tags]
+        for name in names:
+            if not 1 <= len(name) <= 500:
+                raise ValueError("each tag name must be 1 to 500 characters")
+        return list(dict.fromkeys(names))
+
+    @field_validator("extendedInformation")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http or https URL with a host")
+        return value
+
+    @field_validator("firstSeen", "lastSeen", "expiresAt")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return utc(value)
+
+    @model_validator(mode="after")
+    def _seen_order(self) -> IndicatorIn:
+        if self.firstSeen and self.lastSeen and self.firstSeen > self.lastSeen:
+            raise ValueError("firstSeen must not be after lastSeen")
+        return self
+
+
+# Single-indicator updates and bulk edits
+
+
+class RetractionIn(BaseModel):
+    """The retraction body of PATCH /api/cte/indicators/."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    value: str = Field(min_length=1, max_length=8192)
+    source: str = Field(min_length=1, max_length=200)
+    retracted: bool
+
+
+class QueryLocator(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | dict[str, Any]
+
+
+class ValuesLocator(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[str] = Field(min_length=1, max_length=100_000)
+    source: str | None = None
+
+
+class TagChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+class BulkEditIn(BaseModel):
+    """PATCH /api/cte/indicators/bulk: a locator and the tags to add and remove."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    locator: QueryLocator | ValuesLocator
+    tags: TagChanges = Field(default_factory=TagChanges)
+
+
+class BulkDeleteIn(BaseModel):
+    """DELETE /api/cte/indicators/bulk: by query or by values, as in the reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | dict[str, Any] | None = None
+    values: list[str] | None = Field(default=None, min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _one_locator(self) -> BulkDeleteIn:
+        if (self.query is None) == (self.values is None):
+            raise ValueError("give exactly one of query and values")
+        return self

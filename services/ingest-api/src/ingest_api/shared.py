@@ -1,0 +1,155 @@
+"""What every route shares: the app state, bearer and scope dependencies, common errors and limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+
+from cte_common.crypto import SecretBox
+from cte_common.db import Pool
+from cte_common.events import ConfigChange, encode
+from cte_common.kafka import Outgoing, publish_all
+from cte_common.query import QueryError, SqlParams, parse_json, to_sql
+from cte_common.topics import Topics
+from ingest_api.access.domain import read_token
+from ingest_api.access.repository import get_client
+from ingest_api.access.schemas import INVALID_TOKEN, MISSING_SCOPE, TokenClaims
+from ingest_api.settings import Settings
+
+
+class AppState:
+    """What every request needs; built once in the lifespan."""
+
+    def __init__(self, settings: Settings, pool: Pool, broker: KafkaBroker, jwt_key: str) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.broker = broker
+        self.topics = Topics(settings.topic_prefix)
+        self.jwt_key = jwt_key
+        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
+        # client id -> (usable, checked at): a revoked or expired client's tokens stop working within
+        # CLIENT_CHECK_SECONDS without a database query on every request.
+        self._client_checks: dict[str, tuple[bool, float]] = {}
+
+    async def client_usable(self, client_id: str) -> bool:
+        cached = self._client_checks.get(client_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < CLIENT_CHECK_SECONDS:
+            return cached[0]
+        async with self.pool.acquire() as conn:
+            row = await get_client(conn, client_id)
+        usable = (
+            row is not None
+            and row["revoked_at"] is None
+            and (row["expires_at"] is None or row["expires_at"] > datetime.now(UTC))
+        )
+        self._client_checks[client_id] = (usable, now)
+        return usable
+
+    async def publish_change(self, resource: str, key: str, body: dict[str, Any] | None) -> None:
+        """A configuration change on the compacted topic (body None: the resource was deleted)."""
+        change = ConfigChange(resource=resource, key=key, body=jsonable(body) if body else None)
+        await publish_all(
+            self.broker, self.topics.config_changes, [Outgoing(key=f"{resource}:{key}".encode(), value=encode(change))]
+        )
+
+
+CLIENT_CHECK_SECONDS = 5.0
+
+
+def jsonable(value: Any) -> Any:
+    """Round-trip through JSON with ISO datetimes, for event bodies built from rows."""
+    return json.loads(json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.cte
+    return state
+
+
+State = Annotated[AppState, Depends(app_state)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _require(scope: str) -> Any:
+    async def check(request: Request, state: State) -> TokenClaims:
+        token = _bearer(request)
+        claims = read_token(token, state.jwt_key) if token else None
+        if claims is None or not await state.client_usable(claims.sub):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+        if scope not in claims.scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, MISSING_SCOPE)
+        return claims
+
+    return check
+
+
+Reader = Annotated[TokenClaims, Depends(_require("cte_read"))]
+Writer = Annotated[TokenClaims, Depends(_require("cte_write"))]
+SettingsReader = Annotated[TokenClaims, Depends(_require("settings_read"))]
+SettingsWriter = Annotated[TokenClaims, Depends(_require("settings_write"))]
+
+
+# OFFSET and LIMIT are PostgreSQL bigints: a larger number is a 422, not a failed query.
+MAX_SKIP = 2**63 - 1
+# Ids are PostgreSQL bigints too: a larger one cannot exist.
+RowId = Annotated[int, Path(ge=1, le=MAX_SKIP)]
+
+
+class ItemError(Exception):
+    """Validation failures found after the body parsed (unknown source configuration, say)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+
+
+def item_error_response(exc: ItemError) -> JSONResponse:
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, content={"detail": exc.errors})
+
+
+def unprocessable(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, message)
+
+
+def configuration_missing(field: str, name: str) -> HTTPException:
+    return unprocessable(f"{field}: Configuration with name='{name}' does not exist.")
+
+
+API_SOURCE_DESTINATION = "an API Source can only push; it cannot be a destination"
+
+
+def destination_tenant(destination: dict[str, Any], field: str = "destinationConfiguration") -> str:
+    """The tenant a destination configuration pushes to; only Netskope configurations are destinations."""
+    if destination["plugin"] == "api_source":
+        raise unprocessable(f"{field}: {API_SOURCE_DESTINATION}")
+    if destination["plugin"] != "netskope" or not destination["tenant"]:
+        raise unprocessable(f"{field}: '{destination['name']}' is not a Netskope configuration with a tenant")
+    return str(destination["tenant"])
+
+
+def filter_where(filters: str | dict[str, Any]) -> tuple[str, list[Any]]:
+    """The filter language to a parameterised WHERE clause; values never enter the SQL text."""
+    try:
+        node = parse_json(filters if isinstance(filters, dict) or filters.strip() else "{}")
+    except QueryError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"Invalid query provided. {exc.message}") from None
+    params = SqlParams(start=1)
+    return to_sql(node, params), params.values
+
+
+def utc(value: datetime | None) -> datetime | None:
+    # The reference stores naive UTC; a naive time from a client is read as UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Sharing configurations (``/api/cte/sharing``), with their dry run."""

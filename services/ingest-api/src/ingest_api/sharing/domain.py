@@ -1,0 +1,99 @@
+"""Sharing configurations without I/O: targets, the output shape, the evaluator's form, the dry run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from cte_common.sharing import (
+    Action,
+    Candidate,
+    Decision,
+    FileTarget,
+    SharingDef,
+    UrlTarget,
+    parse_target,
+    select_within_cap,
+)
+from ingest_api.rules.domain import rule_def
+from ingest_api.sharing.schemas import ACTION_LABELS, DRY_RUN_SAMPLE
+
+
+def target_problems(action: Action, parameters: Mapping[str, Any]) -> tuple[UrlTarget | FileTarget | None, list[str]]:
+    """The parsed target, or what is wrong with the parameters (each message names its field)."""
+    try:
+        return parse_target(action, parameters), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(f"parameters.{loc}: {msg}" if loc else f"parameters.{msg}")
+        return None, problems
+
+
+def sharing_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "sourceConfiguration": row["source"],
+        "businessRule": row["rule"],
+        "destinationConfiguration": row["destination"],
+        "action": row["action"],
+        "parameters": row["parameters"],
+        "target": {"label": ACTION_LABELS[row["action"]], "value": row["action"], "parameters": row["parameters"]},
+        "priority": row["priority"],
+        "listKey": row["list_key"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def sharing_def(row: Mapping[str, Any], rule: Mapping[str, Any]) -> SharingDef:
+    target = parse_target(row["action"], row["parameters"])
+    return SharingDef(
+        id=row["id"],
+        source=row["source"],
+        rule=rule_def(rule),
+        action=row["action"],
+        list_key=row["list_key"],
+        cap_bytes=target.cap_bytes,
+        priority=row["priority"],
+    )
+
+
+@dataclass
+class DryRun:
+    """What a sharing would hold, against what the sink wants its list to hold now."""
+
+    selected: list[Candidate] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)
+
+    def add(self, value: str, decision: Decision) -> None:
+        if decision.selected:
+            self.selected.append(Candidate(value, decision.priority, decision.cost))
+        else:
+            self.excluded[decision.outcome] += 1
+
+    def out(self, cap_bytes: int, current: list[Candidate]) -> dict[str, Any]:
+        """``current``: the sink's desired members of the list; both sides are cut at the same cap."""
+        kept, left_out = select_within_cap(self.selected, cap_bytes)
+        held, _ = select_within_cap(current, cap_bytes)
+        kept_values = {c.value for c in kept}
+        held_values = {c.value for c in held}
+        add = [c.value for c in kept if c.value not in held_values]
+        remove = [c.value for c in held if c.value not in kept_values]
+        return {
+            "selected": len(kept),
+            "selectedBytes": sum(c.cost for c in kept),
+            "wouldAdd": add[:DRY_RUN_SAMPLE],
+            "wouldAddCount": len(add),
+            "wouldRemove": remove[:DRY_RUN_SAMPLE],
+            "wouldRemoveCount": len(remove),
+            "leftOutByCap": [c.value for c in left_out[:DRY_RUN_SAMPLE]],
+            "leftOutByCapCount": len(left_out),
+            "excluded": dict(sorted(self.excluded.items())),
+        }

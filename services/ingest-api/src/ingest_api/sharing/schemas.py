@@ -1,0 +1,62 @@
+"""Request bodies and wire constants of ``/api/cte/sharing``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cte_common.sharing import Action, PriorityKind
+
+ACTION_LABELS: dict[str, str] = {"url": "Add to URL List", "file": "Add to File Hash List"}
+
+
+DRY_RUN_SAMPLE = 100
+
+
+class ActionIn(BaseModel):
+    """The reference's Action object: ``{"label": "Add to URL List", "value": "url", "parameters": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(default=None, max_length=200)
+    value: Action
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class SharingIn(BaseModel):
+    """A sharing configuration: the target as ``action`` + ``parameters``, or as the reference's ``target``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sourceConfiguration: str = Field(min_length=1, max_length=200)
+    businessRule: str = Field(min_length=1, max_length=200)
+    destinationConfiguration: str = Field(min_length=1, max_length=200)
+    action: Action | None = None
+    parameters: dict[str, Any] | None = None
+    target: ActionIn | None = None
+    priority: PriorityKind = "lastSeen"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SharingIn:
+        if self.target is not None and (self.action is not None or self.parameters is not None):
+            raise ValueError("target: give either action and parameters, or target, not both")
+        if self.target is None and self.action is None:
+            raise ValueError("action: required ('url' or 'file'), or give the reference's target object")
+        return self
+
+    def resolved(self) -> tuple[Action, dict[str, Any]]:
+        if self.target is not None:
+            return self.target.value, self.target.parameters
+        assert self.action is not None
+        return self.action, self.parameters or {}
+
+
+class SharingPatch(BaseModel):
+    """What PATCH /sharing/{id} may change. ``parameters`` replaces the stored parameters whole."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    businessRule: str | None = Field(default=None, min_length=1, max_length=200)
+    parameters: dict[str, Any] | None = None
+    priority: PriorityKind | None = None

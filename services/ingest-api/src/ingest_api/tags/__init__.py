@@ -1,0 +1,1 @@
+"""Tags (``/api/cte/tags``)."""

@@ -1,0 +1,1 @@
+"""Netskope tenants (``/api/tenants``)."""
