@@ -1,4 +1,4 @@
-"""The netskope-sink: a consumer of share intents and a flusher that pushes lists to their tenants.
+"""List pushing: a consumer of share intents and a flusher that pushes lists to their tenants.
 
 Share intents (topic ``<prefix>.share-intents.v1``, keyed by list), batch consumer, group
 ``netskope-sink``: at-least-once delivery with exactly-once effects (positions recorded with the
@@ -32,8 +32,8 @@ from cte_common.kafka import Outgoing, group_by_partition, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
-from netskope_sink import repository
-from netskope_sink.domain import (
+from netskope_sink.lists import repository
+from netskope_sink.lists.domain import (
     DUPLICATE_REQUEST,
     Selection,
     latest_intents,
@@ -56,7 +56,7 @@ from netskope_sink.metrics import (
     UNSHARED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
+from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
 
 log = logging.getLogger(__name__)
 

@@ -54,8 +54,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,15 +65,10 @@ from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
 from cte_common.events import Criterion, IndicatorSighting, encode
 from cte_common.kafka import Outgoing, publish_all
-from cte_common.sightings import SourceConfiguration
 from cte_common.topics import Topics
-from netskope_sink.domain import (
-    initial_epoch,
-    iterator_index,
-    page_digest,
-    polled_alert_types,
-    polled_page,
-)
+from netskope_sink.alerts import repository
+from netskope_sink.alerts.domain import initial_epoch, polled_page
+from netskope_sink.alerts.schemas import Checkpoint, Page, Target, targets_from_rows
 from netskope_sink.metrics import (
     POLL_ALERTS,
     POLL_BACKLOG,
@@ -88,7 +81,7 @@ from netskope_sink.metrics import (
     POLL_RECOVERED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
+from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
 
 log = logging.getLogger(__name__)
 
@@ -98,156 +91,6 @@ ITEM_HEADER = "cte-poll-item"
 EVENT_NAMESPACE = uuid.UUID("6f0c3a52-4d0e-5b8e-9a57-6c1f2d9e0b41")
 # Consecutive failed `next` calls after which an iterator waits for the next round.
 MAX_FAILED_NEXT = 3
-
-# ---------------------------------------------------------------------------- SQL
-
-_POLLED = """
-SELECT c.name, c.plugin, c.active, c.age_after_days, c.reputation, c.tags_aggregate_strategy, c.aging,
-       c.parameters, c.ssl_validation, c.use_proxy,
-       t.name AS tenant, t.base_url, t.v2_token_encrypted, t.initial_range_days, t.use_proxy AS tenant_proxy
-FROM configurations c JOIN tenants t ON t.name = c.tenant
-WHERE c.plugin = 'netskope' AND c.active AND c.parameters->>'enablePolling' = 'true'
-"""
-_CONFIGURATIONS = _POLLED + "ORDER BY c.name"
-_CONFIGURATION = _POLLED + "AND c.name = $1"
-_CRITERION = "SELECT criterion FROM cte_settings"
-_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended($1, 11))"
-_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended($1, 11))"
-_ENSURE = """
-INSERT INTO poll_checkpoints (configuration, alert_type, tenant, index_name) VALUES ($1, $2, $3, $4)
-ON CONFLICT (configuration, alert_type) DO NOTHING
-"""
-_LOAD = "SELECT * FROM poll_checkpoints WHERE configuration = $1 AND alert_type = $2"
-# A configuration moved to another tenant starts over there (that tenant has no such iterator).
-_RESET = """
-UPDATE poll_checkpoints SET tenant = $3, index_name = $4, started = false, start_epoch = NULL,
-    page_digest = NULL, pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
-    updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-_SET_START = (
-    "UPDATE poll_checkpoints SET start_epoch = $3, updated_at = now() WHERE configuration = $1 AND alert_type = $2"
-)
-_MARK_PENDING = """
-UPDATE poll_checkpoints SET pending = true, pending_digest = $3, pending_offsets = $4, pending_at = $5,
-    updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-_CLEAR_PENDING = """
-UPDATE poll_checkpoints SET pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
-    updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-_COMMIT = """
-UPDATE poll_checkpoints SET started = true, page_digest = $3, pages = pages + $4, alerts = alerts + $5,
-    indicators = indicators + $6, last_timestamp = greatest(last_timestamp, $7),
-    pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL, updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-
-
-@dataclass
-class Checkpoint:
-    configuration: str
-    alert_type: str
-    tenant: str
-    index_name: str
-    started: bool
-    start_epoch: int | None
-    last_timestamp: int | None
-    pages: int
-    alerts: int
-    indicators: int
-    page_digest: str | None
-    pending: bool
-    pending_digest: str | None
-    pending_offsets: dict[str, int] | None
-    pending_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Checkpoint:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
-
-    def page_tag(self) -> str:
-        """The name of the next page to take, carried by its records' headers."""
-        return f"{self.index_name}/{self.start_epoch}/{self.pages + 1}"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One iterator to poll: a configuration and an alert type, on the configuration's tenant."""
-
-    config: SourceConfiguration
-    alert_type: str
-    tenant: str
-    base_url: str
-    v2_token_encrypted: str | None
-    initial_range_days: int
-    verify: bool
-    proxy: bool
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def index(self) -> str:
-        return iterator_index(self.config.name, self.alert_type)
-
-    @property
-    def lock_name(self) -> str:
-        return f"poll:{self.alert_type}:{self.config.name}"
-
-    @property
-    def comments_tenant(self) -> str:
-        # The reference's comments start with the tenant's tenantName (its URL), spaces removed.
-        return self.base_url.replace(" ", "")
-
-
-def targets_from_rows(rows: Iterable[Any]) -> list[Target]:
-    out = []
-    for r in rows:
-        parameters = r["parameters"] or {}
-        config = SourceConfiguration.model_validate(
-            {k: r[k] for k in ("name", "plugin", "active", "age_after_days", "reputation", "tags_aggregate_strategy")}
-            | {"aging": r["aging"]}
-        )
-        days = parameters.get("initialRangeDays")
-        for alert_type in polled_alert_types(parameters):
-            out.append(
-                Target(
-                    config=config,
-                    alert_type=alert_type,
-                    tenant=r["tenant"],
-                    base_url=r["base_url"],
-                    v2_token_encrypted=r["v2_token_encrypted"],
-                    initial_range_days=int(days if isinstance(days, int) else r["initial_range_days"]),
-                    verify=r["ssl_validation"] is not False,
-                    proxy=bool(r["use_proxy"] or r["tenant_proxy"]),
-                )
-            )
-    return out
-
-
-@dataclass(frozen=True)
-class Page:
-    alerts: list[Any]
-    wait_time: int
-    timestamp_hwm: int | None
-    digest: str
-
-    @classmethod
-    def from_answer(cls, body: dict[str, Any]) -> Page:
-        alerts = list(body.get("result") or [])
-        try:
-            wait = int(body.get("wait_time") or 0)
-        except (TypeError, ValueError):
-            wait = 0
-        try:
-            hwm: int | None = int(body["timestamp_hwm"])
-        except (KeyError, TypeError, ValueError):
-            hwm = None
-        return cls(alerts, wait, hwm, page_digest(alerts))
 
 
 class SightingLog:
@@ -378,8 +221,8 @@ class Poller:
     async def poll_once(self) -> int:
         """Poll every iterator once; return the number of alerts taken."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_CONFIGURATIONS)
-            criterion: Criterion = await conn.fetchval(_CRITERION)
+            rows = await repository.polled_configurations(conn)
+            criterion = await repository.criterion(conn)
         targets = targets_from_rows(rows)
         if not targets:
             return 0
@@ -401,18 +244,18 @@ class Poller:
         if time.monotonic() < self.not_before.get((target.name, target.alert_type), 0.0):
             return 0
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(_TRY_LOCK, target.lock_name):
+            if not await repository.try_lock_iterator(conn, target.lock_name):
                 return 0  # another sink process polls it now
             try:
                 # Read again under the lock: a round can run long, and a configuration deactivated (or
                 # edited) since it began must not be polled once whoever changed it has seen the lock free.
-                current = targets_from_rows(await conn.fetch(_CONFIGURATION, target.name))
+                current = targets_from_rows(await repository.polled_configuration(conn, target.name))
                 fresh = next((t for t in current if t.alert_type == target.alert_type), None)
                 if fresh is None:
                     return 0
                 return await self._drain(conn, self._client(fresh), fresh, criterion)
             finally:
-                await conn.execute(_UNLOCK, target.lock_name)
+                await repository.unlock_iterator(conn, target.lock_name)
 
     async def _drain(self, conn: Connection, client: TenantClient, target: Target, criterion: Criterion) -> int:
         cp = await self._checkpoint(conn, target)
@@ -428,14 +271,14 @@ class Poller:
                     cp.index_name,
                     target.name,
                 )
-                await conn.execute(_CLEAR_PENDING, target.name, target.alert_type)
+                await repository.clear_pending(conn, target.name, target.alert_type)
                 cp.pending = False
                 taken += await self._take_if_new(conn, target, cp, page, criterion)
         elif not cp.started:
             if cp.start_epoch is None:
                 # Recorded first, so a restart seeds the iterator with the same epoch.
                 cp.start_epoch = initial_epoch(datetime.now(UTC), target.initial_range_days)
-                await conn.execute(_SET_START, target.name, target.alert_type, cp.start_epoch)
+                await repository.set_start_epoch(conn, target.name, target.alert_type, cp.start_epoch)
             page = await self._call(client, target, str(cp.start_epoch))
             taken += await self._take(conn, target, cp, page, criterion)
         else:
@@ -468,8 +311,8 @@ class Poller:
         return Page.from_answer(await client.export_alerts(target.alert_type, target.index, operation))
 
     async def _checkpoint(self, conn: Connection, target: Target) -> Checkpoint:
-        await conn.execute(_ENSURE, target.name, target.alert_type, target.tenant, target.index)
-        cp = Checkpoint.from_row(await conn.fetchrow(_LOAD, target.name, target.alert_type))
+        await repository.ensure_checkpoint(conn, target.name, target.alert_type, target.tenant, target.index)
+        cp = await repository.load_checkpoint(conn, target.name, target.alert_type)
         if cp.tenant != target.tenant:
             if cp.pending:
                 POLL_PAGES.labels(target.name, target.alert_type, "lost").inc()
@@ -479,8 +322,8 @@ class Poller:
                 target.tenant,
                 target.alert_type,
             )
-            await conn.execute(_RESET, target.name, target.alert_type, target.tenant, target.index)
-            cp = Checkpoint.from_row(await conn.fetchrow(_LOAD, target.name, target.alert_type))
+            await repository.reset_checkpoint(conn, target.name, target.alert_type, target.tenant, target.index)
+            cp = await repository.load_checkpoint(conn, target.name, target.alert_type)
         return cp
 
     def _build(self, target: Target, cp: Checkpoint, page: Page, criterion: Criterion, now: datetime) -> Any:
@@ -516,7 +359,7 @@ class Poller:
         built = self._build(target, cp, page, criterion, now)
         if built.sightings:
             offsets = await self.log.end_offsets()
-            await conn.execute(_MARK_PENDING, target.name, target.alert_type, page.digest, offsets, now)
+            await repository.mark_pending(conn, target.name, target.alert_type, page.digest, offsets, now)
             cp.pending, cp.pending_digest, cp.pending_offsets, cp.pending_at = True, page.digest, offsets, now
             await self._publish(target, cp.page_tag(), list(enumerate(built.sightings)))
         await self._commit(conn, target, cp, page, len(built.sightings), alerts=len(page.alerts))
@@ -568,8 +411,15 @@ class Poller:
         self, conn: Connection, target: Target, cp: Checkpoint, page: Page, indicators: int, *, alerts: int
     ) -> None:
         pages = 1 if page.alerts else 0
-        await conn.execute(
-            _COMMIT, target.name, target.alert_type, page.digest, pages, alerts, indicators, page.timestamp_hwm
+        await repository.commit_page(
+            conn,
+            target.name,
+            target.alert_type,
+            digest=page.digest,
+            pages=pages,
+            alerts=alerts,
+            indicators=indicators,
+            timestamp_hwm=page.timestamp_hwm,
         )
         cp.started, cp.page_digest, cp.pages = True, page.digest, cp.pages + pages
         cp.alerts += alerts

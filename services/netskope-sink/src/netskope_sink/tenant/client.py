@@ -19,10 +19,10 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from cte_common.db import Pool
-from netskope_sink import repository
-from netskope_sink.domain import sliding_window
 from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
 from netskope_sink.settings import Settings
+from netskope_sink.tenant import repository
+from netskope_sink.tenant.domain import sliding_window
 
 log = logging.getLogger(__name__)
 
