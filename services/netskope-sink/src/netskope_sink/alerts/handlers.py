@@ -36,11 +36,11 @@ windows could lose or repeat a page, and each is closed differently.
    (``<index>/<start epoch>/<page number>``) and its item number, and a deterministic event id. A
    poller that finds ``pending`` asks ``resend`` (the tenant still has that page as its last answer:
    the cursor is not moved before the commit), rebuilds the same sightings, reads the topic from the
-   recorded offsets to its end to learn which items already landed, publishes only the others, and
-   commits. The log itself says what was published, so no window remains between a publish and its
-   record. Sends of a failed publish that are still queued in this process's producer may land until
-   its request timeout, so a page whose publish failed here is recovered only after
-   ``poll_publish_settle_seconds``; a killed process has no queued sends.
+   recorded offsets to its end (SightingLog, over cte_common.topic_range) to learn which items already
+   landed, publishes only the others, and commits. The log itself says what was published, so no
+   window remains between a publish and its record. Sends of a failed publish that are still queued
+   in this process's producer may land until its request timeout, so a page whose publish failed here
+   is recovered only after ``poll_publish_settle_seconds``; a killed process has no queued sends.
 
 Limits: a tenant that loses its iterator (``resend`` no longer answers the pending page) makes the
 rest of that page unrecoverable (counted as a ``lost`` page); a poller whose database session died
@@ -57,14 +57,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
 from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
 from cte_common.events import Criterion, IndicatorSighting, encode
 from cte_common.kafka import Outgoing, publish_all
+from cte_common.topic_range import RangeRecord, TopicRange
 from cte_common.topics import Topics
 from netskope_sink.alerts import repository
 from netskope_sink.alerts.domain import initial_epoch, polled_page
@@ -97,82 +96,27 @@ class SightingLog:
     """The indicator topic as the poller reads it: its end offsets, and which items of a page landed."""
 
     def __init__(self, bootstrap: str, topic: str, client_id: str) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.client_id = client_id
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
-        # One consumer for every iterator: its assignment must not change under a running scan.
-        self._lock = asyncio.Lock()
-
-    async def _ready(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
-            await admin.start()
-            try:
-                described = await admin.describe_topics([self.topic])
-            finally:
-                await admin.close()
-            partitions = sorted(p["partition"] for t in described if t["topic"] == self.topic for p in t["partitions"])
-            if not partitions:
-                raise RuntimeError(f"topic {self.topic} has no partitions")
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                client_id=self.client_id,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
-            await consumer.start()
-            self._partitions = [TopicPartition(self.topic, p) for p in partitions]
-            self._consumer = consumer
-        return self._consumer
+        self.range = TopicRange(bootstrap, topic, client_id)
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        await self.range.close()
 
     async def end_offsets(self) -> dict[str, int]:
         """Where every partition ends now: any record sent after this lands at or after it."""
-        async with self._lock:
-            consumer = await self._ready()
-            ends = await consumer.end_offsets(self._partitions)
-            return {str(tp.partition): int(offset) for tp, offset in ends.items()}
+        return await self.range.end_offsets()
 
     async def published(self, tag: str, since: dict[str, int], limit_seconds: float) -> set[int]:
         """The item numbers of page ``tag`` found on the topic from ``since`` to the current end."""
-        async with self._lock:
-            consumer = await self._ready()
-            tps = [TopicPartition(self.topic, int(p)) for p in since]
-            ends = await consumer.end_offsets(tps)
-            todo = {tp: int(ends[tp]) for tp in tps if ends[tp] > since[str(tp.partition)]}
-            found: set[int] = set()
-            if not todo:
-                return found
-            wanted = tag.encode()
-            consumer.assign(list(todo))
-            try:
-                for tp in todo:
-                    consumer.seek(tp, since[str(tp.partition)])
-                deadline = time.monotonic() + limit_seconds
-                while todo:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"reading {self.topic} for page {tag} took longer than {limit_seconds} s")
-                    batches = await consumer.getmany(*todo, timeout_ms=500)
-                    for tp, records in batches.items():
-                        for record in records:
-                            if record.offset >= todo.get(tp, 0):
-                                continue
-                            headers = dict(record.headers or ())
-                            if headers.get(PAGE_HEADER) == wanted and ITEM_HEADER in headers:
-                                found.add(int(headers[ITEM_HEADER]))
-                    for tp in list(todo):
-                        if await consumer.position(tp) >= todo[tp]:
-                            del todo[tp]
-            finally:
-                consumer.assign([])
-            return found
+        found: set[int] = set()
+        wanted = tag.encode()
+
+        def visit(record: RangeRecord) -> None:
+            headers = dict(record.headers or ())
+            if headers.get(PAGE_HEADER) == wanted and ITEM_HEADER in headers:
+                found.add(int(headers[ITEM_HEADER]))
+
+        await self.range.scan(since, visit, limit_seconds=limit_seconds, what=f"page {tag}")
+        return found
 
 
 class Poller:
