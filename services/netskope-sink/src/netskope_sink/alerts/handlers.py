@@ -59,7 +59,6 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
 from cte_common.events import Criterion, IndicatorSighting, encode
 from cte_common.kafka import Outgoing, publish_all
@@ -80,7 +79,7 @@ from netskope_sink.metrics import (
     POLL_RECOVERED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
+from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantError
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +132,9 @@ class Poller:
         self.pool = pool
         self.broker = broker
         self.topics = topics
-        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
-        self.clients: dict[tuple[object, ...], TenantClient] = {}
         # Shared with the Flusher: one request budget per tenant for pushes and polls.
         self.limiters = limiters if limiters is not None else {}
+        self.tenants = TenantClients(settings, pool, self.limiters, timeout=settings.poll_request_timeout_seconds)
         self.log = sighting_log or SightingLog(
             settings.kafka_bootstrap, topics.indicator_events, "netskope-sink-poller"
         )
@@ -155,10 +153,7 @@ class Poller:
             await self.close()
 
     async def close(self) -> None:
-        for client in self.clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
-        self.clients.clear()
+        await self.tenants.close()
         with contextlib.suppress(Exception):
             await self.log.close()
 
@@ -380,22 +375,4 @@ class Poller:
             POLL_INVALID.labels(target.name, kind).inc(n)
 
     def _client(self, target: Target) -> TenantClient:
-        v2 = self.secrets.decrypt(target.v2_token_encrypted) if target.v2_token_encrypted else None
-        key = (target.tenant, target.base_url, v2, target.verify, target.proxy)
-        client = self.clients.get(key)
-        if client is None:
-            limiters = self.limiters.setdefault(target.tenant, tenant_budgets(self.settings, self.pool, target.tenant))
-            client = TenantClient(
-                target.tenant,
-                target.base_url,
-                v1_token=None,
-                v2_token=v2,
-                limiters=limiters,
-                verify=target.verify,
-                use_proxy=target.proxy,
-                attempts=self.settings.request_attempts,
-                timeout=self.settings.poll_request_timeout_seconds,
-                backoff_max=self.settings.backoff_max_seconds,
-            )
-            self.clients[key] = client
-        return client
+        return self.tenants.get(target.connection)

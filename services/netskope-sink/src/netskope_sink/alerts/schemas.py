@@ -10,6 +10,7 @@ from typing import Any
 
 from cte_common.sightings import SourceConfiguration
 from netskope_sink.alerts.domain import iterator_index, page_digest, polled_alert_types
+from netskope_sink.tenant.schemas import TenantConnection
 
 
 @dataclass
@@ -45,16 +46,24 @@ class Target:
 
     config: SourceConfiguration
     alert_type: str
-    tenant: str
-    base_url: str
-    v2_token_encrypted: str | None
+    connection: TenantConnection
     initial_range_days: int
-    verify: bool
-    proxy: bool
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def tenant(self) -> str:
+        return self.connection.tenant
+
+    @property
+    def verify(self) -> bool:
+        return self.connection.verify
+
+    @property
+    def proxy(self) -> bool:
+        return self.connection.proxy
 
     @property
     def index(self) -> str:
@@ -67,7 +76,7 @@ class Target:
     @property
     def comments_tenant(self) -> str:
         # The reference's comments start with the tenant's tenantName (its URL), spaces removed.
-        return self.base_url.replace(" ", "")
+        return self.connection.base_url.replace(" ", "")
 
 
 def targets_from_rows(rows: Iterable[Any]) -> list[Target]:
@@ -78,18 +87,15 @@ def targets_from_rows(rows: Iterable[Any]) -> list[Target]:
             {k: r[k] for k in ("name", "plugin", "active", "age_after_days", "reputation", "tags_aggregate_strategy")}
             | {"aging": r["aging"]}
         )
+        connection = TenantConnection.from_row(r)
         days = parameters.get("initialRangeDays")
         for alert_type in polled_alert_types(parameters):
             out.append(
                 Target(
                     config=config,
                     alert_type=alert_type,
-                    tenant=r["tenant"],
-                    base_url=r["base_url"],
-                    v2_token_encrypted=r["v2_token_encrypted"],
+                    connection=connection,
                     initial_range_days=int(days if isinstance(days, int) else r["initial_range_days"]),
-                    verify=r["ssl_validation"] is not False,
-                    proxy=bool(r["use_proxy"] or r["tenant_proxy"]),
                 )
             )
     return out
