@@ -72,7 +72,7 @@ from ager.settings import Settings as AgerSettings
 from cte_common.crypto import new_key
 from cte_common.migrate import upgrade
 from cte_common.topics import Topics, create_topics
-from netskope_sink import repository as sink_repository
+from netskope_sink.lists import repository as sink_repository
 from netskope_sink.settings import Settings as SinkSettings
 
 OWNER = "bench"
@@ -505,7 +505,7 @@ class Bench:
         }
 
     async def sink_record_cost(self, key: str, runs: int = 6) -> dict[str, Any]:
-        """The sink's own recording of a push (netskope_sink.repository.record_push) of the list as it
+        """The sink's own recording of a push (netskope_sink.lists.repository.record_push) of the list as it
         stands, what every push of a list of this size pays after the tenant answered: timed statement by
         statement, ``runs`` times on one connection (each in a transaction that is rolled back), because
         PostgreSQL plans a prepared statement afresh for its first five executions and may then switch

@@ -29,10 +29,12 @@ from pydantic import SecretStr
 from cte_common.db import create_pool
 from cte_common.kafka import make_broker, publish_all
 from cte_common.topics import Topics
-from netskope_sink import polling
-from netskope_sink.polling import Poller, Target, targets_from_rows
+from netskope_sink.alerts import handlers as polling
+from netskope_sink.alerts import repository as polling_repository
+from netskope_sink.alerts.handlers import Poller
+from netskope_sink.alerts.schemas import Target, targets_from_rows
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import TenantUnavailable
+from netskope_sink.tenant.client import TenantUnavailable
 from tests.conftest import SECRETS_KEY, Env, Pipeline
 from tests.integration.test_api_first_path import token
 from tests.support.processes import Service, free_port
@@ -377,7 +379,7 @@ async def in_process(env: Env, api: httpx.Client) -> AsyncIterator[dict[str, Any
 
 async def window_target(pool: Any, name: str) -> Target:
     async with pool.acquire() as conn:
-        rows = await conn.fetch(polling._CONFIGURATIONS)
+        rows = await polling_repository.polled_configurations(conn)
     (target,) = [t for t in targets_from_rows(rows) if t.name == name]
     return target
 

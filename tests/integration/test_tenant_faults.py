@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 
-from netskope_sink.tenant_client import RequestBudget
+from netskope_sink.tenant.client import RequestBudget
 from tests.conftest import Env
 from tests.integration.test_sink_resilience import (
     RUN,

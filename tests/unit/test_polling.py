@@ -19,7 +19,7 @@ from ingest_api.configurations.schemas import AgingCriteria as ApiAgingCriteria
 from ingest_api.configurations.schemas import ConfigurationRow
 from ingest_api.indicators.domain import build_sighting
 from ingest_api.indicators.schemas import IndicatorIn
-from netskope_sink.domain import (
+from netskope_sink.alerts.domain import (
     alert_comments,
     alert_indicators,
     initial_epoch,
@@ -29,8 +29,8 @@ from netskope_sink.domain import (
     polled_page,
     polled_sighting,
 )
-from netskope_sink.polling import Checkpoint, Page, targets_from_rows
-from netskope_sink.tenant_client import TenantClient, TenantUnavailable
+from netskope_sink.alerts.schemas import Checkpoint, Page, targets_from_rows
+from netskope_sink.tenant.client import TenantClient, TenantUnavailable
 
 TENANT = "https://acme.goskope.com"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

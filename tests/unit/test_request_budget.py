@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netskope_sink.domain import sliding_window
+from netskope_sink.tenant.domain import sliding_window
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

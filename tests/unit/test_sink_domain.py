@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cte_common.sharing import Candidate, cost_bytes
-from netskope_sink.domain import (
+from netskope_sink.lists.domain import (
     outcome_tags,
     plan_url_push,
     rejected_entries,

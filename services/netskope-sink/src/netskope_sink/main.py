@@ -10,8 +10,8 @@ from cte_common.consumer import register_batch_consumer
 from cte_common.db import Pool
 from cte_common.service import run_consumer_service
 from cte_common.topics import Topics
-from netskope_sink.handlers import CONSUMER, Flusher, ShareIntentsHandler
-from netskope_sink.polling import Poller
+from netskope_sink.alerts.handlers import Poller
+from netskope_sink.lists.handlers import CONSUMER, Flusher, ShareIntentsHandler
 from netskope_sink.settings import Settings
 
 

@@ -9,6 +9,7 @@ list stays due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -18,11 +19,13 @@ from typing import Any, Literal
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from cte_common.crypto import SecretBox
 from cte_common.db import Pool
-from netskope_sink import repository
-from netskope_sink.domain import sliding_window
 from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
 from netskope_sink.settings import Settings
+from netskope_sink.tenant import repository
+from netskope_sink.tenant.domain import sliding_window
+from netskope_sink.tenant.schemas import TenantConnection
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +229,51 @@ class TenantClient:
         )
         _expect(r, 200)
         return r.json()
+
+
+class TenantClients:
+    """The clients of the tenants, built from stored connections: one per tenant and connection
+    settings, kept while those stay the same. Every client of a tenant in the process (pushes and
+    polls) goes through the same request budgets, ``limiters``."""
+
+    def __init__(
+        self, settings: Settings, pool: Pool, limiters: dict[str, dict[Api, RequestBudget]], *, timeout: float
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.limiters = limiters
+        self.timeout = timeout
+        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
+        self.clients: dict[tuple[object, ...], TenantClient] = {}
+
+    def get(self, connection: TenantConnection) -> TenantClient:
+        tenant = connection.tenant
+        v1 = self.secrets.decrypt(connection.v1_token_encrypted) if connection.v1_token_encrypted else None
+        v2 = self.secrets.decrypt(connection.v2_token_encrypted) if connection.v2_token_encrypted else None
+        key = (tenant, connection.base_url, v1, v2, connection.verify, connection.proxy)
+        client = self.clients.get(key)
+        if client is None:
+            limiters = self.limiters.setdefault(tenant, tenant_budgets(self.settings, self.pool, tenant))
+            client = TenantClient(
+                tenant,
+                connection.base_url,
+                v1_token=v1,
+                v2_token=v2,
+                limiters=limiters,
+                verify=connection.verify,
+                use_proxy=connection.proxy,
+                attempts=self.settings.request_attempts,
+                timeout=self.timeout,
+                backoff_max=self.settings.backoff_max_seconds,
+            )
+            self.clients[key] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        self.clients.clear()
 
 
 def _expect(response: httpx.Response, status: int) -> None:

@@ -36,11 +36,11 @@ windows could lose or repeat a page, and each is closed differently.
    (``<index>/<start epoch>/<page number>``) and its item number, and a deterministic event id. A
    poller that finds ``pending`` asks ``resend`` (the tenant still has that page as its last answer:
    the cursor is not moved before the commit), rebuilds the same sightings, reads the topic from the
-   recorded offsets to its end to learn which items already landed, publishes only the others, and
-   commits. The log itself says what was published, so no window remains between a publish and its
-   record. Sends of a failed publish that are still queued in this process's producer may land until
-   its request timeout, so a page whose publish failed here is recovered only after
-   ``poll_publish_settle_seconds``; a killed process has no queued sends.
+   recorded offsets to its end (SightingLog, over cte_common.topic_range) to learn which items already
+   landed, publishes only the others, and commits. The log itself says what was published, so no
+   window remains between a publish and its record. Sends of a failed publish that are still queued
+   in this process's producer may land until its request timeout, so a page whose publish failed here
+   is recovered only after ``poll_publish_settle_seconds``; a killed process has no queued sends.
 
 Limits: a tenant that loses its iterator (``resend`` no longer answers the pending page) makes the
 rest of that page unrecoverable (counted as a ``lost`` page); a poller whose database session died
@@ -54,28 +54,19 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
-from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
 from cte_common.events import Criterion, IndicatorSighting, encode
 from cte_common.kafka import Outgoing, publish_all
-from cte_common.sightings import SourceConfiguration
+from cte_common.topic_range import RangeRecord, TopicRange
 from cte_common.topics import Topics
-from netskope_sink.domain import (
-    initial_epoch,
-    iterator_index,
-    page_digest,
-    polled_alert_types,
-    polled_page,
-)
+from netskope_sink.alerts import repository
+from netskope_sink.alerts.domain import initial_epoch, polled_page
+from netskope_sink.alerts.schemas import Checkpoint, Page, Target, targets_from_rows
 from netskope_sink.metrics import (
     POLL_ALERTS,
     POLL_BACKLOG,
@@ -88,7 +79,7 @@ from netskope_sink.metrics import (
     POLL_RECOVERED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
+from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantError
 
 log = logging.getLogger(__name__)
 
@@ -99,237 +90,32 @@ EVENT_NAMESPACE = uuid.UUID("6f0c3a52-4d0e-5b8e-9a57-6c1f2d9e0b41")
 # Consecutive failed `next` calls after which an iterator waits for the next round.
 MAX_FAILED_NEXT = 3
 
-# ---------------------------------------------------------------------------- SQL
-
-_POLLED = """
-SELECT c.name, c.plugin, c.active, c.age_after_days, c.reputation, c.tags_aggregate_strategy, c.aging,
-       c.parameters, c.ssl_validation, c.use_proxy,
-       t.name AS tenant, t.base_url, t.v2_token_encrypted, t.initial_range_days, t.use_proxy AS tenant_proxy
-FROM configurations c JOIN tenants t ON t.name = c.tenant
-WHERE c.plugin = 'netskope' AND c.active AND c.parameters->>'enablePolling' = 'true'
-"""
-_CONFIGURATIONS = _POLLED + "ORDER BY c.name"
-_CONFIGURATION = _POLLED + "AND c.name = $1"
-_CRITERION = "SELECT criterion FROM cte_settings"
-_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended($1, 11))"
-_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended($1, 11))"
-_ENSURE = """
-INSERT INTO poll_checkpoints (configuration, alert_type, tenant, index_name) VALUES ($1, $2, $3, $4)
-ON CONFLICT (configuration, alert_type) DO NOTHING
-"""
-_LOAD = "SELECT * FROM poll_checkpoints WHERE configuration = $1 AND alert_type = $2"
-# A configuration moved to another tenant starts over there (that tenant has no such iterator).
-_RESET = """
-UPDATE poll_checkpoints SET tenant = $3, index_name = $4, started = false, start_epoch = NULL,
-    page_digest = NULL, pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
-    updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-_SET_START = (
-    "UPDATE poll_checkpoints SET start_epoch = $3, updated_at = now() WHERE configuration = $1 AND alert_type = $2"
-)
-_MARK_PENDING = """
-UPDATE poll_checkpoints SET pending = true, pending_digest = $3, pending_offsets = $4, pending_at = $5,
-    updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-_CLEAR_PENDING = """
-UPDATE poll_checkpoints SET pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
-    updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-_COMMIT = """
-UPDATE poll_checkpoints SET started = true, page_digest = $3, pages = pages + $4, alerts = alerts + $5,
-    indicators = indicators + $6, last_timestamp = greatest(last_timestamp, $7),
-    pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL, updated_at = now()
-WHERE configuration = $1 AND alert_type = $2
-"""
-
-
-@dataclass
-class Checkpoint:
-    configuration: str
-    alert_type: str
-    tenant: str
-    index_name: str
-    started: bool
-    start_epoch: int | None
-    last_timestamp: int | None
-    pages: int
-    alerts: int
-    indicators: int
-    page_digest: str | None
-    pending: bool
-    pending_digest: str | None
-    pending_offsets: dict[str, int] | None
-    pending_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Checkpoint:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
-
-    def page_tag(self) -> str:
-        """The name of the next page to take, carried by its records' headers."""
-        return f"{self.index_name}/{self.start_epoch}/{self.pages + 1}"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One iterator to poll: a configuration and an alert type, on the configuration's tenant."""
-
-    config: SourceConfiguration
-    alert_type: str
-    tenant: str
-    base_url: str
-    v2_token_encrypted: str | None
-    initial_range_days: int
-    verify: bool
-    proxy: bool
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def index(self) -> str:
-        return iterator_index(self.config.name, self.alert_type)
-
-    @property
-    def lock_name(self) -> str:
-        return f"poll:{self.alert_type}:{self.config.name}"
-
-    @property
-    def comments_tenant(self) -> str:
-        # The reference's comments start with the tenant's tenantName (its URL), spaces removed.
-        return self.base_url.replace(" ", "")
-
-
-def targets_from_rows(rows: Iterable[Any]) -> list[Target]:
-    out = []
-    for r in rows:
-        parameters = r["parameters"] or {}
-        config = SourceConfiguration.model_validate(
-            {k: r[k] for k in ("name", "plugin", "active", "age_after_days", "reputation", "tags_aggregate_strategy")}
-            | {"aging": r["aging"]}
-        )
-        days = parameters.get("initialRangeDays")
-        for alert_type in polled_alert_types(parameters):
-            out.append(
-                Target(
-                    config=config,
-                    alert_type=alert_type,
-                    tenant=r["tenant"],
-                    base_url=r["base_url"],
-                    v2_token_encrypted=r["v2_token_encrypted"],
-                    initial_range_days=int(days if isinstance(days, int) else r["initial_range_days"]),
-                    verify=r["ssl_validation"] is not False,
-                    proxy=bool(r["use_proxy"] or r["tenant_proxy"]),
-                )
-            )
-    return out
-
-
-@dataclass(frozen=True)
-class Page:
-    alerts: list[Any]
-    wait_time: int
-    timestamp_hwm: int | None
-    digest: str
-
-    @classmethod
-    def from_answer(cls, body: dict[str, Any]) -> Page:
-        alerts = list(body.get("result") or [])
-        try:
-            wait = int(body.get("wait_time") or 0)
-        except (TypeError, ValueError):
-            wait = 0
-        try:
-            hwm: int | None = int(body["timestamp_hwm"])
-        except (KeyError, TypeError, ValueError):
-            hwm = None
-        return cls(alerts, wait, hwm, page_digest(alerts))
-
 
 class SightingLog:
     """The indicator topic as the poller reads it: its end offsets, and which items of a page landed."""
 
     def __init__(self, bootstrap: str, topic: str, client_id: str) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.client_id = client_id
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
-        # One consumer for every iterator: its assignment must not change under a running scan.
-        self._lock = asyncio.Lock()
-
-    async def _ready(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
-            await admin.start()
-            try:
-                described = await admin.describe_topics([self.topic])
-            finally:
-                await admin.close()
-            partitions = sorted(p["partition"] for t in described if t["topic"] == self.topic for p in t["partitions"])
-            if not partitions:
-                raise RuntimeError(f"topic {self.topic} has no partitions")
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                client_id=self.client_id,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
-            await consumer.start()
-            self._partitions = [TopicPartition(self.topic, p) for p in partitions]
-            self._consumer = consumer
-        return self._consumer
+        self.range = TopicRange(bootstrap, topic, client_id)
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        await self.range.close()
 
     async def end_offsets(self) -> dict[str, int]:
         """Where every partition ends now: any record sent after this lands at or after it."""
-        async with self._lock:
-            consumer = await self._ready()
-            ends = await consumer.end_offsets(self._partitions)
-            return {str(tp.partition): int(offset) for tp, offset in ends.items()}
+        return await self.range.end_offsets()
 
     async def published(self, tag: str, since: dict[str, int], limit_seconds: float) -> set[int]:
         """The item numbers of page ``tag`` found on the topic from ``since`` to the current end."""
-        async with self._lock:
-            consumer = await self._ready()
-            tps = [TopicPartition(self.topic, int(p)) for p in since]
-            ends = await consumer.end_offsets(tps)
-            todo = {tp: int(ends[tp]) for tp in tps if ends[tp] > since[str(tp.partition)]}
-            found: set[int] = set()
-            if not todo:
-                return found
-            wanted = tag.encode()
-            consumer.assign(list(todo))
-            try:
-                for tp in todo:
-                    consumer.seek(tp, since[str(tp.partition)])
-                deadline = time.monotonic() + limit_seconds
-                while todo:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"reading {self.topic} for page {tag} took longer than {limit_seconds} s")
-                    batches = await consumer.getmany(*todo, timeout_ms=500)
-                    for tp, records in batches.items():
-                        for record in records:
-                            if record.offset >= todo.get(tp, 0):
-                                continue
-                            headers = dict(record.headers or ())
-                            if headers.get(PAGE_HEADER) == wanted and ITEM_HEADER in headers:
-                                found.add(int(headers[ITEM_HEADER]))
-                    for tp in list(todo):
-                        if await consumer.position(tp) >= todo[tp]:
-                            del todo[tp]
-            finally:
-                consumer.assign([])
-            return found
+        found: set[int] = set()
+        wanted = tag.encode()
+
+        def visit(record: RangeRecord) -> None:
+            headers = dict(record.headers or ())
+            if headers.get(PAGE_HEADER) == wanted and ITEM_HEADER in headers:
+                found.add(int(headers[ITEM_HEADER]))
+
+        await self.range.scan(since, visit, limit_seconds=limit_seconds, what=f"page {tag}")
+        return found
 
 
 class Poller:
@@ -346,10 +132,9 @@ class Poller:
         self.pool = pool
         self.broker = broker
         self.topics = topics
-        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
-        self.clients: dict[tuple[object, ...], TenantClient] = {}
         # Shared with the Flusher: one request budget per tenant for pushes and polls.
         self.limiters = limiters if limiters is not None else {}
+        self.tenants = TenantClients(settings, pool, self.limiters, timeout=settings.poll_request_timeout_seconds)
         self.log = sighting_log or SightingLog(
             settings.kafka_bootstrap, topics.indicator_events, "netskope-sink-poller"
         )
@@ -368,18 +153,15 @@ class Poller:
             await self.close()
 
     async def close(self) -> None:
-        for client in self.clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
-        self.clients.clear()
+        await self.tenants.close()
         with contextlib.suppress(Exception):
             await self.log.close()
 
     async def poll_once(self) -> int:
         """Poll every iterator once; return the number of alerts taken."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_CONFIGURATIONS)
-            criterion: Criterion = await conn.fetchval(_CRITERION)
+            rows = await repository.polled_configurations(conn)
+            criterion = await repository.criterion(conn)
         targets = targets_from_rows(rows)
         if not targets:
             return 0
@@ -401,18 +183,18 @@ class Poller:
         if time.monotonic() < self.not_before.get((target.name, target.alert_type), 0.0):
             return 0
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval(_TRY_LOCK, target.lock_name):
+            if not await repository.try_lock_iterator(conn, target.lock_name):
                 return 0  # another sink process polls it now
             try:
                 # Read again under the lock: a round can run long, and a configuration deactivated (or
                 # edited) since it began must not be polled once whoever changed it has seen the lock free.
-                current = targets_from_rows(await conn.fetch(_CONFIGURATION, target.name))
+                current = targets_from_rows(await repository.polled_configuration(conn, target.name))
                 fresh = next((t for t in current if t.alert_type == target.alert_type), None)
                 if fresh is None:
                     return 0
                 return await self._drain(conn, self._client(fresh), fresh, criterion)
             finally:
-                await conn.execute(_UNLOCK, target.lock_name)
+                await repository.unlock_iterator(conn, target.lock_name)
 
     async def _drain(self, conn: Connection, client: TenantClient, target: Target, criterion: Criterion) -> int:
         cp = await self._checkpoint(conn, target)
@@ -428,14 +210,14 @@ class Poller:
                     cp.index_name,
                     target.name,
                 )
-                await conn.execute(_CLEAR_PENDING, target.name, target.alert_type)
+                await repository.clear_pending(conn, target.name, target.alert_type)
                 cp.pending = False
                 taken += await self._take_if_new(conn, target, cp, page, criterion)
         elif not cp.started:
             if cp.start_epoch is None:
                 # Recorded first, so a restart seeds the iterator with the same epoch.
                 cp.start_epoch = initial_epoch(datetime.now(UTC), target.initial_range_days)
-                await conn.execute(_SET_START, target.name, target.alert_type, cp.start_epoch)
+                await repository.set_start_epoch(conn, target.name, target.alert_type, cp.start_epoch)
             page = await self._call(client, target, str(cp.start_epoch))
             taken += await self._take(conn, target, cp, page, criterion)
         else:
@@ -468,8 +250,8 @@ class Poller:
         return Page.from_answer(await client.export_alerts(target.alert_type, target.index, operation))
 
     async def _checkpoint(self, conn: Connection, target: Target) -> Checkpoint:
-        await conn.execute(_ENSURE, target.name, target.alert_type, target.tenant, target.index)
-        cp = Checkpoint.from_row(await conn.fetchrow(_LOAD, target.name, target.alert_type))
+        await repository.ensure_checkpoint(conn, target.name, target.alert_type, target.tenant, target.index)
+        cp = await repository.load_checkpoint(conn, target.name, target.alert_type)
         if cp.tenant != target.tenant:
             if cp.pending:
                 POLL_PAGES.labels(target.name, target.alert_type, "lost").inc()
@@ -479,8 +261,8 @@ class Poller:
                 target.tenant,
                 target.alert_type,
             )
-            await conn.execute(_RESET, target.name, target.alert_type, target.tenant, target.index)
-            cp = Checkpoint.from_row(await conn.fetchrow(_LOAD, target.name, target.alert_type))
+            await repository.reset_checkpoint(conn, target.name, target.alert_type, target.tenant, target.index)
+            cp = await repository.load_checkpoint(conn, target.name, target.alert_type)
         return cp
 
     def _build(self, target: Target, cp: Checkpoint, page: Page, criterion: Criterion, now: datetime) -> Any:
@@ -516,7 +298,7 @@ class Poller:
         built = self._build(target, cp, page, criterion, now)
         if built.sightings:
             offsets = await self.log.end_offsets()
-            await conn.execute(_MARK_PENDING, target.name, target.alert_type, page.digest, offsets, now)
+            await repository.mark_pending(conn, target.name, target.alert_type, page.digest, offsets, now)
             cp.pending, cp.pending_digest, cp.pending_offsets, cp.pending_at = True, page.digest, offsets, now
             await self._publish(target, cp.page_tag(), list(enumerate(built.sightings)))
         await self._commit(conn, target, cp, page, len(built.sightings), alerts=len(page.alerts))
@@ -568,8 +350,15 @@ class Poller:
         self, conn: Connection, target: Target, cp: Checkpoint, page: Page, indicators: int, *, alerts: int
     ) -> None:
         pages = 1 if page.alerts else 0
-        await conn.execute(
-            _COMMIT, target.name, target.alert_type, page.digest, pages, alerts, indicators, page.timestamp_hwm
+        await repository.commit_page(
+            conn,
+            target.name,
+            target.alert_type,
+            digest=page.digest,
+            pages=pages,
+            alerts=alerts,
+            indicators=indicators,
+            timestamp_hwm=page.timestamp_hwm,
         )
         cp.started, cp.page_digest, cp.pages = True, page.digest, cp.pages + pages
         cp.alerts += alerts
@@ -586,22 +375,4 @@ class Poller:
             POLL_INVALID.labels(target.name, kind).inc(n)
 
     def _client(self, target: Target) -> TenantClient:
-        v2 = self.secrets.decrypt(target.v2_token_encrypted) if target.v2_token_encrypted else None
-        key = (target.tenant, target.base_url, v2, target.verify, target.proxy)
-        client = self.clients.get(key)
-        if client is None:
-            limiters = self.limiters.setdefault(target.tenant, tenant_budgets(self.settings, self.pool, target.tenant))
-            client = TenantClient(
-                target.tenant,
-                target.base_url,
-                v1_token=None,
-                v2_token=v2,
-                limiters=limiters,
-                verify=target.verify,
-                use_proxy=target.proxy,
-                attempts=self.settings.request_attempts,
-                timeout=self.settings.poll_request_timeout_seconds,
-                backoff_max=self.settings.backoff_max_seconds,
-            )
-            self.clients[key] = client
-        return client
+        return self.tenants.get(target.connection)

@@ -1,4 +1,4 @@
-"""The netskope-sink: a consumer of share intents and a flusher that pushes lists to their tenants.
+"""List pushing: a consumer of share intents and a flusher that pushes lists to their tenants.
 
 Share intents (topic ``<prefix>.share-intents.v1``, keyed by list), batch consumer, group
 ``netskope-sink``: at-least-once delivery with exactly-once effects (positions recorded with the
@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
-from cte_common.crypto import SecretBox
 from cte_common.db import Connection, Pool
 from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEditMany, encode
 from cte_common.kafka import Outgoing, group_by_partition, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
-from netskope_sink import repository
-from netskope_sink.domain import (
+from netskope_sink.lists import repository
+from netskope_sink.lists.domain import (
     DUPLICATE_REQUEST,
     Selection,
     latest_intents,
@@ -56,7 +55,8 @@ from netskope_sink.metrics import (
     UNSHARED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant_client import Api, RequestBudget, TenantClient, TenantError, tenant_budgets
+from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantError
+from netskope_sink.tenant.schemas import TenantConnection
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,8 @@ class Flusher:
         self.broker = broker
         self.topics = topics
         self.wake = wake
-        self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
-        self.clients: dict[tuple[object, ...], TenantClient] = {}
         self.limiters: dict[str, dict[Api, RequestBudget]] = {}
+        self.tenants = TenantClients(settings, pool, self.limiters, timeout=settings.request_timeout_seconds)
 
     async def run_forever(self) -> None:
         while True:
@@ -190,7 +189,7 @@ class Flusher:
         refused = {v: "refused by the tenant" for v, o in before.items() if o == "rejected"}
         members, kinds = await repository.candidates(conn, key)
         selection = select(members, set(refused), target.cap_bytes)
-        client = self._client(dest)
+        client = self.tenants.get(TenantConnection.from_row(dest))
         # A changing call whose answer was lost (a crash, a timeout) may have been applied or not: until
         # a push is recorded, what the tenant holds is unknown, and the next push rewrites it whole.
         uncertain = await repository.mark_uncertain(conn, key)
@@ -310,28 +309,3 @@ class Flusher:
             delay = min(self.settings.backoff_max_seconds, 2.0 ** min(failures, 10))
             await repository.record_failure(conn, key, f"{type(exc).__name__}: {exc}", delay)
         log.warning("push of %s failed (retry in %.0f s): %s", key, delay, exc)
-
-    def _client(self, dest: dict[str, object]) -> TenantClient:
-        tenant = str(dest["tenant"])
-        v1 = self.secrets.decrypt(str(dest["v1_token_encrypted"])) if dest["v1_token_encrypted"] else None
-        v2 = self.secrets.decrypt(str(dest["v2_token_encrypted"])) if dest["v2_token_encrypted"] else None
-        verify = dest["ssl_validation"] is not False  # on unless the configuration turned it off
-        proxy = bool(dest["use_proxy"] or dest["tenant_proxy"])
-        key = (tenant, dest["base_url"], v1, v2, verify, proxy)
-        client = self.clients.get(key)
-        if client is None:
-            limiters = self.limiters.setdefault(tenant, tenant_budgets(self.settings, self.pool, tenant))
-            client = TenantClient(
-                tenant,
-                str(dest["base_url"]),
-                v1_token=v1,
-                v2_token=v2,
-                limiters=limiters,
-                verify=verify,
-                use_proxy=proxy,
-                attempts=self.settings.request_attempts,
-                timeout=self.settings.request_timeout_seconds,
-                backoff_max=self.settings.backoff_max_seconds,
-            )
-            self.clients[key] = client
-        return client

@@ -1,0 +1,24 @@
+"""The tenant's request budget decided without I/O: whether one more call fits its sliding window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class WindowDecision:
+    sent: list[datetime]  # the calls the window holds after this decision, oldest first
+    wait_seconds: float  # 0: the call may go now, and is counted in ``sent``
+
+
+def sliding_window(sent: Sequence[datetime], now: datetime, requests: int, period: float) -> WindowDecision:
+    """Whether one more call fits ``requests`` calls in any ``period`` seconds, given when the recent
+    calls went out; if not, how long until the oldest call that blocks it leaves the window."""
+    recent = sorted(t for t in sent if (now - t).total_seconds() < period)
+    if len(recent) < requests:
+        return WindowDecision([*recent, now], 0.0)
+    # A lowered budget can leave more than ``requests`` calls in the window: wait for enough to leave.
+    blocking = recent[len(recent) - requests]
+    return WindowDecision(recent, max(period - (now - blocking).total_seconds(), 0.001))
