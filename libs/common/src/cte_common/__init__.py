@@ -21,6 +21,7 @@ Kafka
   that waits for acks, and the partitioner.
 - ``consumer``: batch consumers with exactly-once effects (records, decoding, dead letters).
 - ``dlq``: the ``cte-dlq`` command: list and replay the dead-letter topic.
+- ``topic_range``: reading a topic from recorded offsets to its end (recovering what a publish left).
 
 PostgreSQL
 - ``db``: the connection pool and the connection types repositories take.

@@ -16,6 +16,8 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+__all__ = ["RangeRecord", "TopicRange"]
+
 
 class RangeRecord(Protocol):
     """What a scan shows of each record (aiokafka's ConsumerRecord)."""

@@ -13,7 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # netskope-sink: where each dataexport iterator stands (netskope_sink.polling explains the protocol).
+    # netskope-sink: where each dataexport iterator stands (netskope_sink.alerts.handlers explains the protocol).
     # started: the iterator was seeded with start_epoch (now - initial range) and its first page taken.
     # page_digest: the digest of the last page taken, to recognise a `resend` of it.
     # pending*: a page whose sightings are being published and not yet committed here: its digest,
