@@ -1,7 +1,7 @@
 # Every target works from a clean clone: `make demo` (the stack plus a demo feed) and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down status logs feed lint fmt test test-unit test-integration
+.PHONY: help install demo up down status logs feed lint fmt test test-unit test-component test-integration
 
 STACK := ./deploy/stack.sh
 # Where the tests find the broker and database that `make test` starts (or that are already up).
@@ -43,13 +43,18 @@ fmt: ## format and autofix
 	uv run --frozen ruff format .
 	uv run --frozen ruff check --fix .
 
+# pytest with the arguments given, against Kafka and PostgreSQL started here and stopped after.
+with_stack = CTE_PG_FAST=1 $(STACK) up kafka postgres --owner test && \
+	{ rc=0; $(TEST_ENV) uv run --frozen pytest $(1) || rc=$$?; $(STACK) down --owner test; exit $$rc; }
+
 test: lint ## lint, then every test against a real Kafka and PostgreSQL (started and stopped here)
-	@CTE_PG_FAST=1 $(STACK) up kafka postgres --owner test
-	@rc=0; $(TEST_ENV) uv run --frozen pytest $(PYTEST_ARGS) || rc=$$?; \
-		$(STACK) down --owner test; exit $$rc
+	@$(call with_stack,$(PYTEST_ARGS))
 
 test-unit: ## the unit tests only (no broker, no database)
 	uv run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+test-component: ## the component tests only: the API in process and the consumers' handlers called directly (seconds)
+	@$(call with_stack,tests/component $(PYTEST_ARGS))
 
 .PHONY: compose-check
 compose-check: ## with a Docker engine: docker compose reads docker-compose.yml without complaint

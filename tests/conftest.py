@@ -32,6 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if "tests/component/" in str(item.path):
+            item.add_marker(pytest.mark.component)
         if "tests/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
         if "tests/chaos/" in str(item.path):

@@ -41,9 +41,12 @@ class Sweeper:
         self.next_delete_check = 0.0
         self.delete_cursor = ""
 
-    async def sweep_once(self) -> int:
-        """Publish expire commands for what is due now; return how many were published."""
-        now = datetime.now(UTC)
+    async def sweep_once(self, now: datetime | None = None) -> int:
+        """Publish expire commands for what is due at ``now``; return how many were published.
+
+        ``now`` is the present unless given: a test sweeps as of a later time instead of waiting for it.
+        """
+        now = now or datetime.now(UTC)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await repository.try_sweep_lock(conn):
                 return 0

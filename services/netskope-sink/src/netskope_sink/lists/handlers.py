@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httpx
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
@@ -112,7 +113,14 @@ class Pushed:
 
 class Flusher:
     def __init__(
-        self, settings: Settings, pool: Pool, broker: KafkaBroker, topics: Topics, wake: asyncio.Event
+        self,
+        settings: Settings,
+        pool: Pool,
+        broker: KafkaBroker,
+        topics: Topics,
+        wake: asyncio.Event,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -120,7 +128,10 @@ class Flusher:
         self.topics = topics
         self.wake = wake
         self.limiters: dict[str, dict[Api, RequestBudget]] = {}
-        self.tenants = TenantClients(settings, pool, self.limiters, timeout=settings.request_timeout_seconds)
+        # ``transport``: how tenants are reached; None is the network (see TenantClients).
+        self.tenants = TenantClients(
+            settings, pool, self.limiters, timeout=settings.request_timeout_seconds, transport=transport
+        )
 
     async def run_forever(self) -> None:
         while True:

@@ -105,6 +105,7 @@ class TenantClient:
         attempts: int = 5,
         timeout: float = 30.0,
         backoff_max: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.v1_token = v1_token
@@ -113,7 +114,9 @@ class TenantClient:
         self.attempts = attempts
         self.backoff_max = backoff_max
         # trust_env reads the system proxy (HTTP(S)_PROXY): the configuration's "Use System Proxy".
-        self.http = httpx.AsyncClient(base_url=base_url, verify=verify, trust_env=use_proxy, timeout=timeout)
+        self.http = httpx.AsyncClient(
+            base_url=base_url, verify=verify, trust_env=use_proxy, timeout=timeout, transport=transport
+        )
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -234,15 +237,25 @@ class TenantClient:
 class TenantClients:
     """The clients of the tenants, built from stored connections: one per tenant and connection
     settings, kept while those stay the same. Every client of a tenant in the process (pushes and
-    polls) goes through the same request budgets, ``limiters``."""
+    polls) goes through the same request budgets, ``limiters``.
+
+    ``transport`` carries every client's requests instead of the network: tests pass an in-process
+    tenant app's (httpx.ASGITransport); None, as the service runs, is the network."""
 
     def __init__(
-        self, settings: Settings, pool: Pool, limiters: dict[str, dict[Api, RequestBudget]], *, timeout: float
+        self,
+        settings: Settings,
+        pool: Pool,
+        limiters: dict[str, dict[Api, RequestBudget]],
+        *,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.limiters = limiters
         self.timeout = timeout
+        self.transport = transport
         self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
         self.clients: dict[tuple[object, ...], TenantClient] = {}
 
@@ -265,6 +278,7 @@ class TenantClients:
                 attempts=self.settings.request_attempts,
                 timeout=self.timeout,
                 backoff_max=self.settings.backoff_max_seconds,
+                transport=self.transport,
             )
             self.clients[key] = client
         return client

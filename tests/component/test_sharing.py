@@ -1,0 +1,147 @@
+"""Business rules, the allow-list and sharing decided by the rule-engine's handlers: every change of
+decision, and only those, reaches the share topic as an intent for its list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cte_common.db import Pool
+from cte_common.events import ShareIntent
+from tests.support.component import System
+
+RULE = "Every Severity"
+EVERY_SEVERITY = 'sources.severity IN ("unknown","low","medium","high","critical")'
+URLS = "share-tenant/url/share-urls"
+HASHES = "share-tenant/file/share-hashes"
+MD5 = "0cc175b9c0f1b6a831c399e269772661"
+SHA = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+# One sighting time for every post: a repeated sighting changes no priority, hence no decision.
+SEEN = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def sharings(system: System) -> dict[str, Any]:
+    """The seed's "Every Severity" rule sharing the source "share-src" to a URL list and a file hash list."""
+    destination = await system.netskope_destination("share-tenant")
+    await system.configure({"name": "share-src"})
+    await system.configure({"name": "elsewhere-src"})
+    r = await system.api.post("/api/cte/business_rules", json={"name": RULE, "filters": {"query": EVERY_SEVERITY}})
+    assert r.status_code == 201, r.text
+    common = {"sourceConfiguration": "share-src", "businessRule": RULE, "destinationConfiguration": destination}
+    url = await system.share({**common, "action": "url", "parameters": {"list": "create", "name": "share-urls"}})
+    files = await system.share({**common, "action": "file", "parameters": {"file_list": "share-hashes"}})
+    assert (url["listKey"], files["listKey"]) == (URLS, HASHES)
+    await system.apply_pending()
+    assert await system.share_intents() == []  # nothing stored yet, nothing to share
+    return {"url": url, "file": files}
+
+
+async def post(system: System, items: list[dict[str, Any]]) -> None:
+    await system.post_indicators([{"source": "share-src", "lastSeen": SEEN, **i} for i in items])
+
+
+def changes(intents: list[ShareIntent]) -> set[tuple[str, str, bool]]:
+    return {(i.list_key, i.value, i.add) for i in intents}
+
+
+async def test_matching_indicators_are_shared_to_the_list_of_their_type(system: System, db: Pool) -> None:
+    await post(
+        system,
+        [
+            {"value": "https://phish.example/login", "type": "url", "severity": "high"},
+            {"value": "bad-domain.example", "type": "domain", "severity": "low"},
+            {"value": "203.0.113.7", "type": "ipv4", "severity": "critical"},
+            {"value": MD5, "type": "md5", "severity": "medium"},
+            {"value": SHA, "type": "sha256"},
+            {"value": "test-only.example", "type": "domain", "test": True},
+        ],
+    )
+    await system.post_indicators([{"value": "other.example", "type": "domain", "source": "elsewhere-src"}])
+    intents = await system.share_intents()
+    assert changes(intents) == {
+        (URLS, "https://phish.example/login", True),
+        (URLS, "bad-domain.example", True),
+        (URLS, "203.0.113.7", True),
+        (HASHES, MD5, True),
+        (HASHES, SHA, True),
+    }
+    assert all(i.cost_bytes > 0 for i in intents)
+    decided = await db.fetchval("SELECT count(*) FROM share_decisions")
+    assert decided == 5
+    # The same sightings again decide the same: nothing is published.
+    await post(system, [{"value": "bad-domain.example", "type": "domain", "severity": "low"}])
+    assert await system.share_intents() == []
+
+
+async def test_narrowing_the_rule_takes_out_what_it_no_longer_selects(system: System) -> None:
+    r = await system.api.patch(
+        f"/api/cte/business_rules/{RULE}", json={"filters": {"query": 'sources.severity IN ("high","critical")'}}
+    )
+    assert r.status_code == 200, r.text
+    # The configuration change requests a re-evaluation; apply_pending runs it to the end.
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {
+        (URLS, "bad-domain.example", False),
+        (HASHES, MD5, False),
+        (HASHES, SHA, False),
+    }
+    [latest] = (await system.api.get("/api/cte/reevaluations", params={"limit": 1})).json()
+    assert latest["finishedAt"] is not None
+    assert latest["processed"] >= 7
+
+
+async def test_an_allow_list_entry_takes_an_indicator_out_of_every_list(system: System) -> None:
+    r = await system.api.post("/api/cte/allow_list", json={"kind": "cidr", "pattern": "203.0.113.0/24"})
+    assert r.status_code == 201, r.text
+    entry = r.json()
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {(URLS, "203.0.113.7", False)}
+    # A new indicator the entry covers is never shared, and counts as a hit of the entry.
+    await post(system, [{"value": "203.0.113.99", "type": "ipv4", "severity": "critical"}])
+    assert await system.share_intents() == []
+    # One hit per sharing that decided on it: the URL list's and the file hash list's.
+    assert (await system.api.get(f"/api/cte/allow_list/{entry['id']}")).json()["hits"] == 2
+    assert (await system.api.delete(f"/api/cte/allow_list/{entry['id']}")).status_code == 200
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {(URLS, "203.0.113.7", True), (URLS, "203.0.113.99", True)}
+
+
+async def test_retraction_removes_and_a_new_sighting_shares_again(system: System) -> None:
+    body = {"value": "https://phish.example/login", "source": "share-src", "retracted": True}
+    assert (await system.api.patch("/api/cte/indicators/", json=body)).status_code == 201
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {(URLS, "https://phish.example/login", False)}
+    await post(system, [{"value": "https://phish.example/login", "type": "url", "severity": "high"}])
+    assert changes(await system.share_intents()) == {(URLS, "https://phish.example/login", True)}
+
+
+async def test_a_muted_rule_freezes_its_decisions_until_unmuted(system: System) -> None:
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    r = await system.api.patch(f"/api/cte/business_rules/{RULE}", json={"muted": True, "unmuteAt": until})
+    assert r.status_code == 200, r.text
+    await system.apply_pending()
+    assert await system.share_intents() == []
+    retraction = {"value": "203.0.113.99", "source": "share-src", "retracted": True}
+    assert (await system.api.patch("/api/cte/indicators/", json=retraction)).status_code == 201
+    await post(system, [{"value": "muted.example", "type": "domain", "severity": "high"}])
+    assert await system.share_intents() == []  # neither the retraction nor the new indicator changed a list
+    assert (await system.api.patch(f"/api/cte/business_rules/{RULE}", json={"muted": False})).status_code == 200
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {(URLS, "203.0.113.99", False), (URLS, "muted.example", True)}
+
+
+async def test_a_deleted_sharing_empties_its_list(system: System, sharings: dict[str, Any]) -> None:
+    sharing = sharings["url"]
+    dry = (await system.api.get(f"/api/cte/sharing/{sharing['id']}/dry_run")).json()
+    # The sink has not run here: the list it wants is empty, so everything selected would be added.
+    assert (dry["selected"], dry["wouldAddCount"], dry["wouldRemoveCount"]) == (3, 3, 0)
+    assert (await system.api.delete(f"/api/cte/sharing/{sharing['id']}")).status_code == 200
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {
+        (URLS, "https://phish.example/login", False),
+        (URLS, "203.0.113.7", False),
+        (URLS, "muted.example", False),
+    }

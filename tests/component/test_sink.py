@@ -1,0 +1,140 @@
+"""The sink's share-intent handler and list flusher against the fake tenant in process: what the
+sharings select reaches the tenant's URL and file hash lists, removals and expiries leave them, and what
+the cap leaves out or the tenant refuses is tagged in the read model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cte_common.db import Pool
+from cte_common.sharing import MIB, cost_bytes
+from tests.support.component import System
+
+MD5 = "0cc175b9c0f1b6a831c399e269772661"
+SHA = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def destination(system: System) -> str:
+    """The default rule "All" sharing "sink-src" to a new URL list and an existing file hash list."""
+    assert (await system.tenant.post("/_sim/filehashlists", json={"name": "sink-hashes"})).status_code == 201
+    destination = await system.netskope_destination("sink-tenant")
+    await system.configure({"name": "sink-src", "ageAfterDays": 0})
+    common = {"sourceConfiguration": "sink-src", "businessRule": "All", "destinationConfiguration": destination}
+    await system.share({**common, "action": "url", "parameters": {"list": "create", "name": "sink-urls"}})
+    await system.share({**common, "action": "file", "parameters": {"file_list": "sink-hashes"}})
+    await system.apply_pending()
+    return destination
+
+
+async def post(system: System, items: list[dict[str, Any]], source: str = "sink-src") -> None:
+    await system.post_indicators([{"source": source, **i} for i in items])
+
+
+async def tenant_lists(system: System) -> dict[str, set[str]]:
+    """Every list on the tenant: a URL list as deployed, a file hash list as held."""
+    state = (await system.tenant.get("/_sim/state")).json()
+    urls = {name: set(lst["deployed"]) for name, lst in state["urllists"].items()}
+    return {**urls, **{name: set(values) for name, values in state["filehashlists"].items()}}
+
+
+async def tags(system: System, value: str) -> list[str]:
+    item = await system.indicator(value)
+    assert item is not None
+    return list(item["tags"])
+
+
+async def test_shared_indicators_reach_the_tenant_lists(system: System, db: Pool) -> None:
+    await post(
+        system,
+        [
+            {"value": "https://phish.example/login", "type": "url"},
+            {"value": "bad-domain.example", "type": "domain"},
+            {"value": "203.0.113.7", "type": "ipv4"},
+            {"value": MD5, "type": "md5"},
+            {"value": SHA, "type": "sha256"},
+        ],
+    )
+    assert await system.push_lists() == 2
+    lists = await tenant_lists(system)
+    # A URL list holds URLs without their scheme.
+    assert lists["sink-urls"] == {"phish.example/login", "bad-domain.example", "203.0.113.7"}
+    assert lists["sink-hashes"] == {MD5, SHA}
+    pushed = await db.fetchval("SELECT count(*) FROM list_pushed")
+    assert pushed == 5
+    # Nothing changed since: nothing is due, and the tenant hears nothing.
+    calls = (await system.tenant.get("/_sim/requests")).json()["total"]
+    assert await system.push_lists() == 0
+    assert (await system.tenant.get("/_sim/requests")).json()["total"] == calls
+
+
+async def test_retraction_and_deletion_leave_the_lists(system: System) -> None:
+    body = {"value": "https://phish.example/login", "source": "sink-src", "retracted": True}
+    assert (await system.api.patch("/api/cte/indicators/", json=body)).status_code == 201
+    await system.api.request("DELETE", "/api/cte/indicators/bulk", json={"values": [MD5]})
+    await system.apply_pending()
+    assert await system.push_lists() == 2
+    lists = await tenant_lists(system)
+    assert lists["sink-urls"] == {"bad-domain.example", "203.0.113.7"}
+    assert lists["sink-hashes"] == {SHA}
+
+
+async def test_expiry_by_the_ager_leaves_the_lists(system: System) -> None:
+    await post(
+        system, [{"value": "expiring.example", "type": "domain", "expiresAt": (NOW + timedelta(hours=1)).isoformat()}]
+    )
+    await system.push_lists()
+    assert "expiring.example" in (await tenant_lists(system))["sink-urls"]
+    assert await system.sweep(NOW + timedelta(hours=2)) == 1
+    assert await system.push_lists() == 1
+    assert (await tenant_lists(system))["sink-urls"] == {"bad-domain.example", "203.0.113.7"}
+
+
+async def test_an_entry_the_tenant_refuses_is_tagged_invalid_host(system: System) -> None:
+    await post(
+        system, [{"value": "bad_host.example", "type": "domain"}, {"value": "good-host.example", "type": "domain"}]
+    )
+    await system.push_lists()
+    urls = (await tenant_lists(system))["sink-urls"]
+    assert "good-host.example" in urls
+    assert "bad_host.example" not in urls
+    assert await tags(system, "bad_host.example") == ["Invalid host"]
+    assert await tags(system, "good-host.example") == []
+
+
+async def test_what_the_cap_leaves_out_is_tagged_unshared_until_it_fits(system: System, destination: str) -> None:
+    await system.configure({"name": "capped-src", "ageAfterDays": 0})
+    values = [f"capped-{n}.example" for n in range(3)]  # equal lengths: equal costs
+    cap_mb = (1 + 2 * cost_bytes(values[0]) + cost_bytes(values[0]) // 2) / MIB  # room for two
+    await system.share(
+        {
+            "sourceConfiguration": "capped-src",
+            "businessRule": "All",
+            "destinationConfiguration": destination,
+            "action": "url",
+            "parameters": {"list": "capped-urls", "max_url_list_cap": cap_mb},
+        }
+    )
+    # The priority is the last sighting: the oldest is left out.
+    await post(
+        system,
+        [
+            {"value": v, "type": "domain", "lastSeen": (NOW - timedelta(hours=n)).isoformat()}
+            for n, v in enumerate(values)
+        ],
+        source="capped-src",
+    )
+    await system.push_lists()
+    assert (await tenant_lists(system))["capped-urls"] == set(values[:2])
+    assert await tags(system, values[2]) == ["Unshared"]
+    assert await tags(system, values[0]) == []
+    # Room again: the one left out enters the list and loses its tag.
+    await system.api.request("DELETE", "/api/cte/indicators/bulk", json={"values": [values[0]]})
+    await system.apply_pending()
+    await system.push_lists()
+    assert (await tenant_lists(system))["capped-urls"] == set(values[1:])
+    assert await tags(system, values[2]) == []
