@@ -133,6 +133,51 @@ async def test_a_muted_rule_freezes_its_decisions_until_unmuted(system: System) 
     assert changes(await system.share_intents()) == {(URLS, "203.0.113.99", False), (URLS, "muted.example", True)}
 
 
+async def test_an_indicator_deleted_while_muted_leaves_its_lists_once_unmuted(
+    system: System, db: Pool, sharings: dict[str, Any]
+) -> None:
+    """A deletion while the rule is muted changes no list; once unmuted, the decision of the indicator that
+    is gone becomes a removal. A configuration deleted with its data takes its sharings with it: their
+    lists are emptied at once, muted rule or not."""
+    await system.configure({"name": "leaving-src"})
+    leaving = await system.share(
+        {
+            "sourceConfiguration": "leaving-src",
+            "businessRule": RULE,
+            "destinationConfiguration": sharings["url"]["destinationConfiguration"],
+            "action": "url",
+            "parameters": {"list": "create", "name": "leaving-urls"},
+        }
+    )
+    await post(system, [{"value": "deleted-while-muted.example", "type": "domain", "severity": "high"}])
+    await system.post_indicators(
+        [{"value": "source-gone.example", "type": "domain", "severity": "high", "source": "leaving-src"}]
+    )
+    assert changes(await system.share_intents()) == {
+        (URLS, "deleted-while-muted.example", True),
+        (leaving["listKey"], "source-gone.example", True),
+    }
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    r = await system.api.patch(f"/api/cte/business_rules/{RULE}", json={"muted": True, "unmuteAt": until})
+    assert r.status_code == 200, r.text
+    await system.apply_pending()
+    r = await system.api.request("DELETE", "/api/cte/indicators/bulk", json={"values": ["deleted-while-muted.example"]})
+    assert (r.status_code, r.json()) == (201, {"deleted": 1})
+    r = await system.api.delete("/api/cte/configurations/leaving-src", params={"keepData": "false"})
+    assert (r.status_code, r.json()["indicatorsRemoved"]) == (200, 1)
+    # The configuration's deletion also runs a re-evaluation, while the rule is still muted.
+    await system.apply_pending()
+    assert await system.indicator("deleted-while-muted.example") is None
+    assert await system.indicator("source-gone.example") is None
+    assert changes(await system.share_intents()) == {(leaving["listKey"], "source-gone.example", False)}
+    decided = "SELECT count(*) FROM share_decisions WHERE value = 'deleted-while-muted.example'"
+    assert await db.fetchval(decided) == 1  # frozen until the rule is unmuted
+    assert (await system.api.patch(f"/api/cte/business_rules/{RULE}", json={"muted": False})).status_code == 200
+    await system.apply_pending()
+    assert changes(await system.share_intents()) == {(URLS, "deleted-while-muted.example", False)}
+    assert await db.fetchval(decided) == 0
+
+
 async def test_a_deleted_sharing_empties_its_list(system: System, sharings: dict[str, Any]) -> None:
     sharing = sharings["url"]
     dry = (await system.api.get(f"/api/cte/sharing/{sharing['id']}/dry_run")).json()

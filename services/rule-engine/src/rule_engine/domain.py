@@ -371,3 +371,8 @@ class Catalog:
     def by_id(self) -> dict[int, SharingDef]:
         # Read for every value and sharing of a batch; the catalog is replaced, never changed, on reload.
         return {s.id: s for s in self.sharings}
+
+    def muted_sharings(self, now: datetime) -> list[int]:
+        """The sharings whose rule is muted at ``now``: their decisions stay as they are, even those of
+        indicators that no longer exist, until the rule is unmuted."""
+        return [s.id for s in self.sharings if s.rule.muted_at(now)]

@@ -16,7 +16,9 @@ a change of a rule, sharing, allow-list entry or configuration requests a re-eva
 
 The re-evaluation worker walks every stored indicator in value order, in batches, deciding each
 sharing again under the indicators' row locks; its cursor is committed with each batch, so it resumes
-after a restart, and a newer request supersedes an older one (it covers everything anyway).
+after a restart, and a newer request supersedes an older one (it covers everything anyway). Then it
+removes the decisions the walk cannot reach: of deleted sharings, and of indicators deleted while their
+sharing's rule was muted (once it is no longer muted).
 """
 
 from __future__ import annotations
@@ -251,7 +253,10 @@ class Reevaluator:
             await self.decider.refresh(conn)
             values = await repository.next_values(conn, job["after_value"], self.batch_size)
             if not values:
-                values = await repository.orphan_values(conn, self.batch_size)
+                # Decided by the same catalog and no earlier than this: every value it returns is
+                # decided again to a removal, so this loop ends.
+                muted = self.decider.catalog.muted_sharings(datetime.now(UTC))
+                values = await repository.dangling_values(conn, muted, self.batch_size)
                 if not values:
                     await repository.finish_job(conn, job["id"])
                     log.info("re-evaluation %s finished", job["id"])

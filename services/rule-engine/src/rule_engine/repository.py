@@ -321,11 +321,20 @@ async def finish_job(conn: Conn, job_id: int) -> None:
     await conn.execute("UPDATE reevaluations SET finished_at = now() WHERE id = $1", job_id)
 
 
-async def orphan_values(conn: Conn, limit: int) -> list[str]:
-    """Values still decided for sharings that no longer exist."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT value FROM share_decisions WHERE sharing_id NOT IN (SELECT id FROM sharings) LIMIT $1", limit
-    )
+# Decisions no walk over ``indicators`` reaches or changes: those of deleted sharings, and those of
+# deleted indicators (deleted while their sharing's rule was muted). Muted sharings' decisions stay.
+_DANGLING_VALUES = """
+SELECT DISTINCT d.value FROM share_decisions d
+WHERE NOT EXISTS (SELECT 1 FROM sharings s WHERE s.id = d.sharing_id)
+   OR (d.sharing_id <> ALL($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM indicators i WHERE i.value = d.value))
+LIMIT $2
+"""
+
+
+async def dangling_values(conn: Conn, muted_sharings: Sequence[int], limit: int) -> list[str]:
+    """Values still decided for a sharing that no longer exists, or no longer existing themselves
+    while decided for a sharing that is not muted."""
+    rows = await conn.fetch(_DANGLING_VALUES, list(muted_sharings), limit)
     return [r["value"] for r in rows]
 
 
