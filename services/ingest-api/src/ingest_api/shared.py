@@ -52,6 +52,10 @@ class AppState:
         self._client_checks[client_id] = (usable, now)
         return usable
 
+    def forget_client(self, client_id: str) -> None:
+        """Drop what is known of the client, so its next request checks it again (after a revocation)."""
+        self._client_checks.pop(client_id, None)
+
     async def publish_change(self, resource: str, key: str, body: dict[str, Any] | None) -> None:
         """A configuration change on the compacted topic (body None: the resource was deleted)."""
         change = ConfigChange(resource=resource, key=key, body=jsonable(body) if body else None)

@@ -125,5 +125,5 @@ async def revoke_token(state: State, ref: Annotated[ClientRef, Body()], _: Setti
     async with state.pool.acquire() as conn:
         if not await repository.revoke_client(conn, ref.client_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No active token with client_id='{ref.client_id}'.")
-    state._client_checks.pop(ref.client_id, None)
+    state.forget_client(ref.client_id)
     return {}
