@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from cte_common.events import IndicatorDelete
 from ingest_api.configurations import repository
 from ingest_api.configurations.domain import check_parameters, configuration_out
-from ingest_api.configurations.schemas import CONFIG_COLUMNS, ConfigurationIn, ConfigurationPatch
+from ingest_api.configurations.schemas import CLEARABLE, CONFIG_COLUMNS, ConfigurationIn, ConfigurationPatch
 from ingest_api.indicators.repository import values_with_source
 from ingest_api.shared import Reader, State, Writer
 from ingest_api.sharing.repository import sharings_to
@@ -66,7 +66,8 @@ async def get_configuration(state: State, name: str, _: Reader) -> dict[str, Any
 
 @router.patch("/{name}", summary="Update a plugin configuration")
 async def update_configuration(state: State, name: str, patch: ConfigurationPatch, _: Writer) -> dict[str, Any]:
-    changes = patch.model_dump(exclude_unset=True, mode="json")
+    given = patch.model_dump(exclude_unset=True, mode="json")
+    changes = {k: v for k, v in given.items() if v is not None or k in CLEARABLE}
     async with state.pool.acquire() as conn, conn.transaction():
         current = await repository.get_configuration(conn, name)
         if current is None:

@@ -67,6 +67,9 @@ class ConfigurationPatch(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
+# The fields an update may set to null; null leaves any other as it is (it cannot be empty).
+CLEARABLE = ("agingCriteria", "tenant", "parameters")
+
 CONFIG_COLUMNS = {
     "active": "active",
     "ageAfterDays": "age_after_days",
