@@ -21,13 +21,19 @@ from ingest_api.access.domain import (
 )
 from ingest_api.access.schemas import ACCOUNT_LOCKED, GRANT_NOT_SUPPORTED, INVALID_CLIENT, ClientRef, TokenCreate
 from ingest_api.metrics import SIGNIN_FAILURES
-from ingest_api.shared import SettingsReader, SettingsWriter, State
+from ingest_api.shared import WRITE_ERRORS, SettingsReader, SettingsWriter, State, error_answer
 
-auth_router = APIRouter(tags=["Authentication"])
-tokens_router = APIRouter(prefix="/users/tokens", tags=["API Tokens"])
+auth_router = APIRouter(tags=["Authentication"], responses=WRITE_ERRORS)
+tokens_router = APIRouter(prefix="/users/tokens", tags=["API Tokens"], responses=WRITE_ERRORS)
+
+# A locked client is told when it may try again.
+_REFUSED = error_answer(
+    "Wrong credentials, or a locked client (Retry-After: the seconds until it may try again)",
+    headers={"Retry-After": {"schema": {"type": "integer"}, "required": False}},
+)
 
 
-@auth_router.post("/auth", summary="Get an access token (OAuth2 client credentials)")
+@auth_router.post("/auth", summary="Get an access token (OAuth2 client credentials)", responses={401: _REFUSED})
 async def authenticate(
     state: State,
     grant_type: Annotated[str, Form()],

@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, status
 from ingest_api.allow_list import repository
 from ingest_api.allow_list.domain import allow_entry_out, allow_pattern
 from ingest_api.allow_list.schemas import AllowEntryIn
-from ingest_api.shared import Reader, RowId, State, Writer, unprocessable
+from ingest_api.shared import WRITE_ERRORS, Reader, RowId, State, Writer, unprocessable
 
-router = APIRouter(prefix="/cte/allow_list", tags=["Allow-list"])
+router = APIRouter(prefix="/cte/allow_list", tags=["Allow-list"], responses=WRITE_ERRORS)
 
 
 def _allow_entry_not_found(entry_id: int) -> HTTPException:

@@ -12,12 +12,12 @@ from ingest_api.configurations import repository
 from ingest_api.configurations.domain import check_parameters, configuration_out
 from ingest_api.configurations.schemas import CLEARABLE, CONFIG_COLUMNS, ConfigurationIn, ConfigurationPatch
 from ingest_api.indicators.repository import values_with_source
-from ingest_api.shared import Reader, State, Writer
+from ingest_api.shared import WRITE_ERRORS, Reader, State, Writer
 from ingest_api.sharing.repository import sharings_to
 from ingest_api.tenants.repository import tenant_exists
 from ingest_api.write_path import publish_indicator_events
 
-router = APIRouter(prefix="/cte/configurations", tags=["Configurations"])
+router = APIRouter(prefix="/cte/configurations", tags=["Configurations"], responses=WRITE_ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a plugin configuration")

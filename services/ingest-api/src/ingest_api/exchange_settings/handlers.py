@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from ingest_api.exchange_settings import repository
 from ingest_api.exchange_settings.domain import cte_settings_out
 from ingest_api.exchange_settings.schemas import CteSettingsPatch
-from ingest_api.shared import SettingsReader, SettingsWriter, State
+from ingest_api.shared import WRITE_ERRORS, SettingsReader, SettingsWriter, State
 
-router = APIRouter(prefix="/settings", tags=["Settings"])
+router = APIRouter(prefix="/settings", tags=["Settings"], responses=WRITE_ERRORS)
 
 
 @router.get("/cte", summary="Threat Exchange settings (the merge criterion, ...)")

@@ -31,6 +31,8 @@ from ingest_api.rules.domain import (
 from ingest_api.rules.schemas import DEFAULT_RULE, ExceptionIn, FiltersIn, RuleIn, RuleName, RulePatch
 from ingest_api.shared import (
     MAX_SKIP,
+    READ_ERRORS,
+    WRITE_ERRORS,
     Reader,
     State,
     Writer,
@@ -41,8 +43,8 @@ from ingest_api.shared import (
 from ingest_api.sharing.repository import sharings_of_rule
 from ingest_api.tags.repository import lock_tags
 
-rules_router = APIRouter(prefix="/cte/business_rules", tags=["Business Rules"])
-reevaluations_router = APIRouter(prefix="/cte/reevaluations", tags=["Business Rules"])
+rules_router = APIRouter(prefix="/cte/business_rules", tags=["Business Rules"], responses=WRITE_ERRORS)
+reevaluations_router = APIRouter(prefix="/cte/reevaluations", tags=["Business Rules"], responses=READ_ERRORS)
 
 
 def _rule_columns(filters: FiltersIn) -> dict[str, Any]:

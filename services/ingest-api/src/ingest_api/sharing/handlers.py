@@ -16,6 +16,7 @@ from ingest_api.indicators.domain import indicator_out
 from ingest_api.rules.domain import rule_muted
 from ingest_api.rules.repository import get_rule
 from ingest_api.shared import (
+    WRITE_ERRORS,
     Reader,
     RowId,
     State,
@@ -28,7 +29,7 @@ from ingest_api.sharing import repository
 from ingest_api.sharing.domain import DryRun, sharing_def, sharing_out, target_problems
 from ingest_api.sharing.schemas import SharingIn, SharingPatch
 
-router = APIRouter(prefix="/cte/sharing", tags=["Sharing"])
+router = APIRouter(prefix="/cte/sharing", tags=["Sharing"], responses=WRITE_ERRORS)
 
 
 def _sharing_not_found(sharing_id: int) -> HTTPException:

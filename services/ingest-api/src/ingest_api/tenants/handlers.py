@@ -7,15 +7,19 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from ingest_api.configurations.repository import configurations_of_tenant
-from ingest_api.shared import AppState, SettingsReader, SettingsWriter, State
+from ingest_api.shared import WRITE_ERRORS, AppState, SettingsReader, SettingsWriter, State, error_answer
 from ingest_api.tenants import repository
 from ingest_api.tenants.domain import tenant_base_url, tenant_out
 from ingest_api.tenants.schemas import TenantIn, TenantPatch
 
-router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"])
+router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"], responses=WRITE_ERRORS)
+
+_NO_SECRETS_KEY: dict[int | str, dict[str, Any]] = {
+    503: error_answer("Tenant tokens cannot be stored: CTE_SECRETS_KEY is not set")
+}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a Netskope tenant")
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a Netskope tenant", responses=_NO_SECRETS_KEY)
 async def create_tenant(state: State, tenant: TenantIn, _: SettingsWriter) -> dict[str, Any]:
     values = {
         "name": tenant.name,
@@ -50,7 +54,7 @@ async def get_tenant(state: State, name: str, _: SettingsReader) -> dict[str, An
     return tenant_out(row)
 
 
-@router.patch("/{name}", summary="Update a Netskope tenant")
+@router.patch("/{name}", summary="Update a Netskope tenant", responses=_NO_SECRETS_KEY)
 async def update_tenant(state: State, name: str, patch: TenantPatch, _: SettingsWriter) -> dict[str, Any]:
     changes = patch.model_dump(exclude_unset=True)
     columns: dict[str, Any] = {}
