@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, NotRequired
 
@@ -59,7 +60,7 @@ class AppState:
         """Drop what is known of the client, so its next request checks it again (after a revocation)."""
         self._client_checks.pop(client_id, None)
 
-    async def publish_change(self, resource: str, key: str, body: dict[str, Any] | None) -> None:
+    async def publish_change(self, resource: str, key: str, body: Mapping[str, Any] | None) -> None:
         """A configuration change on the compacted topic (body None: the resource was deleted)."""
         change = ConfigChange(resource=resource, key=key, body=jsonable(body) if body else None)
         await publish_all(
@@ -123,7 +124,8 @@ MAX_SKIP = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_SKIP)]
 
 
-# Answers are TypedDicts: what a handler builds is the answer (validated and documented through its type).
+# Answers are TypedDicts: a builder's dict is the answer (validated and documented through its type) and
+# also the body of the configuration change it publishes.
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -169,6 +171,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 READ_ERRORS = {code: answer for code, answer in _ERRORS.items() if code not in (409, 413)}
 WRITE_ERRORS = dict(_ERRORS)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Empty(TypedDict):
+    """The answer of a deletion: ``{}``."""
 
 
 class ItemError(Exception):
