@@ -91,55 +91,8 @@ def _route_template(request: Request) -> str:
     return "unmatched"
 
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _document_errors(schema: dict[str, Any]) -> None:
-    """Declare the errors every operation can answer, so a client (and a schema check) knows each one:
-    ``{"detail": "<what and why>"}``, and for a 422 either that or the list of every problem."""
-    components = schema["components"]["schemas"]
-    components["Error"] = {
-        "type": "object",
-        "properties": {"detail": {"type": "string"}},
-        "required": ["detail"],
-        "title": "Error",
-    }
-    detail = components["HTTPValidationError"]["properties"]["detail"]
-    components["HTTPValidationError"]["properties"]["detail"] = {"anyOf": [{"type": "string"}, detail]}
-    answers = {
-        "400": "Bad request: a filter, a parameter or a NUL character",
-        "401": "Missing, expired or invalid credentials",
-        "403": "The token (or the client signing in) lacks the scope",
-        "404": "Not found",
-        "409": "Conflicts with what exists",
-        "413": "Body too large, or too many items",
-    }
-    for operations in schema["paths"].values():
-        for method, operation in operations.items():
-            codes = ["400", "401", "403", "404"]  # /api/auth: 403 for a scope the client does not hold
-            if method in ("post", "put", "patch", "delete"):
-                codes += ["409", "413"]
-            responses = operation.setdefault("responses", {})
-            for code in codes:
-                responses.setdefault(
-                    code, {"description": answers[code], "content": {"application/json": {"schema": ERROR}}}
-                )
-            responses.setdefault(
-                "422",
-                {
-                    "description": "Validation error",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
-                },
-            )
-    if "/api/auth" in schema["paths"]:
-        # A locked client is told when to try again.
-        refused = schema["paths"]["/api/auth"]["post"]["responses"]["401"]
-        refused["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "required": False}}
-
-
 def _document(app: FastAPI) -> None:
-    """Publish the schemas of bodies that handlers validate themselves (to report every bad item), and
-    the error answers."""
+    """Publish the schemas of bodies that handlers validate themselves (to report every bad item)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -149,7 +102,6 @@ def _document(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(model.pop("$defs", {}))
             components["IndicatorIn"] = model
-            _document_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,15 +1,19 @@
-"""What every route shares: the app state, bearer and scope dependencies, common errors and limits."""
+"""What every route shares: the app state, bearer and scope dependencies, error answers and limits."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Request, Security, status
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.kafka import KafkaBroker
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from cte_common.crypto import SecretBox
 from cte_common.db import Pool
@@ -19,7 +23,7 @@ from cte_common.query import QueryError, SqlParams, parse_json, to_sql
 from cte_common.topics import Topics
 from ingest_api.access.domain import read_token
 from ingest_api.access.repository import get_client
-from ingest_api.access.schemas import INVALID_TOKEN, MISSING_SCOPE, TokenClaims
+from ingest_api.access.schemas import INVALID_TOKEN, MISSING_SCOPE, Scope, TokenClaims
 from ingest_api.settings import Settings
 
 
@@ -52,7 +56,11 @@ class AppState:
         self._client_checks[client_id] = (usable, now)
         return usable
 
-    async def publish_change(self, resource: str, key: str, body: dict[str, Any] | None) -> None:
+    def forget_client(self, client_id: str) -> None:
+        """Drop what is known of the client, so its next request checks it again (after a revocation)."""
+        self._client_checks.pop(client_id, None)
+
+    async def publish_change(self, resource: str, key: str, body: Mapping[str, Any] | None) -> None:
         """A configuration change on the compacted topic (body None: the resource was deleted)."""
         change = ConfigChange(resource=resource, key=key, body=jsonable(body) if body else None)
         await publish_all(
@@ -76,35 +84,98 @@ def app_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(app_state)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+# The security scheme of the OpenAPI document (Swagger UI's Authorize button). It never refuses by itself
+# (auto_error=False): the scope check below answers, with the reference's texts.
+bearer = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="An access token from POST /api/auth (OAuth2 client credentials, form-encoded). Each "
+    "operation lists the scope it needs: cte_read or cte_write (indicators, tags, dashboards, configurations, "
+    "rules, allow-list, sharing), settings_read or settings_write (tenants, API tokens, settings).",
+    auto_error=False,
+)
 
 
-def _require(scope: str) -> Any:
-    async def check(request: Request, state: State) -> TokenClaims:
-        token = _bearer(request)
-        claims = read_token(token, state.jwt_key) if token else None
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _require(scope: Scope) -> Any:
+    async def check(state: State, credentials: Credentials) -> TokenClaims:
+        claims = read_token(credentials.credentials, state.jwt_key) if credentials else None
         if claims is None or not await state.client_usable(claims.sub):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         if scope not in claims.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, MISSING_SCOPE)
         return claims
 
-    return check
+    # Security: the operation's security requirement in the document names the scope.
+    return Security(check, scopes=[scope])
 
 
-Reader = Annotated[TokenClaims, Depends(_require("cte_read"))]
-Writer = Annotated[TokenClaims, Depends(_require("cte_write"))]
-SettingsReader = Annotated[TokenClaims, Depends(_require("settings_read"))]
-SettingsWriter = Annotated[TokenClaims, Depends(_require("settings_write"))]
+Reader = Annotated[TokenClaims, _require("cte_read")]
+Writer = Annotated[TokenClaims, _require("cte_write")]
+SettingsReader = Annotated[TokenClaims, _require("settings_read")]
+SettingsWriter = Annotated[TokenClaims, _require("settings_write")]
 
 
 # OFFSET and LIMIT are PostgreSQL bigints: a larger number is a 422, not a failed query.
 MAX_SKIP = 2**63 - 1
 # Ids are PostgreSQL bigints too: a larger one cannot exist.
 RowId = Annotated[int, Path(ge=1, le=MAX_SKIP)]
+
+
+# Answers are TypedDicts: a builder's dict is the answer (validated and documented through its type) and
+# also the body of the configuration change it publishes.
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Error(TypedDict):
+    """Every error answer but a 422's list of problems."""
+
+    detail: str
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Problem(TypedDict):
+    """One problem of a request: where, what, and for an item of a batch its index and field."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    index: NotRequired[int]
+    field: NotRequired[str | None]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Unprocessable(TypedDict):
+    """A 422: what is wrong, or the list of every problem (every bad item of a batch)."""
+
+    detail: str | list[Problem]
+
+
+def error_answer(description: str, model: Any = Error, **extra: Any) -> dict[str, Any]:
+    """An error answer as the OpenAPI document declares it (``extra``: its headers, say)."""
+    return {"model": model, "description": description, **extra}
+
+
+# The errors operations share, declared on each router (a route adds its own). A request's size and NUL
+# characters are refused before any route runs.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: error_answer("Bad request: a filter, a parameter or a NUL character"),
+    401: error_answer("Missing, expired or invalid credentials"),
+    403: error_answer("The token (or the client signing in) lacks the scope"),
+    404: error_answer("Not found"),
+    409: error_answer("Conflicts with what exists"),
+    413: error_answer("Body too large, or too many items"),
+    422: error_answer("Validation error: the problem, or every problem", Unprocessable),
+}
+READ_ERRORS = {code: answer for code, answer in _ERRORS.items() if code not in (409, 413)}
+WRITE_ERRORS = dict(_ERRORS)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Empty(TypedDict):
+    """The answer of a deletion: ``{}``."""
 
 
 class ItemError(Exception):

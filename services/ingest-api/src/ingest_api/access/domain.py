@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
-from ingest_api.access.schemas import TokenClaims
+from ingest_api.access.schemas import Scope, Token, TokenClaims
 
 JWT_ALGORITHM = "HS256"
 
@@ -28,7 +29,7 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
         return False
 
 
-def issue_token(client_id: str, scopes: list[str], key: str, ttl: timedelta, now: datetime) -> str:
+def issue_token(client_id: str, scopes: Sequence[str], key: str, ttl: timedelta, now: datetime) -> str:
     claims = {"sub": client_id, "scopes": scopes, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
@@ -42,14 +43,15 @@ def read_token(token: str, key: str) -> TokenClaims | None:
         return None
 
 
-def granted_scopes(requested: str | None, allowed: list[str]) -> list[str] | None:
+def granted_scopes(requested: str | None, allowed: list[Scope]) -> list[Scope] | None:
     """Scopes for a new token: all the client's when none are asked for; None if asked for more."""
     if not requested or not requested.strip():
         return list(allowed)
     asked = requested.replace(",", " ").split()
-    if not set(asked) <= set(allowed):
+    held: dict[str, Scope] = {s: s for s in allowed}
+    if not set(asked) <= held.keys():
         return None
-    return list(dict.fromkeys(asked))
+    return [held[s] for s in dict.fromkeys(asked)]
 
 
 # Sign-in throttling: this many consecutive failures lock the client for LOCK_MINUTES.
@@ -57,7 +59,7 @@ MAX_FAILED_SIGNINS = 5
 LOCK_MINUTES = 5
 
 
-def token_out(row: dict[str, Any]) -> dict[str, Any]:
+def token_out(row: dict[str, Any]) -> Token:
     return {
         "client_id": row["client_id"],
         "description": row["description"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Form, HTTPException, Query, status
 
@@ -19,22 +19,37 @@ from ingest_api.access.domain import (
     token_out,
     verify_secret,
 )
-from ingest_api.access.schemas import ACCOUNT_LOCKED, GRANT_NOT_SUPPORTED, INVALID_CLIENT, ClientRef, TokenCreate
+from ingest_api.access.schemas import (
+    ACCOUNT_LOCKED,
+    GRANT_NOT_SUPPORTED,
+    INVALID_CLIENT,
+    AccessToken,
+    ClientRef,
+    NewToken,
+    Token,
+    TokenCreate,
+)
 from ingest_api.metrics import SIGNIN_FAILURES
-from ingest_api.shared import SettingsReader, SettingsWriter, State
+from ingest_api.shared import WRITE_ERRORS, Empty, SettingsReader, SettingsWriter, State, error_answer
 
-auth_router = APIRouter(tags=["Authentication"])
-tokens_router = APIRouter(prefix="/users/tokens", tags=["API Tokens"])
+auth_router = APIRouter(tags=["Authentication"], responses=WRITE_ERRORS)
+tokens_router = APIRouter(prefix="/users/tokens", tags=["API Tokens"], responses=WRITE_ERRORS)
+
+# A locked client is told when it may try again.
+_REFUSED = error_answer(
+    "Wrong credentials, or a locked client (Retry-After: the seconds until it may try again)",
+    headers={"Retry-After": {"schema": {"type": "integer"}, "required": False}},
+)
 
 
-@auth_router.post("/auth", summary="Get an access token (OAuth2 client credentials)")
+@auth_router.post("/auth", summary="Get an access token (OAuth2 client credentials)", responses={401: _REFUSED})
 async def authenticate(
     state: State,
     grant_type: Annotated[str, Form()],
     client_id: Annotated[str, Form()] = "",
     client_secret: Annotated[str, Form()] = "",
     scope: Annotated[str | None, Form()] = None,
-) -> dict[str, Any]:
+) -> AccessToken:
     if grant_type != "client_credentials":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, GRANT_NOT_SUPPORTED)
     async with state.pool.acquire() as conn:
@@ -90,7 +105,7 @@ async def create_token(
     body: Annotated[TokenCreate | None, Body()] = None,
     description: Annotated[str | None, Query(max_length=500)] = None,
     expire_after: Annotated[int | None, Query(description="minutes; negative or absent: never expires")] = None,
-) -> dict[str, Any]:
+) -> NewToken:
     """The client secret is in this answer only; it is stored as an argon2 hash."""
     request = body or TokenCreate()
     if description is not None:
@@ -115,15 +130,15 @@ async def create_token(
 
 
 @tokens_router.get("", summary="List API token credentials (never their secrets)")
-async def list_tokens(state: State, _: SettingsReader) -> list[dict[str, Any]]:
+async def list_tokens(state: State, _: SettingsReader) -> list[Token]:
     async with state.pool.acquire() as conn:
         return [token_out(r) for r in await repository.list_clients(conn)]
 
 
 @tokens_router.delete("", summary="Revoke API token credentials")
-async def revoke_token(state: State, ref: Annotated[ClientRef, Body()], _: SettingsWriter) -> dict[str, Any]:
+async def revoke_token(state: State, ref: Annotated[ClientRef, Body()], _: SettingsWriter) -> Empty:
     async with state.pool.acquire() as conn:
         if not await repository.revoke_client(conn, ref.client_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No active token with client_id='{ref.client_id}'.")
-    state._client_checks.pop(ref.client_id, None)
+    state.forget_client(ref.client_id)
     return {}

@@ -1,10 +1,12 @@
-"""Request models, scopes and the reference's error texts of authentication and API tokens."""
+"""Request and answer models, scopes and the reference's error texts of authentication and API tokens."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 SCOPES = ("cte_read", "cte_write")
 
@@ -42,3 +44,38 @@ class ClientRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client_id: str = Field(min_length=1, max_length=100)
+
+
+# Answers (TypedDicts: see ingest_api.shared)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class AccessToken(TypedDict):
+    """A signed-in client's token, in the reference's field names."""
+
+    access_token: str
+    token_type: Literal["bearer"]
+    scopes: list[Scope]
+    firstLogin: bool
+    fromSSO: bool
+    passwordPolicyViolation: bool
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Token(TypedDict):
+    """API token credentials as listed: never the secret."""
+
+    client_id: str
+    description: str
+    scopes: list[Scope]
+    createdAt: datetime
+    expiresAt: datetime | None
+    revoked: bool
+    lastUsedAt: datetime | None
+
+
+@with_config(ConfigDict(extra="forbid"))
+class NewToken(Token):
+    """New API token credentials: the only answer that shows the secret."""
+
+    client_secret: str

@@ -8,6 +8,7 @@ from typing import Any
 from cte_common.canonical import InvalidIndicator, canonicalize
 from cte_common.indicators import IndicatorType
 from cte_common.sharing import AllowKind, check_allow_pattern
+from ingest_api.allow_list.schemas import AllowEntry, AllowEntryOut
 
 # Types tried, in order, to find the canonical spelling of an exact allow-list value.
 _EXACT_TYPES = (
@@ -49,15 +50,16 @@ def allow_pattern(kind: AllowKind, pattern: str) -> str:
     return normal
 
 
-def allow_entry_out(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {
+def allow_entry(row: Mapping[str, Any]) -> AllowEntry:
+    return {
         "id": row["id"],
         "kind": row["kind"],
         "pattern": row["pattern"],
         "comment": row["comment"],
         "createdAt": row["created_at"],
     }
-    if "hits" in row:
-        out["hits"] = row["hits"]
-        out["lastHitAt"] = row["last_hit_at"]
-    return out
+
+
+def allow_entry_out(row: Mapping[str, Any]) -> AllowEntryOut:
+    """With its hits; a row without them is a new entry, which has none."""
+    return {**allow_entry(row), "hits": row.get("hits", 0), "lastHitAt": row.get("last_hit_at")}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest_api.configurations.schemas import NetskopeParameters
+from ingest_api.configurations.schemas import Configuration, NetskopeParameters
 
 
-def configuration_out(row: dict[str, Any]) -> dict[str, Any]:
+def configuration_out(row: dict[str, Any]) -> Configuration:
     return {
         "name": row["name"],
         "plugin": row["plugin"],

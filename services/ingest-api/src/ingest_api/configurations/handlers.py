@@ -10,18 +10,25 @@ from pydantic import ValidationError
 from cte_common.events import IndicatorDelete
 from ingest_api.configurations import repository
 from ingest_api.configurations.domain import check_parameters, configuration_out
-from ingest_api.configurations.schemas import CONFIG_COLUMNS, ConfigurationIn, ConfigurationPatch
+from ingest_api.configurations.schemas import (
+    CLEARABLE,
+    CONFIG_COLUMNS,
+    Configuration,
+    ConfigurationDeleted,
+    ConfigurationIn,
+    ConfigurationPatch,
+)
 from ingest_api.indicators.repository import values_with_source
-from ingest_api.shared import Reader, State, Writer
+from ingest_api.shared import WRITE_ERRORS, Reader, State, Writer
 from ingest_api.sharing.repository import sharings_to
 from ingest_api.tenants.repository import tenant_exists
 from ingest_api.write_path import publish_indicator_events
 
-router = APIRouter(prefix="/cte/configurations", tags=["Configurations"])
+router = APIRouter(prefix="/cte/configurations", tags=["Configurations"], responses=WRITE_ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a plugin configuration")
-async def create_configuration(state: State, cfg: ConfigurationIn, _: Writer) -> dict[str, Any]:
+async def create_configuration(state: State, cfg: ConfigurationIn, _: Writer) -> Configuration:
     cfg.parameters = _parameters(cfg.plugin, cfg.parameters)
     async with state.pool.acquire() as conn, conn.transaction():
         if cfg.tenant is not None and not await tenant_exists(conn, cfg.tenant):
@@ -50,13 +57,13 @@ def item_error_detail(loc: list[Any], msg: str) -> dict[str, Any]:
 
 
 @router.get("", summary="List plugin configurations")
-async def list_configurations(state: State, _: Reader) -> list[dict[str, Any]]:
+async def list_configurations(state: State, _: Reader) -> list[Configuration]:
     async with state.pool.acquire() as conn:
         return [configuration_out(r) for r in await repository.list_configurations(conn)]
 
 
 @router.get("/{name}", summary="Get one plugin configuration")
-async def get_configuration(state: State, name: str, _: Reader) -> dict[str, Any]:
+async def get_configuration(state: State, name: str, _: Reader) -> Configuration:
     async with state.pool.acquire() as conn:
         row = await repository.get_configuration(conn, name)
     if row is None:
@@ -65,8 +72,9 @@ async def get_configuration(state: State, name: str, _: Reader) -> dict[str, Any
 
 
 @router.patch("/{name}", summary="Update a plugin configuration")
-async def update_configuration(state: State, name: str, patch: ConfigurationPatch, _: Writer) -> dict[str, Any]:
-    changes = patch.model_dump(exclude_unset=True, mode="json")
+async def update_configuration(state: State, name: str, patch: ConfigurationPatch, _: Writer) -> Configuration:
+    given = patch.model_dump(exclude_unset=True, mode="json")
+    changes = {k: v for k, v in given.items() if v is not None or k in CLEARABLE}
     async with state.pool.acquire() as conn, conn.transaction():
         current = await repository.get_configuration(conn, name)
         if current is None:
@@ -101,7 +109,7 @@ async def delete_configuration(
     keepData: Annotated[
         bool, Query(description="false: remove this source from every indicator, and indicators left without one")
     ] = True,
-) -> dict[str, Any]:
+) -> ConfigurationDeleted:
     removed = 0
     async with state.pool.acquire() as conn, conn.transaction():
         if await repository.get_configuration(conn, name) is None:

@@ -1,15 +1,19 @@
-"""Request bodies of ``/api/cte/configurations``, and the columns their fields are stored in."""
+"""Request and answer models of ``/api/cte/configurations``, and the columns their fields are stored in."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
+from typing_extensions import TypedDict
 
 from cte_common.events import TagsStrategy
-from cte_common.sightings import AgingCriteria, SourceConfiguration
+from cte_common.indicators import IndicatorType
+from cte_common.sightings import AgingCriteria, AgingUnit, SourceConfiguration
 
 PLUGINS = ("api_source", "netskope")
+Plugin = Literal["api_source", "netskope"]
 
 
 class ConfigurationIn(BaseModel):
@@ -18,7 +22,7 @@ class ConfigurationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
-    plugin: Literal["api_source", "netskope"]
+    plugin: Plugin
     active: bool = True
     ageAfterDays: int = Field(default=90, ge=0, le=365)
     # When given, replaces ageAfterDays (which then only shows the reference's view).
@@ -67,6 +71,9 @@ class ConfigurationPatch(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
+# The fields an update may set to null; null leaves any other as it is (it cannot be empty).
+CLEARABLE = ("agingCriteria", "tenant", "parameters")
+
 CONFIG_COLUMNS = {
     "active": "active",
     "ageAfterDays": "age_after_days",
@@ -78,3 +85,50 @@ CONFIG_COLUMNS = {
     "tenant": "tenant",
     "parameters": "parameters",
 }
+
+
+# Answers (TypedDicts: see ingest_api.shared). Aging criteria are stored as given (an update stores only
+# the fields it names; the defaults apply to the rest), as jsonb, which gives an object's keys back
+# shortest first, then bytewise: the answers have always shown them so, and these declare them in that order.
+
+
+@with_config(ConfigDict(extra="forbid"))
+class StoredAgingSpan(TypedDict):
+    unit: NotRequired[AgingUnit]
+    value: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class StoredAgingCriteria(TypedDict):
+    """``AgingCriteria`` as stored."""
+
+    base: NotRequired[Literal["ingest", "firstSeen", "lastSeen"]]
+    unit: NotRequired[AgingUnit]
+    value: int
+    perType: NotRequired[dict[IndicatorType, StoredAgingSpan]]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Configuration(TypedDict):
+    """A plugin configuration as the API shows it."""
+
+    name: str
+    plugin: Plugin
+    active: bool
+    ageAfterDays: int
+    agingCriteria: StoredAgingCriteria | None
+    reputation: int
+    sslValidation: bool
+    useProxy: bool
+    tagsAggregateStrategy: TagsStrategy
+    tenant: str | None
+    # The plugin's own: none for the API Source, NetskopeParameters' fields for Netskope.
+    parameters: dict[str, bool | int | str]
+    createdAt: datetime
+    updatedAt: datetime
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ConfigurationDeleted(TypedDict):
+    deleted: str
+    indicatorsRemoved: int

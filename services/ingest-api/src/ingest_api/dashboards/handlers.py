@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from ingest_api.dashboards import repository
-from ingest_api.shared import Reader, State, filter_where
+from ingest_api.shared import READ_ERRORS, Reader, State, filter_where
 
-router = APIRouter(tags=["Dashboards"])
+router = APIRouter(tags=["Dashboards"], responses=READ_ERRORS)
 
 
 @router.get("/cte/dashboards/", summary="Get aggregated results from indicators")

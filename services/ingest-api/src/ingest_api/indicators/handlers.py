@@ -33,11 +33,11 @@ from ingest_api.indicators.schemas import (
     ValuesLocator,
 )
 from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
-from ingest_api.shared import MAX_SKIP, ItemError, Reader, State, Writer, filter_where
+from ingest_api.shared import MAX_SKIP, WRITE_ERRORS, ItemError, Reader, State, Writer, filter_where
 from ingest_api.tags.repository import ensure_tags, missing_tags
 from ingest_api.write_path import publish_indicator_events, wait_for_read_model
 
-router = APIRouter(prefix="/cte/indicators", tags=["Indicators"])
+router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRITE_ERRORS)
 
 
 @router.post(

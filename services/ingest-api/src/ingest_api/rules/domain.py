@@ -11,7 +11,16 @@ from typing import Any
 from cte_common.indicators import HASH_LIST_TYPES, IndicatorType
 from cte_common.query import MATCH_ALL, Node, QueryError, parse_json, parse_text, referenced_tags, to_json, to_text
 from cte_common.sharing import Action, Decision, RuleDef, RuleException, SharingDef
-from ingest_api.rules.schemas import ExceptionIn, FiltersIn
+from ingest_api.rules.schemas import (
+    ExceptionIn,
+    FilterException,
+    Filters,
+    FiltersIn,
+    Reevaluation,
+    Rule,
+    RuleTest,
+    TagsException,
+)
 
 
 def parse_rule_filter(filters: FiltersIn, where: str) -> tuple[Node, str]:
@@ -53,7 +62,7 @@ def exception_tags(exceptions: list[dict[str, Any]]) -> list[str]:
     return sorted({t for e in exceptions for t in e["tags"]})
 
 
-def _filters_out(stored: dict[str, Any], text: str | None) -> dict[str, str]:
+def _filters_out(stored: dict[str, Any], text: str | None) -> Filters:
     node = parse_json(stored)
     return {"query": text if text is not None else to_text(node), "mongo": json.dumps(stored)}
 
@@ -64,15 +73,13 @@ def rule_muted(row: Mapping[str, Any], now: datetime) -> bool:
     return bool(row["muted"]) and (row["unmute_at"] is None or row["unmute_at"] > now)
 
 
-def rule_out(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    exceptions = []
-    for e in row["exceptions"]:
-        entry: dict[str, Any] = {"name": e["name"]}
-        if e.get("filter") is not None:
-            entry["filters"] = _filters_out(e["filter"], None)
-        else:
-            entry["tags"] = list(e["tags"])
-        exceptions.append(entry)
+def rule_out(row: Mapping[str, Any], now: datetime) -> Rule:
+    exceptions: list[FilterException | TagsException] = [
+        {"name": e["name"], "filters": _filters_out(e["filter"], None)}
+        if e.get("filter") is not None
+        else {"name": e["name"], "tags": list(e["tags"])}
+        for e in row["exceptions"]
+    ]
     muted = rule_muted(row, now)
     return {
         "name": row["name"],
@@ -157,7 +164,7 @@ class RuleTestTally:
             self.url_count += 1
             self.url_size += decision.cost
 
-    def out(self) -> dict[str, int]:
+    def out(self) -> RuleTest:
         return {
             "hash_count": self.hash_count,
             "hash_size": self.hash_size,
@@ -174,7 +181,7 @@ def ad_hoc_sharing(rule: RuleDef, source: str, action: Action) -> SharingDef:
 # Re-evaluations (the rule-engine's progress)
 
 
-def reevaluation_out(row: Mapping[str, Any]) -> dict[str, Any]:
+def reevaluation_out(row: Mapping[str, Any]) -> Reevaluation:
     return {
         "id": row["id"],
         "reason": row["reason"],

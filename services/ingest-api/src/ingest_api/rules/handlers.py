@@ -28,9 +28,22 @@ from ingest_api.rules.domain import (
     rule_test_source,
     stored_exceptions,
 )
-from ingest_api.rules.schemas import DEFAULT_RULE, ExceptionIn, FiltersIn, RuleIn, RuleName, RulePatch
+from ingest_api.rules.schemas import (
+    DEFAULT_RULE,
+    ExceptionIn,
+    FiltersIn,
+    Reevaluation,
+    Rule,
+    RuleIn,
+    RuleName,
+    RulePatch,
+    RuleTest,
+)
 from ingest_api.shared import (
     MAX_SKIP,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Empty,
     Reader,
     State,
     Writer,
@@ -41,8 +54,8 @@ from ingest_api.shared import (
 from ingest_api.sharing.repository import sharings_of_rule
 from ingest_api.tags.repository import lock_tags
 
-rules_router = APIRouter(prefix="/cte/business_rules", tags=["Business Rules"])
-reevaluations_router = APIRouter(prefix="/cte/reevaluations", tags=["Business Rules"])
+rules_router = APIRouter(prefix="/cte/business_rules", tags=["Business Rules"], responses=WRITE_ERRORS)
+reevaluations_router = APIRouter(prefix="/cte/reevaluations", tags=["Business Rules"], responses=READ_ERRORS)
 
 
 def _rule_columns(filters: FiltersIn) -> dict[str, Any]:
@@ -74,7 +87,7 @@ def _rule_not_found(name: str) -> HTTPException:
 
 
 @rules_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a business rule")
-async def create_rule(state: State, rule: RuleIn, _: Writer) -> dict[str, Any]:
+async def create_rule(state: State, rule: RuleIn, _: Writer) -> Rule:
     columns = {**_rule_columns(rule.filters), "exceptions": _stored_exceptions(rule.exceptions)}
     async with state.pool.acquire() as conn, conn.transaction():
         await _check_exception_tags(conn, columns["exceptions"])
@@ -87,14 +100,14 @@ async def create_rule(state: State, rule: RuleIn, _: Writer) -> dict[str, Any]:
 
 
 @rules_router.get("", summary="List the business rules")
-async def list_rules(state: State, _: Reader) -> list[dict[str, Any]]:
+async def list_rules(state: State, _: Reader) -> list[Rule]:
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
         return [rule_out(r, now) for r in await repository.list_rules(conn)]
 
 
 @rules_router.get("/{name}", summary="Get one business rule")
-async def get_rule(state: State, name: str, _: Reader) -> dict[str, Any]:
+async def get_rule(state: State, name: str, _: Reader) -> Rule:
     async with state.pool.acquire() as conn:
         row = await repository.get_rule(conn, name)
     if row is None:
@@ -108,7 +121,7 @@ async def get_rule(state: State, name: str, _: Reader) -> dict[str, Any]:
     description="A given field replaces the stored one whole. Muting needs `unmuteAt` in the future; "
     "`muted: false` unmutes.",
 )
-async def update_rule(state: State, name: str, patch: RulePatch, _: Writer) -> dict[str, Any]:
+async def update_rule(state: State, name: str, patch: RulePatch, _: Writer) -> Rule:
     given = patch.model_fields_set
     columns: dict[str, Any] = {}
     if "filters" in given:
@@ -140,7 +153,7 @@ async def update_rule(state: State, name: str, patch: RulePatch, _: Writer) -> d
 
 
 @rules_router.delete("/{name}", summary="Delete a business rule")
-async def delete_rule(state: State, name: str, _: Writer) -> dict[str, Any]:
+async def delete_rule(state: State, name: str, _: Writer) -> Empty:
     if name == DEFAULT_RULE:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"The default rule '{DEFAULT_RULE}' cannot be deleted.")
     async with state.pool.acquire() as conn, conn.transaction():
@@ -162,7 +175,7 @@ async def delete_rule(state: State, name: str, _: Writer) -> dict[str, Any]:
 @rules_router.post(
     "/{name}/clone", status_code=status.HTTP_201_CREATED, summary="Clone a business rule under a new name"
 )
-async def clone_rule(state: State, name: str, new: RuleName, _: Writer) -> dict[str, Any]:
+async def clone_rule(state: State, name: str, new: RuleName, _: Writer) -> Rule:
     async with state.pool.acquire() as conn, conn.transaction():
         current = await repository.get_rule(conn, name)
         if current is None:
@@ -190,7 +203,7 @@ async def rule_test(
     days: Annotated[int, Query(ge=1, le=365, description="1..365; all time is the last 365 days")] = 365,
     source: Annotated[str | None, Query(description="a source configuration")] = None,
     destination: Annotated[str | None, Query(description="a destination configuration (Netskope)")] = None,
-) -> dict[str, int]:
+) -> RuleTest:
     now = datetime.now(UTC)
     since = now - timedelta(days=days)
     tally = RuleTestTally()
@@ -231,6 +244,6 @@ async def list_reevaluations(
     _: Reader,
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> list[Reevaluation]:
     async with state.pool.acquire() as conn:
         return [reevaluation_out(r) for r in await repository.list_reevaluations(conn, skip, limit)]

@@ -1,11 +1,12 @@
-"""Request bodies of ``/api/cte/business_rules``."""
+"""Request and answer models of ``/api/cte/business_rules`` and ``/api/cte/reevaluations``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator, with_config
+from typing_extensions import TypedDict
 
 from ingest_api.shared import utc
 
@@ -109,3 +110,63 @@ class RuleName(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
     _name = field_validator("name")(_rule_name)
+
+
+# Answers (TypedDicts: see ingest_api.shared)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Filters(TypedDict):
+    """A stored filter in both forms: the readable query (as written, or rendered from the JSON) and the
+    canonical Mongo-style JSON, as a JSON string like the reference's."""
+
+    query: str
+    mongo: str
+
+
+@with_config(ConfigDict(extra="forbid"))
+class FilterException(TypedDict):
+    name: str
+    filters: Filters
+
+
+@with_config(ConfigDict(extra="forbid"))
+class TagsException(TypedDict):
+    name: str
+    tags: list[str]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Rule(TypedDict):
+    """A business rule as the API shows it; ``unmuteAt`` only while it is muted."""
+
+    name: str
+    filters: Filters
+    exceptions: list[FilterException | TagsException]
+    muted: bool
+    unmuteAt: datetime | None
+    createdAt: datetime
+    updatedAt: datetime
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RuleTest(TypedDict):
+    """The reference's rule test answer: indicators, and bytes against a list's cap, per target type."""
+
+    hash_count: int
+    hash_size: int
+    url_count: int
+    url_size: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Reevaluation(TypedDict):
+    """The rule-engine's progress through the stored indicators after a change."""
+
+    id: int
+    reason: str
+    requestedAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+    processed: int
+    total: int | None

@@ -14,13 +14,14 @@ from cte_common.sharing import (
     Candidate,
     Decision,
     FileTarget,
+    Outcome,
     SharingDef,
     UrlTarget,
     parse_target,
     select_within_cap,
 )
 from ingest_api.rules.domain import rule_def
-from ingest_api.sharing.schemas import ACTION_LABELS, DRY_RUN_SAMPLE
+from ingest_api.sharing.schemas import ACTION_LABELS, DRY_RUN_SAMPLE, DryRunResult, Sharing
 
 
 def target_problems(action: Action, parameters: Mapping[str, Any]) -> tuple[UrlTarget | FileTarget | None, list[str]]:
@@ -36,7 +37,7 @@ def target_problems(action: Action, parameters: Mapping[str, Any]) -> tuple[UrlT
         return None, problems
 
 
-def sharing_out(row: Mapping[str, Any]) -> dict[str, Any]:
+def sharing_out(row: Mapping[str, Any]) -> Sharing:
     return {
         "id": row["id"],
         "sourceConfiguration": row["source"],
@@ -70,7 +71,7 @@ class DryRun:
     """What a sharing would hold, against what the sink wants its list to hold now."""
 
     selected: list[Candidate] = field(default_factory=list)
-    excluded: Counter[str] = field(default_factory=Counter)
+    excluded: Counter[Outcome] = field(default_factory=Counter)
 
     def add(self, value: str, decision: Decision) -> None:
         if decision.selected:
@@ -78,7 +79,7 @@ class DryRun:
         else:
             self.excluded[decision.outcome] += 1
 
-    def out(self, cap_bytes: int, current: list[Candidate]) -> dict[str, Any]:
+    def out(self, cap_bytes: int, current: list[Candidate]) -> DryRunResult:
         """``current``: the sink's desired members of the list; both sides are cut at the same cap."""
         kept, left_out = select_within_cap(self.selected, cap_bytes)
         held, _ = select_within_cap(current, cap_bytes)

@@ -16,6 +16,8 @@ from ingest_api.indicators.domain import indicator_out
 from ingest_api.rules.domain import rule_muted
 from ingest_api.rules.repository import get_rule
 from ingest_api.shared import (
+    WRITE_ERRORS,
+    Empty,
     Reader,
     RowId,
     State,
@@ -26,9 +28,9 @@ from ingest_api.shared import (
 )
 from ingest_api.sharing import repository
 from ingest_api.sharing.domain import DryRun, sharing_def, sharing_out, target_problems
-from ingest_api.sharing.schemas import SharingIn, SharingPatch
+from ingest_api.sharing.schemas import Sharing, SharingDryRun, SharingIn, SharingPatch
 
-router = APIRouter(prefix="/cte/sharing", tags=["Sharing"])
+router = APIRouter(prefix="/cte/sharing", tags=["Sharing"], responses=WRITE_ERRORS)
 
 
 def _sharing_not_found(sharing_id: int) -> HTTPException:
@@ -69,7 +71,7 @@ def _list_taken(tenant: str, action: Action, list_name: str, other_id: int | Non
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a sharing configuration")
-async def create_sharing(state: State, body: SharingIn, _: Writer) -> dict[str, Any]:
+async def create_sharing(state: State, body: SharingIn, _: Writer) -> Sharing:
     action, parameters = body.resolved()
     target = _target(action, parameters)
     async with state.pool.acquire() as conn, conn.transaction():
@@ -101,13 +103,13 @@ async def create_sharing(state: State, body: SharingIn, _: Writer) -> dict[str, 
 
 
 @router.get("", summary="List the sharing configurations")
-async def list_sharings(state: State, _: Reader) -> list[dict[str, Any]]:
+async def list_sharings(state: State, _: Reader) -> list[Sharing]:
     async with state.pool.acquire() as conn:
         return [sharing_out(r) for r in await repository.list_sharings(conn)]
 
 
 @router.get("/{sharing_id}", summary="Get one sharing configuration")
-async def get_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[str, Any]:
+async def get_sharing(state: State, sharing_id: RowId, _: Reader) -> Sharing:
     async with state.pool.acquire() as conn:
         row = await repository.get_sharing(conn, sharing_id)
     if row is None:
@@ -120,7 +122,7 @@ async def get_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[str, A
     summary="Update a sharing configuration (rule, parameters, priority)",
     description="`parameters` replaces the stored parameters whole (defaults fill what it leaves out).",
 )
-async def update_sharing(state: State, sharing_id: RowId, patch: SharingPatch, _: Writer) -> dict[str, Any]:
+async def update_sharing(state: State, sharing_id: RowId, patch: SharingPatch, _: Writer) -> Sharing:
     given = {k for k in patch.model_fields_set if getattr(patch, k) is not None}
     async with state.pool.acquire() as conn, conn.transaction():
         current = await repository.get_sharing(conn, sharing_id, for_update=True)
@@ -156,7 +158,7 @@ async def update_sharing(state: State, sharing_id: RowId, patch: SharingPatch, _
 
 
 @router.delete("/{sharing_id}", summary="Delete a sharing configuration")
-async def delete_sharing(state: State, sharing_id: RowId, _: Writer) -> dict[str, Any]:
+async def delete_sharing(state: State, sharing_id: RowId, _: Writer) -> Empty:
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.delete_sharing(conn, sharing_id):
             raise _sharing_not_found(sharing_id)
@@ -171,7 +173,7 @@ async def delete_sharing(state: State, sharing_id: RowId, _: Writer) -> dict[str
     "selection at the list's cap, and compares it with what the sink wants the list to hold now (cut at the "
     "same cap). Nothing is pushed or written. Lists of values hold the first 100 (highest priority first).",
 )
-async def dry_run_sharing(state: State, sharing_id: RowId, _: Reader) -> dict[str, Any]:
+async def dry_run_sharing(state: State, sharing_id: RowId, _: Reader) -> SharingDryRun:
     run = DryRun()
     async with state.pool.acquire() as conn, conn.transaction(readonly=True):
         row = await repository.get_sharing(conn, sharing_id)

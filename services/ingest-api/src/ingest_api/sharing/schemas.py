@@ -1,12 +1,14 @@
-"""Request bodies and wire constants of ``/api/cte/sharing``."""
+"""Request and answer models and wire constants of ``/api/cte/sharing``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
+from typing_extensions import TypedDict
 
-from cte_common.sharing import Action, PriorityKind
+from cte_common.sharing import Action, Outcome, PriorityKind
 
 ACTION_LABELS: dict[str, str] = {"url": "Add to URL List", "file": "Add to File Hash List"}
 
@@ -60,3 +62,58 @@ class SharingPatch(BaseModel):
     businessRule: str | None = Field(default=None, min_length=1, max_length=200)
     parameters: dict[str, Any] | None = None
     priority: PriorityKind | None = None
+
+
+# Answers (TypedDicts: see ingest_api.shared)
+
+# A target's parameters as stored: UrlTarget's fields for a URL list, FileTarget's for a file hash list
+# (cte_common.sharing), in the order jsonb keeps them; a cap is a whole or a fractional number of MB.
+TargetParameters = dict[str, str | int | float | None]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Target(TypedDict):
+    """The reference's Action object."""
+
+    label: str
+    value: Action
+    parameters: TargetParameters
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Sharing(TypedDict):
+    """A sharing configuration, with its target both as ``action`` + ``parameters`` and as ``target``."""
+
+    id: int
+    sourceConfiguration: str
+    businessRule: str
+    destinationConfiguration: str
+    action: Action
+    parameters: TargetParameters
+    target: Target
+    priority: PriorityKind
+    listKey: str
+    createdAt: datetime
+    updatedAt: datetime
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DryRunResult(TypedDict):
+    """What the sharing's list would hold against what it holds now; lists of values are samples."""
+
+    selected: int
+    selectedBytes: int
+    wouldAdd: list[str]
+    wouldAddCount: int
+    wouldRemove: list[str]
+    wouldRemoveCount: int
+    leftOutByCap: list[str]
+    leftOutByCapCount: int
+    excluded: dict[Outcome, int]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SharingDryRun(DryRunResult):
+    """A dry run's answer: its result, and whether the sharing's rule is muted now."""
+
+    ruleMuted: bool

@@ -10,13 +10,13 @@ from cte_common.events import IndicatorTagEdit
 from ingest_api.indicators.repository import values_with_tag
 from ingest_api.rules.domain import rule_uses_tag
 from ingest_api.rules.repository import list_rules
-from ingest_api.shared import Reader, State, Writer, filter_where
+from ingest_api.shared import WRITE_ERRORS, Reader, State, Writer, filter_where
 from ingest_api.tags import repository
 from ingest_api.tags.domain import applied_on
 from ingest_api.tags.schemas import TagIn, TagName
 from ingest_api.write_path import publish_indicator_events
 
-router = APIRouter(prefix="/cte/tags", tags=["Tags"])
+router = APIRouter(prefix="/cte/tags", tags=["Tags"], responses=WRITE_ERRORS)
 
 
 @router.get("", summary="Get configured tags")

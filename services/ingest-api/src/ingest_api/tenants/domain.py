@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest_api.tenants.schemas import Tenant
+
 
 def tenant_base_url(tenant_name: str) -> str:
     return tenant_name if "://" in tenant_name else f"https://{tenant_name}.goskope.com"
 
 
-def tenant_out(row: dict[str, Any]) -> dict[str, Any]:
-    """A tenant as the API shows it: whether tokens are set, never the tokens."""
+def tenant_out(row: dict[str, Any]) -> Tenant:
     return {
         "name": row["name"],
         "tenantName": row["tenant_name"],

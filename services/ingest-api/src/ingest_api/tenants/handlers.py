@@ -7,16 +7,20 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from ingest_api.configurations.repository import configurations_of_tenant
-from ingest_api.shared import AppState, SettingsReader, SettingsWriter, State
+from ingest_api.shared import WRITE_ERRORS, AppState, Empty, SettingsReader, SettingsWriter, State, error_answer
 from ingest_api.tenants import repository
 from ingest_api.tenants.domain import tenant_base_url, tenant_out
-from ingest_api.tenants.schemas import TenantIn, TenantPatch
+from ingest_api.tenants.schemas import Tenant, TenantIn, TenantPatch
 
-router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"])
+router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"], responses=WRITE_ERRORS)
+
+_NO_SECRETS_KEY: dict[int | str, dict[str, Any]] = {
+    503: error_answer("Tenant tokens cannot be stored: CTE_SECRETS_KEY is not set")
+}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a Netskope tenant")
-async def create_tenant(state: State, tenant: TenantIn, _: SettingsWriter) -> dict[str, Any]:
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a Netskope tenant", responses=_NO_SECRETS_KEY)
+async def create_tenant(state: State, tenant: TenantIn, _: SettingsWriter) -> Tenant:
     values = {
         "name": tenant.name,
         "tenant_name": tenant.tenantName,
@@ -36,13 +40,13 @@ async def create_tenant(state: State, tenant: TenantIn, _: SettingsWriter) -> di
 
 
 @router.get("", summary="List Netskope tenants")
-async def list_tenants(state: State, _: SettingsReader) -> list[dict[str, Any]]:
+async def list_tenants(state: State, _: SettingsReader) -> list[Tenant]:
     async with state.pool.acquire() as conn:
         return [tenant_out(r) for r in await repository.list_tenants(conn)]
 
 
 @router.get("/{name}", summary="Get a Netskope tenant")
-async def get_tenant(state: State, name: str, _: SettingsReader) -> dict[str, Any]:
+async def get_tenant(state: State, name: str, _: SettingsReader) -> Tenant:
     async with state.pool.acquire() as conn:
         row = await repository.get_tenant(conn, name)
     if row is None:
@@ -50,8 +54,8 @@ async def get_tenant(state: State, name: str, _: SettingsReader) -> dict[str, An
     return tenant_out(row)
 
 
-@router.patch("/{name}", summary="Update a Netskope tenant")
-async def update_tenant(state: State, name: str, patch: TenantPatch, _: SettingsWriter) -> dict[str, Any]:
+@router.patch("/{name}", summary="Update a Netskope tenant", responses=_NO_SECRETS_KEY)
+async def update_tenant(state: State, name: str, patch: TenantPatch, _: SettingsWriter) -> Tenant:
     changes = patch.model_dump(exclude_unset=True)
     columns: dict[str, Any] = {}
     if changes.get("tenantName") is not None:
@@ -74,7 +78,7 @@ async def update_tenant(state: State, name: str, patch: TenantPatch, _: Settings
 
 
 @router.delete("/{name}", summary="Delete a Netskope tenant")
-async def delete_tenant(state: State, name: str, _: SettingsWriter) -> dict[str, Any]:
+async def delete_tenant(state: State, name: str, _: SettingsWriter) -> Empty:
     async with state.pool.acquire() as conn, conn.transaction():
         users = await configurations_of_tenant(conn, name)
         if users:

@@ -1,10 +1,12 @@
-"""Request bodies of ``/api/tenants``."""
+"""Request and answer models of ``/api/tenants``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
+from typing_extensions import TypedDict
 
 
 class TenantIn(BaseModel):
@@ -42,3 +44,21 @@ class TenantPatch(BaseModel):
     v2Token: str | None = Field(default=None, min_length=1, max_length=2000)
     initialRangeDays: int | None = Field(default=None, ge=0, le=365)
     useSystemProxy: bool | None = None
+
+
+# Answers (TypedDicts: see ingest_api.shared)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Tenant(TypedDict):
+    """A tenant as the API shows it: whether tokens are set, never the tokens."""
+
+    name: str
+    tenantName: str
+    url: str
+    hasV1Token: bool
+    hasV2Token: bool
+    initialRangeDays: int
+    useSystemProxy: bool
+    createdAt: datetime
+    updatedAt: datetime
