@@ -21,6 +21,7 @@ from cte_common.indicator_schema import (
 )
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.query import Compare, ElemMatch, QueryError, SqlParams, parse_json, parse_text, to_sql
+from ingest_api.dashboards.repository import GROUPABLE
 from rule_engine.domain import apply_sighting, indicator_view
 from tests.unit.test_rule_engine_merge import sighting
 
@@ -164,3 +165,7 @@ def test_the_rule_engines_view_has_the_catalogs_fields(internal: bool) -> None:
     assert set(view) == set(IndicatorView.__required_keys__)
     [entry] = view["sources"]
     assert set(entry) == set(SourceView.__required_keys__)
+
+
+def test_dashboards_group_by_filter_fields() -> None:
+    assert all(path in FILTER_FIELD_PATHS for path in GROUPABLE)
