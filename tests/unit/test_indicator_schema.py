@@ -1,6 +1,6 @@
 """The indicator's one schema (cte_common.indicator_schema) and what is built on it agree: the answer models,
-the catalog of filter fields, the filter language's fields and the plain-dict view the rule-engine evaluates
-(the same names, the same per-source fields)."""
+the catalog of filter fields, the filter language's fields, the plain-dict view the rule-engine evaluates,
+and the ingest-api's answers (the same names, the same per-source fields, the same bytes)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import pytest
+from pydantic import TypeAdapter
 
 from cte_common.indicator_schema import (
     FILTER_FIELD_PATHS,
@@ -22,6 +23,7 @@ from cte_common.indicator_schema import (
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.query import Compare, ElemMatch, QueryError, SqlParams, parse_json, parse_text, to_sql
 from ingest_api.dashboards.repository import GROUPABLE
+from ingest_api.indicators.domain import indicator_out, sighting_out
 from rule_engine.domain import apply_sighting, indicator_view
 from tests.unit.test_rule_engine_merge import sighting
 
@@ -160,11 +162,83 @@ DETAILED: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("internal", [False, True])
-def test_the_rule_engines_view_has_the_catalogs_fields(internal: bool) -> None:
-    view = indicator_view(apply_sighting(None, sighting(**DETAILED, internal=internal)))
+def test_the_rule_engines_view_has_the_catalogs_fields_and_the_answers_values(internal: bool) -> None:
+    ev = sighting(**DETAILED, internal=internal)
+    view = indicator_view(apply_sighting(None, ev))
     assert set(view) == set(IndicatorView.__required_keys__)
     [entry] = view["sources"]
     assert set(entry) == set(SourceView.__required_keys__)
+    answer = sighting_out(ev).model_dump()
+    assert {f.name: view[f.name] for f in TOP} == {f.name: answer[f.name] for f in TOP}
+    assert {f.name: entry[f.name] for f in PER_SOURCE} == {f.name: answer["sources"][0][f.name] for f in PER_SOURCE}
+
+
+def rows(expires_at: datetime | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A read-model row of ``indicators`` and its ``indicator_sources`` rows."""
+    row = {
+        "value": "evil.example",
+        "type": "domain",
+        "test": False,
+        "safe": False,
+        "active": True,
+        "expires_at": expires_at,
+        "source": "DW",
+        "first_seen": T0,
+        "last_seen": T0 + timedelta(hours=2),
+        "reputation": None,
+        "severity": "high",
+        "comments": "",
+        "extended_information": "",
+        "internal_hits": 1,
+        "external_hits": 2,
+        "shared_with": ["tenant-a"],
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    source = {
+        "value": "evil.example",
+        "internal_hits": 1,
+        "external_hits": 0,
+        "first_seen": T0,
+        "last_seen": T0 + timedelta(hours=1),
+        "reputation": 7,
+        "severity": "high",
+        "comments": "seen",
+        "extended_information": "https://intel.example/evil",
+        "tags": ["a", "b"],
+        "retracted": False,
+    }
+    return row, [{**source, "source": "DW"}, {**source, "source": "Other", "tags": ["b", "c"], "retracted": True}]
+
+
+@pytest.mark.parametrize("expires_at", [None, T0 + timedelta(days=30)])
+def test_a_read_model_answer_is_the_model_and_keeps_the_bytes_of_the_plain_dict(expires_at: datetime | None) -> None:
+    row, sources = rows(expires_at)
+    plain = indicator_out(row, sources)
+    assert list(plain) == ANSWER_KEYS
+    assert [list(s) for s in plain["sources"]] == [SOURCE_KEYS, SOURCE_KEYS]
+    # The API wrote the plain dict as FastAPI writes an untyped answer; the model must write the same bytes.
+    untyped = TypeAdapter(Any).dump_json([plain])
+    assert TypeAdapter(list[IndicatorOut]).dump_json([IndicatorOut.model_validate(plain)]) == untyped
+    assert plain["tags"] == ["a", "b", "c"]
+
+
+# What the API answered a write of this sighting with before the answer was a model, byte for byte.
+SIGHTING_ANSWER = (
+    '{"value":"evil.example","type":"domain","test":false,"safe":false,"active":true,"internalHits":1,'
+    '"externalHits":0,"expiresAt":null,"source":"DW","sharedWith":[],"tags":["a","b"],'
+    '"firstSeen":"2026-05-01T12:30:15.123456Z","lastSeen":"2026-05-01T13:30:15.123456Z","reputation":7,'
+    '"severity":"high","comments":"seen","extendedInformation":"https://intel.example/evil","sources":[{'
+    '"source":"DW","internalHits":1,"externalHits":0,"firstSeen":"2026-05-01T12:30:15.123456Z",'
+    '"lastSeen":"2026-05-01T13:30:15.123456Z","reputation":7,"severity":"high","comments":"seen",'
+    '"extendedInformation":"https://intel.example/evil","tags":["a","b"],"destinations":[],"retracted":false,'
+    '"retractionDestinations":[]}]}'
+)
+
+
+def test_a_sightings_answer_keeps_its_bytes() -> None:
+    answer = sighting_out(sighting(**DETAILED, expires_at=None, internal=True))
+    assert TypeAdapter(list[IndicatorOut]).dump_json([answer]).decode() == f"[{SIGHTING_ANSWER}]"
 
 
 def test_dashboards_group_by_filter_fields() -> None:
