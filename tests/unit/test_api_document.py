@@ -14,19 +14,6 @@ from ingest_api.main import create_app
 
 SCOPES = {"cte_read", "cte_write", "settings_read", "settings_write"}
 PUBLIC = {("post", "/api/auth")}
-# Operations that still answer untyped: their slices get their answers' types with the one indicator schema.
-UNTYPED_FOR_NOW = {
-    ("post", "/api/cte/indicators/"),
-    ("get", "/api/cte/indicators/"),
-    ("patch", "/api/cte/indicators/"),
-    ("get", "/api/cte/tags"),
-    ("post", "/api/cte/tags"),
-    ("delete", "/api/cte/tags"),
-    ("get", "/api/cte/dashboards/"),
-    ("get", "/api/cte/dashboard/pull"),
-}
-# Its own 422 (every bad item of a batch) replaces the shared one, without a schema yet.
-ERRORS_UNTYPED_FOR_NOW = {("post", "/api/cte/indicators/")}
 
 
 @cache
@@ -85,19 +72,13 @@ def test_the_document_has_a_bearer_scheme() -> None:
     assert len(operations()) >= 44
 
 
-def every_operation(untyped: set[tuple[str, str]]) -> list[Any]:
-    """Every operation, those in ``untyped`` expected to fail (until they are typed: then they must pass)."""
-    later = pytest.mark.xfail(strict=True, reason="not typed yet")
-    return [pytest.param(*op, marks=later) if op in untyped else op for op in operations()]
-
-
-@pytest.mark.parametrize(("method", "path"), every_operation(UNTYPED_FOR_NOW))
+@pytest.mark.parametrize(("method", "path"), operations())
 def test_every_operation_declares_its_answer(method: str, path: str) -> None:
     schema = success(operation(method, path))["content"]["application/json"]["schema"]
     assert typed(schema), schema
 
 
-@pytest.mark.parametrize(("method", "path"), every_operation(ERRORS_UNTYPED_FOR_NOW))
+@pytest.mark.parametrize(("method", "path"), operations())
 def test_every_operation_declares_its_errors_and_security(method: str, path: str) -> None:
     op = operation(method, path)
     codes = {"400", "401", "403", "404", "422"} | ({"409", "413"} if method != "get" else set())

@@ -6,6 +6,8 @@ with ``_``) is the module's own business. The modules, and what each owns:
 Vocabulary and events
 - ``indicators``: indicator types and severities, their orderings, which types go to which list kind.
 - ``canonical``: the canonical text of an indicator (its identity in storage and on the tenant).
+- ``indicator_schema``: the indicator's API shape, once: the answer models, the plain-dict view a filter
+  reads, and the catalog of filterable fields (name, kind, column, nullability, per source or not).
 - ``events``: the event models on the topics (indicator events, share intents, configuration
   changes) and their JSON encoding.
 - ``topics``: the topic names and specifications, and the ``cte-topics`` command that creates them.

@@ -21,6 +21,7 @@ from cte_common.events import (
     IndicatorTagEdit,
     ShareIntent,
 )
+from cte_common.indicator_schema import IndicatorView
 from cte_common.indicators import SEVERITY_RANK, IndicatorType, Severity
 from cte_common.sharing import AllowEntry, Evaluator, SharingDef
 
@@ -237,8 +238,9 @@ def apply_events(
 # --- sharing decisions --------------------------------------------------------------------------
 
 
-def indicator_view(state: IndicatorState) -> dict[str, object]:
-    """The indicator in the API's shape, which the filter language and the sharing decision read."""
+def indicator_view(state: IndicatorState) -> IndicatorView:
+    """The indicator's filterable fields, which the filter language and the sharing decision read: a plain
+    dict (one per indicator of every batch), its names checked by the type of cte_common's schema."""
     return {
         "value": state.value,
         "type": state.type.value,

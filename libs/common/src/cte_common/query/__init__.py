@@ -60,7 +60,8 @@ Canonical AST (what both parsers produce, and what the renderers rely on to roun
 Modules (this package's names below are its whole public surface):
 
 - `ast`: the nodes, `negate`, the limits, `QueryError`, `referenced_tags`.
-- `fields`: the fields a filter may name, their kinds and operators, operand checking.
+- `fields`: the fields a filter may name (from `cte_common.indicator_schema`), their kinds' operators,
+  operand checking.
 - `json_syntax` / `text_syntax`: the two surface forms, each parsed and rendered.
 - `operators`: every operator on every kind of field, in SQL and in Python side by side.
 - `sql`: `to_sql` and `SqlParams`. `evaluate`: `evaluate` and `compile_predicate`.

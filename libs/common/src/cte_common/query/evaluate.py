@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeAlias
 
+from cte_common.indicator_schema import FilterField
 from cte_common.query.ast import And, Compare, ElemMatch, Node, Nor, Not, Or, QueryError
-from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _Field
+from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS
 from cte_common.query.operators import _NORMALISERS, _resolve
 
 __all__ = [
@@ -33,7 +34,7 @@ def compile_predicate(node: Node) -> Predicate:
     return _compile(node, _TOP_FIELDS)
 
 
-def _compile(node: Node, fields: Mapping[str, _Field]) -> Predicate:
+def _compile(node: Node, fields: Mapping[str, FilterField]) -> Predicate:
     match node:
         case Compare(_, _, value):
             field, impl = _resolve(node, fields)

@@ -1,4 +1,7 @@
-"""The fields a filter may name, their kinds and operators, and operand checking (shared by both parsers).
+"""The fields a filter may name, their kinds' operators, and operand checking (shared by both parsers).
+
+The fields themselves, with their kinds and columns, are the indicator schema's catalog
+(``cte_common.indicator_schema.FILTER_FIELDS``).
 
 Package-internal: the parsers, the operator table and the evaluators import these names; none is
 part of ``cte_common.query``'s public surface."""
@@ -6,74 +9,28 @@ part of ``cte_common.query``'s public surface."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Final
 
+from cte_common.indicator_schema import FILTER_FIELDS, FieldKind, FilterField
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.query.ast import Op, Value
 
 __all__: list[str] = []
 
 
-class _Kind(Enum):
-    TEXT = "a text field"
-    NUMBER = "a number field"
-    BOOL = "a true/false field"
-    DATE = "a date field"
-    ARRAY = "a list field"
-    SEVERITY = "a severity field"
-    TYPE = "an indicator type field"
+# The field lists of each scope, from the indicator's one schema (in its order: messages list them so).
+_TOP_FIELDS: Final[Mapping[str, FilterField]] = {f.name: f for f in FILTER_FIELDS if not f.per_source}
+_SOURCE_FIELDS: Final[Mapping[str, FilterField]] = {f.name: f for f in FILTER_FIELDS if f.per_source}
 
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    name: str
-    kind: _Kind
-    column: str  # the only place a SQL identifier comes from
-    nullable: bool = False
-
-
-_TOP_FIELDS: Final[Mapping[str, _Field]] = {
-    f.name: f
-    for f in (
-        _Field("value", _Kind.TEXT, "value"),
-        _Field("type", _Kind.TYPE, "type"),
-        _Field("test", _Kind.BOOL, "test"),
-        _Field("safe", _Kind.BOOL, "safe"),
-        _Field("active", _Kind.BOOL, "active"),
-        _Field("expiresAt", _Kind.DATE, "expires_at", nullable=True),
-        _Field("internalHits", _Kind.NUMBER, "internal_hits"),
-        _Field("externalHits", _Kind.NUMBER, "external_hits"),
-        _Field("sharedWith", _Kind.ARRAY, "shared_with"),
-    )
-}
-_SOURCE_FIELDS: Final[Mapping[str, _Field]] = {
-    f.name: f
-    for f in (
-        _Field("source", _Kind.TEXT, "source"),
-        _Field("reputation", _Kind.NUMBER, "reputation", nullable=True),
-        _Field("internalHits", _Kind.NUMBER, "internal_hits"),
-        _Field("externalHits", _Kind.NUMBER, "external_hits"),
-        _Field("firstSeen", _Kind.DATE, "first_seen"),
-        _Field("lastSeen", _Kind.DATE, "last_seen"),
-        _Field("severity", _Kind.SEVERITY, "severity"),
-        _Field("comments", _Kind.TEXT, "comments"),
-        _Field("extendedInformation", _Kind.TEXT, "extended_information"),
-        _Field("tags", _Kind.ARRAY, "tags"),
-        _Field("retracted", _Kind.BOOL, "retracted"),
-    )
-}
-
-_KIND_OPS: Final[Mapping[_Kind, tuple[Op, ...]]] = {
-    _Kind.TEXT: ("eq", "ne", "like", "in", "nin"),
-    _Kind.NUMBER: ("eq", "ne", "lt", "lte", "gt", "gte"),
-    _Kind.BOOL: ("eq", "ne"),
-    _Kind.DATE: ("eq", "ne", "lt", "lte", "gt", "gte"),
-    _Kind.ARRAY: ("in", "nin"),
-    _Kind.SEVERITY: ("eq", "ne", "in", "nin"),
-    _Kind.TYPE: ("eq", "ne", "in", "nin"),
+_KIND_OPS: Final[Mapping[FieldKind, tuple[Op, ...]]] = {
+    FieldKind.TEXT: ("eq", "ne", "like", "in", "nin"),
+    FieldKind.NUMBER: ("eq", "ne", "lt", "lte", "gt", "gte"),
+    FieldKind.BOOL: ("eq", "ne"),
+    FieldKind.DATE: ("eq", "ne", "lt", "lte", "gt", "gte"),
+    FieldKind.ARRAY: ("in", "nin"),
+    FieldKind.SEVERITY: ("eq", "ne", "in", "nin"),
+    FieldKind.TYPE: ("eq", "ne", "in", "nin"),
 }
 
 _SEVERITIES: Final = tuple(s.value for s in Severity)
@@ -128,31 +85,31 @@ def _integer(raw: object) -> int:
     return raw
 
 
-def _scalar(field: _Field, raw: object) -> str | int | bool | datetime:
+def _scalar(field: FilterField, raw: object) -> str | int | bool | datetime:
     match field.kind:
-        case _Kind.TEXT | _Kind.ARRAY:
+        case FieldKind.TEXT | FieldKind.ARRAY:
             return _string(raw)
-        case _Kind.SEVERITY:
+        case FieldKind.SEVERITY:
             severity = _string(raw).lower()
             if severity not in _SEVERITIES:
                 raise _Invalid(f"{raw!r} is not a severity (one of {', '.join(_SEVERITIES)})")
             return severity
-        case _Kind.TYPE:
+        case FieldKind.TYPE:
             kind = _string(raw).lower()
             if kind not in _TYPES:
                 raise _Invalid(f"{raw!r} is not an indicator type (one of {', '.join(_TYPES)})")
             return kind
-        case _Kind.NUMBER:
+        case FieldKind.NUMBER:
             return _integer(raw)
-        case _Kind.BOOL:
+        case FieldKind.BOOL:
             if not isinstance(raw, bool):
                 raise _Invalid(f"expected true or false, got {_describe(raw)}")
             return raw
-        case _Kind.DATE:
+        case FieldKind.DATE:
             return _datetime(raw)
 
 
-def _operand(field: _Field, op: Op, raw: object) -> Value:
+def _operand(field: FilterField, op: Op, raw: object) -> Value:
     if op in ("in", "nin"):
         if not isinstance(raw, list | tuple):
             raise _Invalid(f"expected a list, got {_describe(raw)}")
@@ -189,6 +146,6 @@ def _describe(raw: object) -> str:
     return type(raw).__name__
 
 
-def _check_op(field: _Field, op: Op, spelled: str) -> None:
+def _check_op(field: FilterField, op: Op, spelled: str) -> None:
     if op not in _KIND_OPS[field.kind]:
         raise _Invalid(f"operator {spelled} cannot be used on {field.name} ({field.kind.value})")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, NoReturn
 
+from cte_common.indicator_schema import FieldKind, FilterField
 from cte_common.query.ast import (
     MATCH_ALL,
     MAX_DEPTH,
@@ -25,7 +26,7 @@ from cte_common.query.ast import (
     _limit_problem,
     negate,
 )
-from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _check_op, _describe, _Field, _Invalid, _Kind, _operand
+from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _check_op, _describe, _Invalid, _operand
 
 __all__ = [
     "parse_json",
@@ -96,7 +97,7 @@ def _json_error(path: str, problem: str) -> QueryError:
     return QueryError(f"{path}: {problem}", path=path)
 
 
-def _json_document(document: object, path: str, fields: Mapping[str, _Field], nesting: int) -> Node:
+def _json_document(document: object, path: str, fields: Mapping[str, FilterField], nesting: int) -> Node:
     if nesting > _JSON_NESTING_GUARD:
         raise _json_error(path, f"nested deeper than {MAX_DEPTH} levels")
     if not isinstance(document, Mapping):
@@ -131,7 +132,7 @@ def _json_document(document: object, path: str, fields: Mapping[str, _Field], ne
     return _all(parts)
 
 
-def _field_list(fields: Mapping[str, _Field]) -> str:
+def _field_list(fields: Mapping[str, FilterField]) -> str:
     names = list(fields)
     if fields is _TOP_FIELDS:
         names.append("sources")
@@ -145,9 +146,9 @@ def _json_elem_match(raw: object, path: str, nesting: int) -> Node:
     return ElemMatch(_json_document(raw["$elemMatch"], f"{path}.$elemMatch", _SOURCE_FIELDS, nesting + 1))
 
 
-def _json_field(field: _Field, raw: object, path: str) -> Node:
+def _json_field(field: FilterField, raw: object, path: str) -> Node:
     if not isinstance(raw, Mapping):
-        if field.kind is _Kind.ARRAY:
+        if field.kind is FieldKind.ARRAY:
             raise _json_error(path, "expected an operator object ($in or $nin)")
         return _json_compare(field, "eq", raw, path, "a literal")
     if not raw:
@@ -166,8 +167,8 @@ def _json_field(field: _Field, raw: object, path: str) -> Node:
     return _all(parts)
 
 
-def _json_not(field: _Field, operand: object, path: str) -> Node:
-    if field.kind is not _Kind.TEXT:
+def _json_not(field: FilterField, operand: object, path: str) -> Node:
+    if field.kind is not FieldKind.TEXT:
         raise _json_error(path, f"operator $not cannot be used on {field.name} ({field.kind.value})")
     if isinstance(operand, Mapping):
         if "$not" in operand:
@@ -177,7 +178,7 @@ def _json_not(field: _Field, operand: object, path: str) -> Node:
     return _json_compare(field, "ne", operand, path, "$not")
 
 
-def _json_compare(field: _Field, op: Op, raw: object, path: str, spelled: str) -> Compare:
+def _json_compare(field: FilterField, op: Op, raw: object, path: str, spelled: str) -> Compare:
     try:
         _check_op(field, op, spelled)
         return Compare(field.name, op, _operand(field, op, raw))

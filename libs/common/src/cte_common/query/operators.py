@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from cte_common.indicator_schema import FieldKind, FilterField
 from cte_common.query.ast import Compare, Op, QueryError
-from cte_common.query.fields import _KIND_OPS, _SOURCE_FIELDS, _Field, _Kind
+from cte_common.query.fields import _KIND_OPS, _SOURCE_FIELDS
 
 __all__: list[str] = []
 
@@ -124,23 +125,23 @@ _NULL_OPS: Final[Mapping[Op, _Impl]] = {
     "ne": _Impl(sql=lambda c, p, n: f"{c} IS NOT NULL", py=lambda a, v: a is not None, total=True),
 }
 
-_KIND_IMPLS: Final[Mapping[_Kind, Mapping[Op, _Impl]]] = {
-    _Kind.TEXT: _TEXT_OPS,
-    _Kind.SEVERITY: _EXACT_OPS,
-    _Kind.TYPE: _EXACT_OPS,
-    _Kind.NUMBER: _ORDERED_OPS,
-    _Kind.DATE: _ORDERED_OPS,
-    _Kind.BOOL: _ORDERED_OPS,
-    _Kind.ARRAY: _ARRAY_OPS,
+_KIND_IMPLS: Final[Mapping[FieldKind, Mapping[Op, _Impl]]] = {
+    FieldKind.TEXT: _TEXT_OPS,
+    FieldKind.SEVERITY: _EXACT_OPS,
+    FieldKind.TYPE: _EXACT_OPS,
+    FieldKind.NUMBER: _ORDERED_OPS,
+    FieldKind.DATE: _ORDERED_OPS,
+    FieldKind.BOOL: _ORDERED_OPS,
+    FieldKind.ARRAY: _ARRAY_OPS,
 }
-_SCALAR_CASTS: Final[Mapping[_Kind, str]] = {
-    _Kind.TEXT: "text",
-    _Kind.SEVERITY: "text",
-    _Kind.TYPE: "text",
-    _Kind.NUMBER: "bigint",
-    _Kind.BOOL: "boolean",
-    _Kind.DATE: "timestamptz",
-    _Kind.ARRAY: "text[]",
+_SCALAR_CASTS: Final[Mapping[FieldKind, str]] = {
+    FieldKind.TEXT: "text",
+    FieldKind.SEVERITY: "text",
+    FieldKind.TYPE: "text",
+    FieldKind.NUMBER: "bigint",
+    FieldKind.BOOL: "boolean",
+    FieldKind.DATE: "timestamptz",
+    FieldKind.ARRAY: "text[]",
 }
 
 
@@ -173,18 +174,18 @@ def _normal_array(raw: object) -> frozenset[str] | None:
     return frozenset(item for item in raw if isinstance(item, str))
 
 
-_NORMALISERS: Final[Mapping[_Kind, Callable[[object], Any]]] = {
-    _Kind.TEXT: _normal_text,
-    _Kind.SEVERITY: _normal_text,
-    _Kind.TYPE: _normal_text,
-    _Kind.NUMBER: _normal_number,
-    _Kind.BOOL: _normal_bool,
-    _Kind.DATE: _normal_date,
-    _Kind.ARRAY: _normal_array,
+_NORMALISERS: Final[Mapping[FieldKind, Callable[[object], Any]]] = {
+    FieldKind.TEXT: _normal_text,
+    FieldKind.SEVERITY: _normal_text,
+    FieldKind.TYPE: _normal_text,
+    FieldKind.NUMBER: _normal_number,
+    FieldKind.BOOL: _normal_bool,
+    FieldKind.DATE: _normal_date,
+    FieldKind.ARRAY: _normal_array,
 }
 
 
-def _resolve(node: Compare, fields: Mapping[str, _Field]) -> tuple[_Field, _Impl]:
+def _resolve(node: Compare, fields: Mapping[str, FilterField]) -> tuple[FilterField, _Impl]:
     """Whitelist check for ASTs built by hand: only known fields and their kind's operators."""
     field = fields.get(node.field)
     where = "a source entry" if fields is _SOURCE_FIELDS else "an indicator"

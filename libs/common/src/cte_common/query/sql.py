@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from cte_common.indicator_schema import FilterField
 from cte_common.query.ast import And, Compare, ElemMatch, Node, Nor, Not, Or, QueryError
-from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _Field
+from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS
 from cte_common.query.operators import _SCALAR_CASTS, _resolve, _sql_not
 
 __all__ = [
@@ -44,7 +45,7 @@ def to_sql(node: Node, params: SqlParams) -> str:
     return _sql(node, params, INDICATOR_ALIAS, _TOP_FIELDS)[0]
 
 
-def _sql(node: Node, params: SqlParams, table: str, fields: Mapping[str, _Field]) -> tuple[str, bool]:
+def _sql(node: Node, params: SqlParams, table: str, fields: Mapping[str, FilterField]) -> tuple[str, bool]:
     """(SQL, may it be NULL). Compounds come back parenthesised."""
     match node:
         case Compare(_, op, value):

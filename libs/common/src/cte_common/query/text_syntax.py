@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from cte_common.indicator_schema import FilterField
 from cte_common.query.ast import (
     MATCH_ALL,
     MAX_DEPTH,
@@ -26,7 +27,7 @@ from cte_common.query.ast import (
     _limit_problem,
     negate,
 )
-from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _check_op, _describe, _Field, _Invalid, _operand
+from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS, _check_op, _describe, _Invalid, _operand
 
 __all__ = [
     "parse_text",
@@ -208,21 +209,21 @@ class _TextParser:
             raise _text_error(token.pos, f"expected {what}, got {_spell(token)}")
         return token
 
-    def disjunction(self, fields: Mapping[str, _Field], nesting: int) -> Node:
+    def disjunction(self, fields: Mapping[str, FilterField], nesting: int) -> Node:
         nodes = [self._conjunction(fields, nesting)]
         while self.peek.kind == "or":
             self._next()
             nodes.append(self._conjunction(fields, nesting))
         return _any(nodes)
 
-    def _conjunction(self, fields: Mapping[str, _Field], nesting: int) -> Node:
+    def _conjunction(self, fields: Mapping[str, FilterField], nesting: int) -> Node:
         nodes = [self._unary(fields, nesting)]
         while self.peek.kind == "and":
             self._next()
             nodes.append(self._unary(fields, nesting))
         return _all(nodes)
 
-    def _unary(self, fields: Mapping[str, _Field], nesting: int) -> Node:
+    def _unary(self, fields: Mapping[str, FilterField], nesting: int) -> Node:
         token = self.peek
         if token.kind in ("not", "(") and nesting >= _TEXT_NESTING_GUARD:
             raise _text_error(token.pos, f"nested deeper than {MAX_DEPTH} levels")
@@ -238,7 +239,7 @@ class _TextParser:
             return self._comparison(fields, nesting)
         raise _text_error(token.pos, f"expected a field, '(' or NOT, got {_spell(token)}")
 
-    def _comparison(self, fields: Mapping[str, _Field], nesting: int) -> Node:
+    def _comparison(self, fields: Mapping[str, FilterField], nesting: int) -> Node:
         name = self._next()
         if name.text == "sources" and self.peek.kind == "(":
             if fields is not _TOP_FIELDS:
@@ -315,7 +316,7 @@ class _TextParser:
         return items
 
 
-def _text_field(token: _Token, fields: Mapping[str, _Field]) -> tuple[_Field, bool]:
+def _text_field(token: _Token, fields: Mapping[str, FilterField]) -> tuple[FilterField, bool]:
     """The field a name denotes, and whether it is a source-entry field named from the indicator level."""
     name = token.text
     if fields is _SOURCE_FIELDS:

@@ -51,7 +51,7 @@ async def authenticate(
     scope: Annotated[str | None, Form()] = None,
 ) -> AccessToken:
     if grant_type != "client_credentials":
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, GRANT_NOT_SUPPORTED)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, GRANT_NOT_SUPPORTED)
     async with state.pool.acquire() as conn:
         client = await repository.get_client(conn, client_id)
         locked_until = await repository.client_lock(conn, client_id) if client else None

@@ -32,7 +32,7 @@ async def create_configuration(state: State, cfg: ConfigurationIn, _: Writer) ->
     cfg.parameters = _parameters(cfg.plugin, cfg.parameters)
     async with state.pool.acquire() as conn, conn.transaction():
         if cfg.tenant is not None and not await tenant_exists(conn, cfg.tenant):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{cfg.tenant}'")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"tenant: no tenant named '{cfg.tenant}'")
         row = await repository.insert_configuration(conn, cfg)
         if row is None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"Configuration with name='{cfg.name}' already exists.")
@@ -47,9 +47,9 @@ def _parameters(plugin: str, parameters: dict[str, Any]) -> dict[str, Any]:
         return check_parameters(plugin, parameters)
     except ValidationError as exc:
         detail = [item_error_detail(["body", "parameters", *map(str, e["loc"])], str(e["msg"])) for e in exc.errors()]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"parameters: {exc}") from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"parameters: {exc}") from None
 
 
 def item_error_detail(loc: list[Any], msg: str) -> dict[str, Any]:
@@ -82,14 +82,16 @@ async def update_configuration(state: State, name: str, patch: ConfigurationPatc
         if "parameters" in changes:
             changes["parameters"] = _parameters(current["plugin"], changes["parameters"] or {})
         if changes.get("tenant") is not None and not await tenant_exists(conn, changes["tenant"]):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant: no tenant named '{changes['tenant']}'")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"tenant: no tenant named '{changes['tenant']}'")
         if "tenant" in changes and changes["tenant"] != current["tenant"] and await sharings_to(conn, name):
             raise HTTPException(
                 status.HTTP_400_BAD_REQUEST,
                 f"tenant: configuration '{name}' is the destination of sharings; delete them before moving it",
             )
         if current["plugin"] == "netskope" and "tenant" in changes and changes["tenant"] is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "tenant: a netskope configuration needs a tenant")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "tenant: a netskope configuration needs a tenant"
+            )
         row = current
         if changes:
             row = (

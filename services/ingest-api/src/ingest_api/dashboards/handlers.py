@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from cte_common.indicators import IndicatorType
 from ingest_api.dashboards import repository
+from ingest_api.dashboards.schemas import DashboardGroupOut, PullCountsOut, PullOut
 from ingest_api.shared import READ_ERRORS, Reader, State, filter_where
 
 router = APIRouter(tags=["Dashboards"], responses=READ_ERRORS)
@@ -21,7 +23,7 @@ async def dashboards(
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     ascending: bool = False,
     filters: str = "{}",
-) -> list[dict[str, Any]]:
+) -> list[DashboardGroupOut]:
     where, params = filter_where(filters)
     try:
         sql = repository.ordered_dashboard_query(group_by, count_by, where, params, ascending)
@@ -30,18 +32,16 @@ async def dashboards(
     async with state.pool.acquire() as conn:
         rows = await repository.run_dashboard(conn, sql, [*params, limit])
     keys = repository.dashboard_ids(group_by)
-    return [{"_id": {k: row[f"k{n}"] for n, k in enumerate(keys)}, "count": row["count"]} for row in rows]
+    return [DashboardGroupOut(_id={k: row[f"k{n}"] for n, k in enumerate(keys)}, count=row["count"]) for row in rows]
 
 
 @router.get("/cte/dashboard/pull", summary="Indicators per type and source, retracted or not")
-async def dashboard_pull(state: State, _: Reader) -> dict[str, Any]:
+async def dashboard_pull(state: State, _: Reader) -> PullOut:
     async with state.pool.acquire() as conn:
         rows = await repository.pull_counts(conn)
-    out: dict[str, dict[str, Any]] = {}
+    out: PullOut = {}
     for r in rows:
-        out.setdefault(r["type"], {})[r["source"]] = {
-            "retractedCount": r["retracted"],
-            "unretractedCount": r["unretracted"],
-            "allCount": r["total"],
-        }
+        out.setdefault(IndicatorType(r["type"]), {})[r["source"]] = PullCountsOut(
+            retractedCount=r["retracted"], unretractedCount=r["unretracted"], allCount=r["total"]
+        )
     return out

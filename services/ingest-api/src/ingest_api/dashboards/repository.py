@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
 from cte_common.db import Connection
+from cte_common.indicator_schema import FILTER_FIELD_PATHS, FilterField
 
-# group_by fields of the reference, to (SQL expression, the key in "_id", needs the sources join).
-GROUP_FIELDS: dict[str, tuple[str, str, bool]] = {
-    "value": ("i.value", "value", False),
-    "type": ("i.type", "type", False),
-    "test": ("i.test", "test", False),
-    "active": ("i.active", "active", False),
-    "internalHits": ("i.internal_hits", "internalHits", False),
-    "externalHits": ("i.external_hits", "externalHits", False),
-    "expiresAt": ("i.expires_at", "expiresAt", False),
-    "sources.source": ("s.source", "source", True),
-    "sources.comments": ("s.comments", "comments", True),
-    "sources.reputation": ("s.reputation", "reputation", True),
-    "sources.firstSeen": ("s.first_seen", "firstSeen", True),
-    "sources.lastSeen": ("s.last_seen", "lastSeen", True),
-}
+# group_by fields of the reference: paths of filter fields (their column, and their name is the key in
+# "_id"). A per-source field needs the sources join.
+GROUPABLE: Final = (
+    "value",
+    "type",
+    "test",
+    "active",
+    "internalHits",
+    "externalHits",
+    "expiresAt",
+    "sources.source",
+    "sources.comments",
+    "sources.reputation",
+    "sources.firstSeen",
+    "sources.lastSeen",
+)
 
 
 def dashboard_query(group_by: list[str], count_by: str | None, where: str, limit_param: str) -> str:
@@ -31,21 +33,21 @@ def dashboard_query(group_by: list[str], count_by: str | None, where: str, limit
     Per-source fields group per source entry (MongoDB would group by the whole array of values); an
     indicator then counts once in each of its sources' groups.
     """
-    unknown = [g for g in group_by if g not in GROUP_FIELDS]
+    unknown = [g for g in group_by if g not in GROUPABLE]
     if unknown:
-        raise ValueError(f"group_by: unknown field {unknown[0]!r}; allowed: {', '.join(GROUP_FIELDS)}")
+        raise ValueError(f"group_by: unknown field {unknown[0]!r}; allowed: {', '.join(GROUPABLE)}")
     if count_by not in (None, "internalHits", "externalHits"):
         raise ValueError("count_by: must be internalHits or externalHits")
-    fields = [GROUP_FIELDS[g] for g in group_by]
-    per_source = any(f[2] for f in fields)
+    fields = [FILTER_FIELD_PATHS[g] for g in group_by]
+    per_source = any(f.per_source for f in fields)
     if count_by is None and "value" in group_by:
         count_by = "externalHits"  # the reference's default when grouping by value
-    column = {"internalHits": "internal_hits", "externalHits": "external_hits"}.get(count_by or "")
-    if column is None:
+    if count_by is None:
         measure = "count(DISTINCT i.value)" if per_source else "count(*)"
     else:
-        measure = f"sum({'s' if per_source else 'i'}.{column})::bigint"
-    keys = ", ".join(f"{expr} AS k{n}" for n, (expr, _, _) in enumerate(fields)) or "NULL AS k0"
+        summed = FILTER_FIELD_PATHS[f"sources.{count_by}" if per_source else count_by]
+        measure = f"sum({_qualified(summed)})::bigint"
+    keys = ", ".join(f"{_qualified(f)} AS k{n}" for n, f in enumerate(fields)) or "NULL AS k0"
     group = ", ".join(f"k{n}" for n in range(len(fields))) or "k0"
     join = "JOIN indicator_sources s ON s.value = i.value" if per_source else ""
     return (
@@ -54,8 +56,13 @@ def dashboard_query(group_by: list[str], count_by: str | None, where: str, limit
     )
 
 
+def _qualified(field: FilterField) -> str:
+    return f"{'s' if field.per_source else 'i'}.{field.column}"
+
+
 def dashboard_ids(group_by: list[str]) -> list[str]:
-    return [GROUP_FIELDS[g][1] for g in group_by]
+    """The keys of "_id", one per group_by field: the field's name without ``sources.``."""
+    return [FILTER_FIELD_PATHS[g].name for g in group_by]
 
 
 def ordered_dashboard_query(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from cte_common.db import Connection
 from cte_common.events import AnyIndicatorEvent, IndicatorDelete, IndicatorRetraction, IndicatorTagEdit, encode
+from cte_common.indicator_schema import IndicatorOut
 from cte_common.kafka import Outgoing, publish_all
 from ingest_api.configurations.repository import source_configurations
 from ingest_api.exchange_settings import repository as exchange_settings
@@ -26,14 +27,27 @@ from ingest_api.indicators.domain import (
 )
 from ingest_api.indicators.schemas import (
     BulkDeleteIn,
+    BulkDeleteOut,
     BulkEditIn,
+    BulkEditOut,
+    IndicatorCountOut,
     IndicatorIn,
     QueryLocator,
     RetractionIn,
     ValuesLocator,
 )
 from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
-from ingest_api.shared import MAX_SKIP, WRITE_ERRORS, ItemError, Reader, State, Writer, filter_where
+from ingest_api.shared import (
+    MAX_SKIP,
+    WRITE_ERRORS,
+    ItemError,
+    Reader,
+    State,
+    Unprocessable,
+    Writer,
+    error_answer,
+    filter_where,
+)
 from ingest_api.tags.repository import ensure_tags, missing_tags
 from ingest_api.write_path import publish_indicator_events, wait_for_read_model
 
@@ -54,14 +68,14 @@ router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRIT
             },
         }
     },
-    responses={422: {"description": "Invalid items: every one is listed"}},
+    responses={422: error_answer("Invalid items: every one is listed", Unprocessable)},
 )
 async def post_indicators(
     state: State,
     _: Writer,
     raw: Annotated[list[Any], Body(include_in_schema=False)],
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
-) -> Any:
+) -> list[IndicatorOut]:
     if len(raw) > state.settings.max_batch_items:
         raise HTTPException(
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -92,10 +106,14 @@ async def post_indicators(
     return [sighting_out(s) for s in sightings]
 
 
-async def _indicators_by_value(conn: Connection, values: list[str]) -> list[dict[str, Any]]:
-    rows = await repository.list_indicators_by_value(conn, values)
+async def _indicators_by_value(conn: Connection, values: list[str]) -> list[IndicatorOut]:
+    return await _answers(conn, await repository.list_indicators_by_value(conn, values))
+
+
+async def _answers(conn: Connection, rows: list[dict[str, Any]]) -> list[IndicatorOut]:
+    """Read-model rows with their sources, as the API answers them."""
     sources = await repository.sources_of(conn, [r["value"] for r in rows])
-    return [indicator_out(r, sources.get(r["value"], [])) for r in rows]
+    return [IndicatorOut.model_validate(indicator_out(r, sources.get(r["value"], []))) for r in rows]
 
 
 @router.get("/", summary="List the indicators")
@@ -108,18 +126,17 @@ async def get_indicators(
     ascending: bool = True,
     aggregate: bool = False,
     filters: str = "{}",
-) -> Any:
+) -> list[IndicatorOut] | IndicatorCountOut:
     if limit > 100:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Limit cannot be greater than 100.")
     where, params = filter_where(filters)
     async with state.pool.acquire() as conn:
         if aggregate:
-            return {"count": await repository.count_indicators(conn, where=where, params=params)}
+            return IndicatorCountOut(count=await repository.count_indicators(conn, where=where, params=params))
         rows = await repository.list_indicators(
             conn, where=where, params=params, order_by=repository.sort_clause(sort, ascending), skip=skip, limit=limit
         )
-        sources = await repository.sources_of(conn, [r["value"] for r in rows])
-    return [indicator_out(r, sources.get(r["value"], [])) for r in rows]
+        return await _answers(conn, rows)
 
 
 async def _find_value(conn: Connection, value: str, source: str | None = None) -> str | None:
@@ -140,7 +157,7 @@ async def patch_indicator(
     _: Writer,
     body: Annotated[IndicatorIn | RetractionIn, Body()],
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
-) -> Any:
+) -> IndicatorOut | bool:
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
         if isinstance(body, RetractionIn):
@@ -179,14 +196,14 @@ async def bulk_edit(
     _: Writer,
     edit: BulkEditIn,
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
-) -> dict[str, int]:
+) -> BulkEditOut:
     tags = edit.tags
     marks: list[tuple[str, int, int]] = []
     updated = 0
     async with state.pool.acquire() as conn, conn.transaction():
         missing = await missing_tags(conn, [*tags.add, *tags.remove])
         if missing:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"Tag '{missing[0]}' does not exist.")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Tag '{missing[0]}' does not exist.")
         source = edit.locator.source if isinstance(edit.locator, ValuesLocator) else None
         async for chunk in _locate(
             conn,
@@ -201,7 +218,7 @@ async def bulk_edit(
             updated += len(chunk)
     if wait:
         await wait_for_read_model(state, marks)
-    return {"updated": updated}
+    return BulkEditOut(updated=updated)
 
 
 @router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators")
@@ -210,7 +227,7 @@ async def bulk_delete(
     _: Writer,
     body: BulkDeleteIn,
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
-) -> dict[str, int]:
+) -> BulkDeleteOut:
     marks: list[tuple[str, int, int]] = []
     deleted = 0
     async with state.pool.acquire() as conn, conn.transaction():
@@ -219,7 +236,7 @@ async def bulk_delete(
             deleted += len(chunk)
     if wait:
         await wait_for_read_model(state, marks)
-    return {"deleted": deleted}
+    return BulkDeleteOut(deleted=deleted)
 
 
 async def _locate(

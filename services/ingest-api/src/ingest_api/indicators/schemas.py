@@ -1,4 +1,5 @@
-"""Request bodies of ``/api/cte/indicators``, in the reference's field names."""
+"""Request bodies and answers of ``/api/cte/indicators``, in the reference's field names (camelCase, as
+attribute names). The indicator itself is :class:`cte_common.indicator_schema.IndicatorOut`."""
 
 from __future__ import annotations
 
@@ -128,3 +129,24 @@ class BulkDeleteIn(BaseModel):
         if (self.query is None) == (self.values is None):
             raise ValueError("give exactly one of query and values")
         return self
+
+
+# Answers (besides the indicator itself)
+
+
+class IndicatorCountOut(BaseModel):
+    """GET /api/cte/indicators/?aggregate=true: how many indicators the filter matches."""
+
+    count: int
+
+
+class BulkEditOut(BaseModel):
+    """PATCH /api/cte/indicators/bulk: how many indicators the locator found (each was sent the edit)."""
+
+    updated: int
+
+
+class BulkDeleteOut(BaseModel):
+    """DELETE /api/cte/indicators/bulk: how many indicators the locator found (each was sent the delete)."""
+
+    deleted: int
