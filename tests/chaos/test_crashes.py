@@ -88,14 +88,21 @@ FAULTS = (
 assert set(FAULTS) <= set(ALL_FAULTS), f"unknown faults in CTE_CHAOS_FAULTS: {set(FAULTS) - set(ALL_FAULTS)}"
 
 
+# The client's longest pause between tries, Retry-After included: the suite keeps writing through faults.
+MAX_PAUSE = 3.0
+
+
 class Api:
     """The REST client of a feed that cares about its data: only a 2xx means accepted; anything else
-    (a reset, a timeout, a 5xx while the broker restarts) is retried until the deadline."""
+    (a reset, a timeout, a 503 while the broker or the database is away) is retried until the deadline,
+    after the 503's Retry-After (at most the backoff's longest pause). Every answer is counted by status
+    (``answers``), a 503 also by the dependency it names; the suite fails on any other 5xx."""
 
     def __init__(self, url: str, deadline: float, counts: Counter[str]) -> None:
         self.url = url
         self.deadline = deadline
         self.counts = counts
+        self.answers: Counter[int] = Counter()
         self._token = ""
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -133,6 +140,8 @@ class Api:
                     token = self._refresh(token)
                 sent += 1
                 r = self._client().request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
+                with self._lock:
+                    self.answers[r.status_code] += 1
                 if r.status_code in done:
                     return r, sent
                 if r.status_code == 401:
@@ -140,11 +149,17 @@ class Api:
                     continue
                 assert r.status_code >= 500, f"{method} {path}: {r.status_code} {r.text[:500]}"
                 self.counts[f"answer {r.status_code}"] += 1
+                if r.status_code == 503:
+                    # An outage: it names the dependency and says when to try again.
+                    dependency = r.json()["detail"].partition(" is unreachable: ")[0]
+                    assert dependency in ("Kafka", "PostgreSQL"), r.text[:500]
+                    self.counts[f"answer 503 {dependency}"] += 1
+                    pause = max(pause, min(float(r.headers["Retry-After"]), MAX_PAUSE))
             except httpx.TransportError as exc:
                 self.counts[type(exc).__name__] += 1
             assert time.monotonic() < self.deadline, f"{method} {path} not accepted before the deadline"
             time.sleep(pause)
-            pause = min(pause * 2, 3.0)
+            pause = min(pause * 2, MAX_PAUSE)
 
 
 class Injector:
@@ -482,6 +497,7 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
         "fault_seconds": {k: round(v, 1) for k, v in sorted(injector.downtime.items())},
         "posts": stats["posts"],
         "posts_retried": stats["retried posts"],
+        "answers": {str(code): n for code, n in sorted(api.answers.items())},
         "failed_answers": dict(counts),
         "expired_during_run": sum(1 for i in indicators if all(s.source == SRC_SHORT for s in i.sightings)),
         "read_model": {
@@ -507,6 +523,9 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
     print(f"chaos: results in {out}")  # noqa: T201
 
     assert set(injector.injected) == set(FAULTS), "every kind of fault was injected"
+    # An outage is a 503 naming the dependency; a 500 (or any other 5xx) is a bug, whatever the fault.
+    server_errors = {code: n for code, n in api.answers.items() if code >= 500 and code != 503}
+    assert not server_errors, f"answers other than 503 while a dependency was away: {server_errors}"
     assert not model["missing"], f"accepted but missing: {model['missing'][:10]}"
     assert not model["unexpected"], f"never accepted: {model['unexpected'][:10]}"
     assert not model["wrong"], f"wrong content: {model['wrong'][:5]}"

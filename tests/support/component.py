@@ -107,12 +107,13 @@ class System:
         self.api = api
         self.tenant = tenant  # the fake tenant: /_sim/state and the other test routes
         self.pool = pool
+        self.broker = broker  # the consumer services' (publishing straight onto a topic, say)
         self.topics = topics
         # The services' wake-ups: unused here, where a step runs when the test calls it.
         wake = asyncio.Event()
         self._batch = rule_engine.batch_max_records
         self._rule_engine = IndicatorEventsHandler(pool, broker, topics, Decider())
-        self._config_consumer = ConfigChangesHandler(pool, wake)
+        self._config_consumer = ConfigChangesHandler(pool, broker, topics, wake)
         self._reevaluator = Reevaluator(pool, broker, topics, wake, rule_engine.reevaluation_batch_size)
         self._sweeper = Sweeper(ager, pool, broker, topics)
         self._sink_intents = ShareIntentsHandler(pool, broker, topics, wake)

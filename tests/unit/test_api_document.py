@@ -81,12 +81,16 @@ def test_every_operation_declares_its_answer(method: str, path: str) -> None:
 @pytest.mark.parametrize(("method", "path"), operations())
 def test_every_operation_declares_its_errors_and_security(method: str, path: str) -> None:
     op = operation(method, path)
-    codes = {"400", "401", "403", "404", "422"} | ({"409", "413"} if method != "get" else set())
+    codes = {"400", "401", "403", "404", "422", "503"} | ({"409", "413"} if method != "get" else set())
     assert codes <= set(op["responses"])
     for code in codes:
         schema = resolve(op["responses"][code]["content"]["application/json"]["schema"])
         assert schema["title"] == ("Unprocessable" if code == "422" else "Error")
         assert "detail" in schema["required"]
+    # An outage of Kafka or PostgreSQL: the detail names it, Retry-After says when to try again.
+    unavailable = op["responses"]["503"]
+    assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert "Kafka or PostgreSQL" in unavailable["description"]
     if (method, path) in PUBLIC:
         assert "security" not in op
         assert "Retry-After" in op["responses"]["401"]["headers"]
@@ -96,6 +100,10 @@ def test_every_operation_declares_its_errors_and_security(method: str, path: str
         assert list(requirement) == ["bearer"]
         assert len(scopes) == 1
         assert scopes[0] in SCOPES
+
+
+def test_probes_are_outside_the_document() -> None:
+    assert not {"/healthz", "/readyz"} & set(document()["paths"])
 
 
 def test_typed_tells_a_model_from_an_open_object() -> None:

@@ -9,7 +9,8 @@ Delivery semantics shared by all consumers built on this module:
 - Kafka offsets are committed only after the database commit (the subscriber's ack policy), so a
   crash in between only causes a replay, which the positions absorb.
 - Records that cannot be decoded go to the dead-letter topic with the reason and count as applied,
-  so one poison message never blocks a partition.
+  so one poison message never blocks a partition and none is dropped silently (``decode_or_park``);
+  ``cte-dlq`` can replay what was parked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from cte_common.db import Connection, Pool
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.logs import bind
-from cte_common.metrics import CONSUMER_ERRORS, CONSUMER_LAG
+from cte_common.metrics import CONSUMER_ERRORS, CONSUMER_LAG, CONSUMER_RECORDS
 from cte_common.positions_repository import advance_positions, lock_positions
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Rejected",
     "apply_exactly_once",
     "decode_batch",
+    "decode_or_park",
     "publish_dead_letters",
     "register_batch_consumer",
 ]
@@ -108,6 +110,19 @@ async def publish_dead_letters(broker: KafkaBroker, topic: str, consumer: str, r
             for rj in rejected
         ),
     )
+
+
+async def decode_or_park(
+    broker: KafkaBroker, dead_letter_topic: str, consumer: str, records: Sequence[Record], adapter: TypeAdapter[T]
+) -> list[Decoded[T]]:
+    """The records ``adapter`` decodes; the others parked on the dead-letter topic with the reason (in
+    the caller's transaction: a failed publish rolls the batch back, and it is delivered again)."""
+    decoded, rejected = decode_batch(records, adapter)
+    if rejected:
+        await publish_dead_letters(broker, dead_letter_topic, consumer, rejected)
+        CONSUMER_RECORDS.labels(consumer, "dead_letter").inc(len(rejected))
+        log.warning("%s parked %d undecodable records: %s", consumer, len(rejected), rejected[0].reason[:200])
+    return decoded
 
 
 async def apply_exactly_once(

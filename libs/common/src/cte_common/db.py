@@ -32,6 +32,17 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _connect(dsn: str | None = None, **options: Any) -> asyncpg.Connection[Any]:
+    """asyncpg's connect, whose refused, reset or timed-out connection attempts (plain OSError and
+    TimeoutError) are raised as asyncpg's connection failure: a caller can tell the database being
+    unreachable from any other OSError or timeout."""
+    try:
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(dsn, **options)
+    except (OSError, TimeoutError) as exc:
+        raise asyncpg.ConnectionFailureError(f"cannot connect to PostgreSQL: {exc!r}") from exc
+    return connection
+
+
 async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> Pool:
     async def connect() -> Pool:
         pool: Pool = await asyncpg.create_pool(
@@ -39,6 +50,10 @@ async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> Pool:
             min_size=min_size,
             max_size=settings.db_pool_max,
             init=_init_connection,
+            connect=_connect,
+            # Bounds a connection attempt, so a pool waiting for a new connection to a database that
+            # does not answer gives up (as a connection failure) instead of holding its caller.
+            timeout=settings.db_connect_timeout_seconds,
             command_timeout=60,
         )
         return pool

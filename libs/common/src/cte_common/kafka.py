@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 
@@ -22,6 +23,7 @@ from cte_common.startup import until_reachable
 __all__ = [
     "Outgoing",
     "PatientKafkaBroker",
+    "check_reachable",
     "group_by_partition",
     "make_broker",
     "murmur2",
@@ -148,6 +150,17 @@ def _producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
     """The broker's own started producer, or None: not started, or a test double (FastStream's
     TestKafkaBroker replaces ``start``, so ours never runs)."""
     return broker.producer if isinstance(broker, PatientKafkaBroker) else None
+
+
+async def check_reachable(broker: KafkaBroker) -> None:
+    """A metadata round trip to the brokers through the broker's producer; raises a KafkaError when no
+    broker answers (the caller bounds the wait). Without a producer of its own (a test double) there is
+    nothing to reach."""
+    if isinstance(broker, PatientKafkaBroker) and broker.producer is None:
+        raise KafkaConnectionError("the producer is not started")
+    producer = _producer(broker)
+    if producer is not None:
+        await producer.client.fetch_all_metadata()
 
 
 async def publish_all(broker: KafkaBroker, topic: str, messages: Iterable[Outgoing]) -> list[RecordMetadata]:

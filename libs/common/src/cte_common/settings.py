@@ -21,6 +21,8 @@ class CommonSettings(BaseSettings):
     # Where the consumer services serve /metrics; 0.0.0.0 inside a container.
     metrics_host: str = "127.0.0.1"
     db_pool_max: int = Field(default=8, ge=1)
+    # How long one attempt to open a database connection may take before it counts as a failure.
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a starting service waits for Kafka and PostgreSQL before it exits.
     startup_timeout_seconds: float = Field(default=300.0, gt=0)
     # Encrypts tenant API tokens at rest (a Fernet key: 32 url-safe base64 bytes). Shared by the API,

@@ -30,12 +30,13 @@ from ingest_api.allow_list.handlers import router as allow_list_router
 from ingest_api.configurations.handlers import router as configurations_router
 from ingest_api.dashboards.handlers import router as dashboards_router
 from ingest_api.exchange_settings.handlers import router as settings_router
+from ingest_api.health.handlers import router as health_router
 from ingest_api.indicators.handlers import router as indicators_router
 from ingest_api.indicators.schemas import IndicatorIn
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
 from ingest_api.rules.handlers import reevaluations_router, rules_router
 from ingest_api.settings import Settings
-from ingest_api.shared import AppState, ItemError, item_error_response
+from ingest_api.shared import OUTAGES, AppState, ItemError, Unavailable, item_error_response, unavailable_response
 from ingest_api.sharing.handlers import router as sharing_router
 from ingest_api.tags.handlers import router as tags_router
 from ingest_api.tenants.handlers import router as tenants_router
@@ -216,13 +217,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reevaluations_router,
     ):
         app.include_router(router, prefix="/api")
+    app.include_router(health_router)
     app.mount("/metrics", make_asgi_app())
     _document(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -234,6 +232,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_item_error(request: Request, exc: ItemError) -> JSONResponse:
         log.info("refused a batch: %d invalid items", len({e.get("index") for e in exc.errors}))
         return item_error_response(exc)
+
+    @app.exception_handler(Unavailable)
+    async def on_unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        log.warning("answered 503: %s", exc)
+        return unavailable_response(exc)
+
+    # An outage of a dependency, raised by its client anywhere in a request, is a 503 naming it.
+    for dependency, kinds in OUTAGES.items():
+
+        async def on_outage(request: Request, exc: Exception, dependency: str = dependency) -> JSONResponse:
+            return await on_unavailable(request, Unavailable(dependency, repr(exc)))
+
+        for kind in kinds:
+            app.add_exception_handler(kind, on_outage)
 
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -18,5 +18,10 @@ class Settings(CommonSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Upper bound for ?wait=true: how long a write waits for the read model to show it.
     wait_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a write waits for Kafka to acknowledge its events before it answers 503 (the broker is
+    # unreachable): well under a client's usual timeout, and above a healthy acknowledgement's milliseconds.
+    publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long /readyz waits for each dependency's answer.
+    ready_timeout_seconds: float = Field(default=2.0, gt=0)
     # The rule-engine's consumer name, whose positions tell when the read model shows a write.
     read_model_consumer: str = "rule-engine.indicators"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, NotRequired
 
+import asyncpg
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
+from aiokafka.structs import RecordMetadata
 from fastapi import Depends, HTTPException, Path, Request, Security, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,6 +31,8 @@ from ingest_api.access.repository import get_client
 from ingest_api.access.schemas import INVALID_TOKEN, MISSING_SCOPE, Scope, TokenClaims
 from ingest_api.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 class AppState:
     """What every request needs; built once in the lifespan."""
@@ -40,6 +47,8 @@ class AppState:
         # client id -> (usable, checked at): a revoked or expired client's tokens stop working within
         # CLIENT_CHECK_SECONDS without a database query on every request.
         self._client_checks: dict[str, tuple[bool, float]] = {}
+        # Publishes that outlived their request's deadline, kept until they end (see ``publish``).
+        self._late: set[asyncio.Future[list[RecordMetadata]]] = set()
 
     async def client_usable(self, client_id: str) -> bool:
         cached = self._client_checks.get(client_id)
@@ -60,15 +69,75 @@ class AppState:
         """Drop what is known of the client, so its next request checks it again (after a revocation)."""
         self._client_checks.pop(client_id, None)
 
+    async def publish(self, topic: str, messages: Iterable[Outgoing]) -> list[RecordMetadata]:
+        """Every message acknowledged by Kafka, or :class:`Unavailable` after ``publish_timeout_seconds``.
+
+        A publish that timed out was not acknowledged, so the 503 is truthful, but it is not withdrawn:
+        its records stay with the producer, which keeps sending them, and they may still land once the
+        broker answers (logged when they do). A client that retries then sends a second sighting of the
+        same values, which counts its hits again.
+        """
+        limit = self.settings.publish_timeout_seconds
+        sending = asyncio.ensure_future(publish_all(self.broker, topic, messages))
+        done, _ = await asyncio.wait({sending}, timeout=limit)
+        if not done:
+            self._late.add(sending)
+            sending.add_done_callback(self._late_outcome)
+            raise Unavailable("Kafka", f"no acknowledgement of the write within {limit:g} s")
+        return sending.result()
+
+    def _late_outcome(self, sending: asyncio.Future[list[RecordMetadata]]) -> None:
+        self._late.discard(sending)
+        if sending.cancelled():
+            return
+        error = sending.exception()
+        if error is None:
+            log.warning("a write answered 503 was acknowledged later: %d records landed", len(sending.result()))
+        else:
+            log.warning("a write answered 503 failed later: %r", error)
+
     async def publish_change(self, resource: str, key: str, body: Mapping[str, Any] | None) -> None:
         """A configuration change on the compacted topic (body None: the resource was deleted)."""
         change = ConfigChange(resource=resource, key=key, body=jsonable(body) if body else None)
-        await publish_all(
-            self.broker, self.topics.config_changes, [Outgoing(key=f"{resource}:{key}".encode(), value=encode(change))]
+        await self.publish(
+            self.topics.config_changes, [Outgoing(key=f"{resource}:{key}".encode(), value=encode(change))]
         )
 
 
 CLIENT_CHECK_SECONDS = 5.0
+
+
+class Unavailable(Exception):
+    """A dependency cannot be reached: the request is answered 503 with Retry-After, naming it."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency} is unreachable: {reason}")
+        self.dependency = dependency
+
+
+# What an outage raises, by dependency; anything else is a bug and stays a 500. PostgreSQL: a connection
+# refused, reset, timed out or closed mid-query (cte_common.db raises refused and timed-out attempts as
+# asyncpg's connection failure), or a server shutting down or starting up. Kafka: no connection to the
+# broker, no metadata or acknowledgement within the client's timeouts, a node not ready.
+OUTAGES: dict[str, tuple[type[Exception], ...]] = {
+    "PostgreSQL": (
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+    ),
+    "Kafka": (KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NodeNotReadyError),
+}
+# Seconds a client is asked to wait before it tries again: about a broker's or a database's restart.
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_response(exc: Unavailable) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": str(exc)},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def jsonable(value: Any) -> Any:
@@ -168,6 +237,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: error_answer("Conflicts with what exists"),
     413: error_answer("Body too large, or too many items"),
     422: error_answer("Validation error: the problem, or every problem", Unprocessable),
+    503: error_answer(
+        "Kafka or PostgreSQL cannot be reached (the detail names which): nothing was done, or for a write "
+        "nothing was acknowledged; try again after Retry-After seconds",
+        headers={"Retry-After": {"schema": {"type": "integer"}, "required": True}},
+    ),
 }
 READ_ERRORS = {code: answer for code, answer in _ERRORS.items() if code not in (409, 413)}
 WRITE_ERRORS = dict(_ERRORS)

@@ -1,7 +1,9 @@
 """The write path of indicators: events published to Kafka, and waiting for the read model to show them.
 
 Writes to indicators are events: a POST answers 2xx only after Kafka acknowledged every event
-(idempotent producer, acks=all), so what was accepted is durable. The read model catches up within
+(idempotent producer, acks=all), so what was accepted is durable. Without every acknowledgement within
+``CTE_PUBLISH_TIMEOUT_SECONDS`` it answers 503 (``AppState.publish``): not accepted, though events of it
+may still land later. The read model catches up within
 milliseconds; ``wait=true`` answers once it shows the write.
 """
 
@@ -13,15 +15,15 @@ import time
 from fastapi import HTTPException, status
 
 from cte_common.events import AnyIndicatorEvent, encode
-from cte_common.kafka import Outgoing, publish_all
+from cte_common.kafka import Outgoing
 from ingest_api.indicators.repository import positions_reached
 from ingest_api.shared import AppState
 
 
 async def publish_indicator_events(state: AppState, events: list[AnyIndicatorEvent]) -> list[tuple[str, int, int]]:
     """Publish indicator events keyed by value; the (topic, partition, offset) of each, for ?wait."""
-    acks = await publish_all(
-        state.broker, state.topics.indicator_events, (Outgoing(key=e.value.encode(), value=encode(e)) for e in events)
+    acks = await state.publish(
+        state.topics.indicator_events, (Outgoing(key=e.value.encode(), value=encode(e)) for e in events)
     )
     return [(a.topic, a.partition, a.offset) for a in acks]
 

@@ -12,7 +12,9 @@ Indicator events (topic ``<prefix>.indicator-events.v1``), batch consumer, group
 
 Configuration changes (``<prefix>.config-changes.v1``), batch consumer, group ``rule-engine-config``:
 a change of a rule, sharing, allow-list entry or configuration requests a re-evaluation (a row in
-``reevaluations``, written with the consumer's positions: exactly once per change).
+``reevaluations``, written with the consumer's positions: exactly once per change). At-least-once
+delivery with exactly-once effects, as above; undecodable records go to the dead-letter topic with the
+reason.
 
 The re-evaluation worker walks every stored indicator in value order, in batches, deciding each
 sharing again under the indicators' row locks; its cursor is committed with each batch, so it resumes
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
 
-from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
+from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
 from cte_common.events import (
     CONFIG_CHANGE_ADAPTER,
@@ -142,10 +144,9 @@ class IndicatorEventsHandler:
         started = time.perf_counter()
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
-            decoded, rejected = decode_batch(fresh, INDICATOR_EVENT_ADAPTER)
-            if rejected:
-                await publish_dead_letters(self.broker, self.topics.dead_letter, CONSUMER, rejected)
-                CONSUMER_RECORDS.labels(CONSUMER, "dead_letter").inc(len(rejected))
+            decoded = await decode_or_park(
+                self.broker, self.topics.dead_letter, CONSUMER, fresh, INDICATOR_EVENT_ADAPTER
+            )
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
             # A tag edit of many indicators expands into one event per value: applied in slices, in
             # order, within the one transaction (each slice sees what the slices before it wrote), and
@@ -192,8 +193,10 @@ class IndicatorEventsHandler:
 
 
 class ConfigChangesHandler:
-    def __init__(self, pool: Pool, wake: asyncio.Event) -> None:
+    def __init__(self, pool: Pool, broker: KafkaBroker, topics: Topics, wake: asyncio.Event) -> None:
         self.pool = pool
+        self.broker = broker
+        self.topics = topics
         self.wake = wake
 
     async def handle(self, records: Sequence[Record]) -> None:
@@ -201,7 +204,9 @@ class ConfigChangesHandler:
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
             nonlocal requested
-            decoded, _ = decode_batch(fresh, CONFIG_CHANGE_ADAPTER)
+            decoded = await decode_or_park(
+                self.broker, self.topics.dead_letter, CONFIG_CONSUMER, fresh, CONFIG_CHANGE_ADAPTER
+            )
             reasons = sorted(
                 {f"{d.event.resource}:{d.event.key}" for d in decoded if d.event.resource in REEVALUATE_ON}
             )

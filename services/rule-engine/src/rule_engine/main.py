@@ -42,7 +42,7 @@ def run() -> None:
             topic=topics.config_changes,
             group_id=f"{topics.prefix}.{settings.consumer_group}-config",
             consumer=CONFIG_CONSUMER,
-            handle=ConfigChangesHandler(pool, wake).handle,
+            handle=ConfigChangesHandler(pool, broker, topics, wake).handle,
             max_records=500,
             batch_timeout_ms=100,
         )

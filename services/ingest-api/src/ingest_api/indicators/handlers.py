@@ -11,9 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, status
 
 from cte_common.db import Connection
-from cte_common.events import AnyIndicatorEvent, IndicatorDelete, IndicatorRetraction, IndicatorTagEdit, encode
+from cte_common.events import AnyIndicatorEvent, IndicatorDelete, IndicatorRetraction, IndicatorTagEdit
 from cte_common.indicator_schema import IndicatorOut
-from cte_common.kafka import Outgoing, publish_all
 from ingest_api.configurations.repository import source_configurations
 from ingest_api.exchange_settings import repository as exchange_settings
 from ingest_api.indicators import repository
@@ -91,15 +90,11 @@ async def post_indicators(
         criterion = await exchange_settings.criterion(conn)
         await ensure_tags(conn, sorted({t for i in items for t in i.tags}))
     sightings = [build_sighting(i, configs[i.source], criterion, now) for i in items]  # type: ignore[arg-type]
-    acks = await publish_all(
-        state.broker,
-        state.topics.indicator_events,
-        (Outgoing(key=s.value.encode(), value=encode(s)) for s in sightings),
-    )
+    marks = await publish_indicator_events(state, list(sightings))
     for kind, n in Counter(s.type.value for s in sightings).items():
         INDICATORS_ACCEPTED.labels(kind).inc(n)
     if wait:
-        await wait_for_read_model(state, [(a.topic, a.partition, a.offset) for a in acks])
+        await wait_for_read_model(state, marks)
         async with state.pool.acquire() as conn:
             values = list(dict.fromkeys(s.value for s in sightings))
             return await _indicators_by_value(conn, values)

@@ -14,8 +14,12 @@ from ingest_api.tenants.schemas import Tenant, TenantIn, TenantPatch
 
 router = APIRouter(prefix="/tenants", tags=["Netskope Tenants"], responses=WRITE_ERRORS)
 
+# The outage 503 every operation has, or a deployment without the key (then without Retry-After).
 _NO_SECRETS_KEY: dict[int | str, dict[str, Any]] = {
-    503: error_answer("Tenant tokens cannot be stored: CTE_SECRETS_KEY is not set")
+    503: error_answer(
+        f"{WRITE_ERRORS[503]['description']}; or tenant tokens cannot be stored: CTE_SECRETS_KEY is not set",
+        headers={"Retry-After": {"schema": {"type": "integer"}, "required": False}},
+    )
 }
 
 

@@ -1,0 +1,1 @@
+"""Liveness and readiness (``/healthz``, ``/readyz``): the process serves; Kafka and PostgreSQL answer."""
