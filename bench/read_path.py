@@ -2,7 +2,7 @@
 
     uv run python bench/read_path.py --count 1000000
 
-It loads N indicators (and one source entry each, a fifth of them a second) straight into a fresh
+It loads N indicators (and one source entry each, a fifth of them a second, one in 500 a third) straight into a fresh
 database with binary COPY (this measures reads, not ingest), runs ANALYZE, starts the real ingest-api
 against it, and times each query through HTTP. Results: bench/results/read_path-<N>.json. bench/run.py
 runs it too, at the pipeline's size, after the pipeline's services are stopped.
@@ -46,7 +46,27 @@ from cte_common.migrate import upgrade
 
 TYPES = ("url", "domain", "hostname", "ipv4", "md5", "sha256")
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
+# The Threat IoCs page: the last 7 days (lastSeen of some source), newest first, 10 a page, its count,
+# and the same narrowed by value, type, source or tag.
+_WEEK = {"lastSeen": {"$gte": (datetime.now(UTC) - timedelta(days=7)).isoformat()}}
+PAGE_QUERIES: dict[str, dict[str, str]] = {
+    "page: last 7 days, newest first": {"sources": {"$elemMatch": _WEEK}},
+    "page: last 7 days, a value": {"value": "verify-1.example.com", "sources": {"$elemMatch": _WEEK}},
+    "page: last 7 days, a type": {"type": "ipv4", "sources": {"$elemMatch": _WEEK}},
+    "page: last 7 days, a source": {"sources": {"$elemMatch": {**_WEEK, "source": "feed-b"}}},
+    "page: last 7 days, a tag": {"sources": {"$elemMatch": {**_WEEK, "tags": {"$in": ["phishing"]}}}},
+    "page: last 7 days, a rare source": {"sources": {"$elemMatch": {**_WEEK, "source": "feed-c"}}},
+    "page: last 7 days, a rare tag": {"sources": {"$elemMatch": {**_WEEK, "tags": {"$in": ["ransomware"]}}}},
+}
 QUERIES: dict[str, dict[str, str]] = {
+    **{
+        name: {"filters": json.dumps(f), "sort": "sources.lastSeen", "ascending": "false", "limit": "10"}
+        for name, f in PAGE_QUERIES.items()
+    },
+    "page: count of the last 7 days": {
+        "filters": json.dumps(PAGE_QUERIES["page: last 7 days, newest first"]),
+        "aggregate": "true",
+    },
     "type filter, newest first": {
         "filters": json.dumps({"type": "url"}),
         "sort": "sources.lastSeen",
@@ -70,12 +90,13 @@ QUERIES: dict[str, dict[str, str]] = {
 }
 
 
-def rows(count: int, seed: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    rng = random.Random(seed)
+def rows(count: int, seed: int, start: int = 0) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Indicator and source rows number `start` to `start + count` (the same row for the same number)."""
     now = datetime.now(UTC)
     indicators, sources = [], []
     words = ("login", "verify", "secure", "mail", "cdn", "pay")
-    for n in range(count):
+    for n in range(start, start + count):
+        rng = random.Random(seed * 1_000_003 + n)
         kind = TYPES[n % len(TYPES)]
         value = f"{words[n % len(words)]}-{n}.example.com"
         if kind == "url":
@@ -90,10 +111,12 @@ def rows(count: int, seed: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, 
         indicators.append(
             (value, kind, False, False, True, expires, "feed-a", seen, seen, 5, severity, "", "", 0, 1, [])
         )
-        tags = ["phishing"] if n % 7 == 0 else []
+        tags = (["phishing"] if n % 7 == 0 else []) + (["ransomware"] if n % 1000 == 0 else [])
         sources.append((value, "feed-a", 0, 1, seen, seen, 5, severity, "", "", tags, False))
         if n % 5 == 0:
             sources.append((value, "feed-b", 0, 1, seen, seen, 7, SEVERITIES[rng.randrange(5)], "", "", tags, False))
+        if n % 500 == 3:  # a small configuration
+            sources.append((value, "feed-c", 0, 1, seen, seen, 9, severity, "", "", [], False))
     return indicators, sources
 
 
@@ -157,7 +180,7 @@ def time_queries(api_url: str, token: str, runs: int) -> dict[str, dict[str, flo
             timings = []
             for _ in range(runs):
                 started = time.perf_counter()
-                r = client.get("/api/cte/indicators/", params={"limit": "100", **params})
+                r = client.get("/api/cte/indicators/", params={"limit": "100", **params})  # pages set their own
                 timings.append(time.perf_counter() - started)
                 r.raise_for_status()
             timings.sort()

@@ -609,7 +609,7 @@ def read_path_section(r: dict[str, Any]) -> str:
         f"`uv run python bench/read_path.py --count {count}` (also run by `bench/run.py` at its size; needs "
         "PostgreSQL on 127.0.0.1:5433, e.g. after `make up`). It bulk-loads the indicators (with 1.2 source entries "
         "each on average) into a fresh database with binary COPY, runs ANALYZE, starts the real ingest-api and times "
-        "each query through HTTP, `limit=100`, 7 runs each.",
+        "each query through HTTP, `limit=100` (the Threat IoCs page's queries, `page: ...`, 10), 7 runs each.",
         "",
         f"Machine: {_machine(r)}. Date {r.get('date')}, commit `{commit}`.",
         "",
@@ -624,11 +624,13 @@ def read_path_section(r: dict[str, Any]) -> str:
         f"Database size with the read model and its indexes: {size / 1e9:.2f} GB ({size / count:,.0f} bytes per "
         f"indicator, source entries and indexes included); bulk load {r['load_seconds']:.2f} s.",
         "",
-        "What makes these fast: every sort key has a `(column, value)` index (the value breaks ties in the same "
-        "direction, so `ORDER BY ... LIMIT` walks the index either way); `type` and `severity` compare exactly "
-        "(closed vocabularies, lower-cased at parse time) so plain indexes serve them; case-insensitive value "
-        "lookups use an index on `lower(value)`; per-source conditions are `EXISTS` probes on the `(value, source)` "
-        "primary key of `indicator_sources`.",
+        "What makes these fast: the page's sort (`sources.lastSeen`, newest first) walks the `(last_seen, value)` "
+        "index backwards (the value breaks ties in the same direction, so `ORDER BY ... LIMIT` walks it either way) "
+        "and stops once the page is full, checking per-source conditions as `EXISTS` probes on the "
+        "`(value, source)` primary key of `indicator_sources`; case-insensitive value lookups use an index on "
+        "`lower(value)`, source lookups one on `lower(source)`, rare tags the GIN index on `tags`. Other sorts "
+        "(`expiresAt`, hits, `firstSeen`) and counts over a whole type have no index of their own: each index "
+        "costs every merge, and none of them serves the page (the index table above has the measurements).",
         "",
         "Known slow case: `$regex` on `value` is a substring match, which no B-tree can serve; it scans the table "
         "(about a second at a million indicators). A trigram index would serve it but would slow every write on the "

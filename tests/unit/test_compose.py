@@ -13,6 +13,7 @@ import re
 import shlex
 import tomllib
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -484,6 +485,37 @@ def test_app_services_reach_the_compose_kafka_and_postgres() -> None:
             if parts.password != postgres_env.get("POSTGRES_PASSWORD"):
                 problems.append(f"{name}: CTE_DATABASE_URL's password default differs from POSTGRES_PASSWORD's")
     assert not problems, "\n".join(problems)
+
+
+def _postgres_settings() -> dict[str, str]:
+    """The -c name=value settings of the postgres service's command, defaults interpolated."""
+    command = _command(_services()["postgres"])
+    assert command[:1] == ["postgres"], "postgres: the command must start the server (postgres -c ...)"
+    pairs = [_interpolate(arg).partition("=") for flag, arg in pairwise(command) if flag == "-c"]
+    return {name: value for name, _, value in pairs}
+
+
+def test_postgres_is_sized_for_the_read_model_and_stays_durable() -> None:
+    settings = _postgres_settings()
+    problems = [
+        f"postgres: {name} is not set"
+        for name in ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression")
+        if name not in settings
+    ]
+    problems += [
+        f"postgres: {name}={settings[name]} gives up durability"
+        for name in ("fsync", "synchronous_commit", "full_page_writes")
+        if name in settings and settings[name].lower() in ("off", "false", "0", "local")
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_postgres_settings_are_documented_in_the_env_example() -> None:
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    variables = {m["name"] for m in _INTERPOLATION.finditer(" ".join(_command(_services()["postgres"])))}
+    missing = sorted(v for v in variables if not re.search(rf"^#? ?{v}=", example, re.MULTILINE))
+    assert variables, "postgres: no setting can be overridden from .env"
+    assert not missing, f".env.example does not document {', '.join(missing)}"
 
 
 def test_image_tags_are_pinned() -> None:
