@@ -292,6 +292,7 @@ class Flusher:
                 entries=len(p.entries),
                 bytes_=p.selection.bytes,
                 cap=p.cap,
+                next_push_in_seconds=self.settings.push_min_interval_seconds,
             )
         UNSHARED.labels(p.list_key).inc(len(tags.add.get("Unshared", [])))
         INVALID.labels(p.list_key).inc(len(tags.add.get("Invalid host", [])))

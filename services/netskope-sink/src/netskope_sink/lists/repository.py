@@ -137,6 +137,7 @@ async def record_push(
     entries: int,
     bytes_: int,
     cap: int,
+    next_push_in_seconds: float = 0.0,
 ) -> None:
     """What the tenant now holds and what was left out, set-wise, and the list flushed up to ``version``.
 
@@ -174,7 +175,7 @@ async def record_push(
     await conn.execute(
         """
         UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
-            uncertain = false,
+            uncertain = false, next_attempt_at = now() + make_interval(secs => $6),
             entries = $3, bytes = $4, cap_bytes = $5,
             left_out = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'left_out'),
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected')
@@ -185,6 +186,7 @@ async def record_push(
         entries,
         bytes_,
         cap,
+        next_push_in_seconds,
     )
 
 
