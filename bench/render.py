@@ -180,6 +180,18 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
             ratio(eps, append),
             f"{_n(cap.get('left_out'))} left out by the cap",
         )
+    one = r.get("one_entry") or {}
+    if one.get("entries"):
+        row(
+            "one_entry",
+            f"A one-entry change to the filled URL list ({one['entries']:,} entries) pushed and recorded",
+            f"add {_secs(max(one['add_seconds']))}, remove {_secs(max(one['remove_seconds']))} (the slowest of "
+            f"{len(one['add_seconds'])} each)",
+            "< 1 s",
+            max(one["add_seconds"] + one["remove_seconds"]) < 1,
+            note="from the change in list_members until list_state.flushed_version caught up, with the running "
+            f"sink (which looks for due lists every {one['flush_interval_seconds']:g} s); a removal is a replace",
+        )
     record = r.get("sink_record") or {}
     if record.get("entries"):
         row(
