@@ -180,6 +180,18 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
             ratio(eps, append),
             f"{_n(cap.get('left_out'))} left out by the cap",
         )
+    one = r.get("one_entry") or {}
+    if one.get("entries"):
+        row(
+            "one_entry",
+            f"A one-entry change to the filled URL list ({one['entries']:,} entries) pushed and recorded",
+            f"add {_secs(max(one['add_seconds']))}, remove {_secs(max(one['remove_seconds']))} (the slowest of "
+            f"{len(one['add_seconds'])} each)",
+            "< 1 s",
+            max(one["add_seconds"] + one["remove_seconds"]) < 1,
+            note="from the change in list_members until list_state.flushed_version caught up, with the running "
+            f"sink (which looks for due lists every {one['flush_interval_seconds']:g} s); a removal is a replace",
+        )
     record = r.get("sink_record") or {}
     if record.get("entries"):
         row(
@@ -367,7 +379,7 @@ def limits(r: dict[str, Any]) -> list[str]:
                 f"gathers the burst for 0.2 s) and for the push itself; a value that arrives during a push waits for "
                 f"the next one. The sink pushed this list {pushes.get('pushes', 0)} times, "
                 f"{pushes.get('mean_seconds') or 0:.2f} s each on average (selection within the cap over every member, "
-                "the diff, the tenant's calls, the deploy, the recording)."
+                "in PostgreSQL, the diff, the tenant's calls, the deploy, the recording of the changes)."
                 + (record_note if key == "loaded_list" else "")
             )
     row = rows.get("expiry")
@@ -386,13 +398,13 @@ def limits(r: dict[str, Any]) -> list[str]:
             out.append(
                 f"**A list at its cap from {int(size):,} candidates** took {cap['seconds']:.1f} s against 10 s "
                 f"({cap['seconds'] / 10:.1f}{TIMES} the target): {br.get('until_first_tenant_call') or 0:.1f} s "
-                f"until the sink's first call to the tenant (waiting for its next round, loading all {int(size):,} "
-                f"members from PostgreSQL, sorting and selecting within the cap, diffing against what the tenant "
-                f"holds), {br.get('tenant_calls_until_deployed') or 0:.1f} s of tenant calls until the deploy was "
-                "answered, and "
-                f"{br.get('recording_after_deploy') or 0:.1f} s recording the outcome after it (hashing each of "
-                f"the {cap.get('left_out', 0):,} values the cap left out to its partition and publishing their "
-                '"Unshared" tags, 1,000 values an event, writing their outcomes, and the pushed entries).'
+                f"until the sink's first call to the tenant (waiting for its next round, then in PostgreSQL the "
+                f"selection within the cap over all {int(size):,} members and the diff against what the tenant "
+                f"holds and the recorded outcomes), {br.get('tenant_calls_until_deployed') or 0:.1f} s of tenant "
+                "calls until the deploy was answered, and "
+                f"{br.get('recording_after_deploy') or 0:.1f} s recording the outcome after it (the outcomes of "
+                f"the {cap.get('left_out', 0):,} values the cap left out, hashing each to its partition and "
+                'publishing their "Unshared" tags, 1,000 values an event, and the pushed entries).'
             )
     over = [x for x in rows.values() if x["key"].startswith("rss_") and x["met"] is False]
     if over:

@@ -72,7 +72,6 @@ from ager.settings import Settings as AgerSettings
 from cte_common.crypto import new_key
 from cte_common.migrate import upgrade
 from cte_common.topics import Topics, create_topics
-from netskope_sink.lists import repository as sink_repository
 from netskope_sink.settings import Settings as SinkSettings
 
 OWNER = "bench"
@@ -504,56 +503,54 @@ class Bench:
             "timeline": [list(x) for x in timeline[:: max(1, len(timeline) // 200)]],
         }
 
-    async def sink_record_cost(self, key: str, runs: int = 6) -> dict[str, Any]:
-        """The sink's own recording of a push (netskope_sink.lists.repository.record_push) of the list as it
-        stands, what every push of a list of this size pays after the tenant answered: timed statement by
-        statement, ``runs`` times on one connection (each in a transaction that is rolled back), because
-        PostgreSQL plans a prepared statement afresh for its first five executions and may then switch
-        to a generic plan, which is what the sink's long-lived connections run."""
+    async def one_entry_change(self, key: str, runs: int = 3) -> dict[str, Any]:
+        """A one-entry change to the filled list, pushed and recorded by the running sink: a member put
+        straight into list_members at the top of the priority order (an append) and taken out again (a
+        removal, which the URL-list API takes only as a replace), the list made due in list_state, each
+        timed until list_state.flushed_version caught up."""
+        assert self.pool is not None
         async with self.pool.acquire() as conn:  # type: ignore[union-attr]
-            held = sorted(await sink_repository.pushed(conn, key))
-            outcomes = {v: (o, "") for v, o in (await sink_repository.outcomes(conn, key)).items()}
-            state = await conn.fetchrow(
-                "SELECT flushed_version, entries, bytes, cap_bytes FROM list_state WHERE list_key = $1", key
-            )
-            timings: list[float | None] = []
-            slowest: tuple[str, float] = ("", 0.0)
-            for _ in range(runs):
-                timed = _Timed(conn)
-                transaction = conn.transaction()
-                await transaction.start()
-                try:
-                    await conn.execute("SET LOCAL statement_timeout = '60s'")
+            entries = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", key)
+        timings: dict[str, list[float]] = {"add": [], "remove": []}
+        for n in range(runs):
+            value = f"one-entry-{n}.bench.example"
+            for change, sql in (
+                (
+                    "add",
+                    "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) "
+                    "VALUES ($1, $2, 'domain', 1e12, length($2) + 5)",
+                ),
+                ("remove", "DELETE FROM list_members WHERE list_key = $1 AND value = $2"),
+            ):
+                async with self.pool.acquire() as conn:  # type: ignore[union-attr]
                     t0 = time.perf_counter()
-                    await sink_repository.record_push(
-                        timed,  # type: ignore[arg-type]
-                        key,
-                        version=state["flushed_version"],
-                        # A push that takes one entry in a hundred out of the list (a replace).
-                        selected=held[: len(held) - len(held) // 100],
-                        held=set(held),
-                        outcomes=outcomes,
-                        entries=state["entries"],
-                        bytes_=state["bytes"],
-                        cap=state["cap_bytes"],
-                    )
-                    timings.append(round(time.perf_counter() - t0, 3))
-                except asyncpg.QueryCanceledError:
-                    timed.statements.append((timed.running, 60.0))
-                    timings.append(None)
-                finally:
-                    await transaction.rollback()
-                slowest = max(timed.statements, key=lambda x: x[1], default=("", 0.0))
-                if timings[-1] is None:
-                    break
+                    async with conn.transaction():
+                        await conn.execute(sql, key, value)
+                        version = await conn.fetchval(
+                            "UPDATE list_state SET version = version + 1 WHERE list_key = $1 RETURNING version", key
+                        )
+
+                async def done(version: int = version) -> bool:
+                    async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+                        flushed = await conn.fetchval("SELECT flushed_version FROM list_state WHERE list_key = $1", key)
+                    return bool(flushed is not None and flushed >= version)
+
+                await wait_until(
+                    done,
+                    within=120,
+                    what=f"the sink to push a one-entry change ({change}) to {key}",
+                    interval=0.01,
+                    alive=self.services.check_alive,
+                    detail=self.list_detail,
+                )
+                timings[change].append(round(time.perf_counter() - t0, 3))
         return {
             "list": key,
-            "entries": len(held),
-            "runs_seconds": timings,  # None: cancelled by the 60 s statement timeout
-            "first_seconds": timings[0] if timings else None,
-            "last_seconds": timings[-1] if timings else None,
-            "last_slowest_statement": " ".join(slowest[0].split())[:160],
-            "last_slowest_seconds": round(slowest[1], 3),
+            "entries": entries,
+            "add_seconds": timings["add"],
+            "remove_seconds": timings["remove"],
+            # The sink looks for due lists every flush interval: part of each figure is that wait.
+            "flush_interval_seconds": SinkSettings.model_fields["flush_interval_seconds"].default,
         }
 
     async def push_stats(self, before: list[tuple[str, dict[str, str], float]], list_key: str) -> dict[str, Any]:
@@ -862,34 +859,6 @@ class Bench:
         }
 
 
-class _Timed:
-    """A connection whose execute() calls are timed, for the sink's recording of a push."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.statements: list[tuple[str, float]] = []
-
-    running = ""
-
-    async def execute(self, sql: str, *args: Any) -> Any:
-        self.running = sql
-        t0 = time.perf_counter()
-        out = await self.conn.execute(sql, *args)
-        self.statements.append((sql, time.perf_counter() - t0))
-        return out
-
-    async def copy_records_to_table(self, table: str, **kwargs: Any) -> Any:
-        sql = f"COPY {table} ({', '.join(kwargs.get('columns') or [])}) FROM STDIN (binary)"
-        self.running = sql
-        t0 = time.perf_counter()
-        out = await self.conn.copy_records_to_table(table, **kwargs)
-        self.statements.append((sql, time.perf_counter() - t0))
-        return out
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
-
-
 async def _ge(value: Any, bound: int) -> bool:
     return bool(await value >= bound)
 
@@ -937,7 +906,7 @@ async def measure(bench: Bench) -> dict[str, Any]:
 
     result["pipeline"] = await bench.pipeline()
     result["storage"] = await bench.storage()
-    result["sink_record"] = await bench.sink_record_cost(bench.list_keys["urls"])
+    result["one_entry"] = await bench.one_entry_change(bench.list_keys["urls"])
     result["rss_mb"] = {"after_pipeline": await bench.rss()}
 
     async def phase(name: str, coro: Any) -> Any:

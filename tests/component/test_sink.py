@@ -4,13 +4,15 @@ the cap leaves out or the tenant refuses is tagged in the read model."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from cte_common.db import Pool
-from cte_common.sharing import MIB, cost_bytes
+from cte_common.sharing import MIB, Candidate, cost_bytes, select_within_cap
+from netskope_sink.lists import repository
 from tests.support.component import System
 
 MD5 = "0cc175b9c0f1b6a831c399e269772661"
@@ -138,3 +140,47 @@ async def test_what_the_cap_leaves_out_is_tagged_unshared_until_it_fits(system: 
     await system.push_lists()
     assert (await tenant_lists(system))["capped-urls"] == set(values[1:])
     assert await tags(system, values[2]) == []
+
+
+async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) -> None:
+    """prepare_push's selection (a running byte count in SQL) keeps exactly what select_within_cap keeps:
+    ties broken by the value in code point order, refused values never candidates, the entry limit,
+    URL entries without their scheme and no IPv6."""
+    key = "sel-tenant/url/selection"
+    rng = random.Random(7)
+    values = [
+        f"{rng.choice(['', 'http://', 'https://'])}{rng.choice(['a', 'B', 'é', 'z'])}{n}.example" for n in range(400)
+    ]
+    members = [(v, float(rng.choice([1, 2, 3])), cost_bytes(v)) for v in values]
+    members.append(("2001:db8::7", 3.0, cost_bytes("2001:db8::7")))
+    refused = {values[3], values[10]}
+    async with db.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) VALUES ($1, $2, $3, $4, $5)",
+            [(key, v, "ipv6" if ":" in v and "//" not in v else "url", p, c) for v, p, c in members],
+        )
+        await conn.executemany(
+            "INSERT INTO list_outcomes (list_key, value, outcome, reason) VALUES ($1, $2, 'rejected', 'x')",
+            [(key, v) for v in refused],
+        )
+        usable = [Candidate(v, p, c) for v, p, c in members if v not in refused]
+        for cap, limit in ((1 + sum(c for _, _, c in members) // 3, 300_000), (10**9, 50)):
+            prepared = await repository.prepare_push(
+                conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=True, unfit_reason="unfit"
+            )
+            kept, left = select_within_cap(usable, cap, limit)
+            assert prepared.kept == len(kept)
+            assert prepared.bytes == 1 + sum(c.cost for c in kept)
+            appended = await conn.fetch(
+                "SELECT value, entry FROM push_changes WHERE list_key = $1 AND change = 'append'", key
+            )
+            want = {c.value: c.value.partition("://")[2] or c.value for c in kept if c.value != "2001:db8::7"}
+            assert {r["value"]: r["entry"] for r in appended} == want
+            out = await conn.fetch(
+                "SELECT value, reason FROM push_changes WHERE list_key = $1 AND change = 'left_out'", key
+            )
+            unfit = {"2001:db8::7": "unfit"} if any(c.value == "2001:db8::7" for c in kept) else {}
+            assert {r["value"]: r["reason"] for r in out} == {**{c.value: "" for c in left}, **unfit}
+        await repository.forget_push(conn, key)
+        await conn.execute("DELETE FROM list_members WHERE list_key = $1", key)
+        await conn.execute("DELETE FROM list_outcomes WHERE list_key = $1", key)

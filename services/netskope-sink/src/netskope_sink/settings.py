@@ -12,6 +12,9 @@ class Settings(CommonSettings):
     batch_timeout_ms: int = 100
     # How often due lists are looked for; a list is pushed at most this long after its intents.
     flush_interval_seconds: float = Field(default=1.0, gt=0)
+    # After a successful push a list waits at least this long before its next one: intents that arrive
+    # meanwhile are gathered into one push (0: pushed as soon as intents arrive).
+    push_min_interval_seconds: float = Field(default=0.0, ge=0)
     # Per tenant: REST v1 allows 24 requests per 5 seconds; v2 budgets are set per tenant by Netskope.
     v1_requests: int = Field(default=24, ge=1)
     v1_period_seconds: float = Field(default=5.0, gt=0)

@@ -1,14 +1,13 @@
-"""What to push to a list, decided without I/O: the selection within the cap, the calls that take the
-tenant from what it holds to what it should hold, and the tag changes that report what was left out."""
+"""What to push to a list, decided without I/O: the call that takes the tenant from what it holds to
+what it should hold, and how its answers read. The selection within the cap and the diff are set-wise,
+in PostgreSQL (repository.prepare_push)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from cte_common.events import ShareIntent
-from cte_common.sharing import Candidate, select_within_cap
 
 UNSHARED = "Unshared"
 INVALID_HOST = "Invalid host"
@@ -23,37 +22,25 @@ def latest_intents(intents: list[ShareIntent]) -> list[ShareIntent]:
     return list(last.values())
 
 
-@dataclass(frozen=True)
-class Selection:
-    selected: list[str]
-    left_out: list[str]
-    bytes: int
+# Why an IPv6 member of a URL list is left out (URL lists cannot hold them; the reference also reports
+# them as unshared).
+UNFIT_IPV6 = "URL lists cannot hold IPv6 addresses"
+
+PushMode = Literal["none", "create", "append", "replace"]
 
 
-def select(candidates: Iterable[Candidate], rejected: set[str], cap_bytes: int) -> Selection:
-    """The list's content: the top of the priority order within the cap, never a value the tenant refused."""
-    usable = [c for c in candidates if c.value not in rejected]
-    kept, left = select_within_cap(usable, cap_bytes)
-    return Selection([c.value for c in kept], [c.value for c in left], 1 + sum(c.cost for c in kept))
-
-
-@dataclass(frozen=True)
-class UrlPlan:
-    """One call for a URL list: append only what is new, or replace when anything must go."""
-
-    mode: Literal["none", "append", "replace"]
-    urls: list[str] = field(default_factory=list)
-
-
-def plan_url_push(selected: list[str], pushed: set[str], default_url: str) -> UrlPlan:
-    wanted = set(selected)
-    if wanted == pushed and pushed:
-        return UrlPlan("none")
-    if not pushed or pushed - wanted:
-        # An empty list holds the default placeholder, which must go too.
-        # The v2 API has no removal call: a replace with the whole content is the only way out.
-        return UrlPlan("replace", selected or [default_url])
-    return UrlPlan("append", [v for v in selected if v not in pushed])
+def plan_push(*, exists: bool, appends: int, removes: int, holds_any: bool) -> PushMode:
+    """The one call that takes the tenant's list where it should be. The URL-list API can append but
+    not remove: anything that must go, or a list whose content is not known to be ours alone (the
+    default placeholder, a record not trusted), is replaced whole; a file hash list (v1) is always
+    replaced, and is never called for nothing."""
+    if not exists:
+        return "create"
+    if holds_any and not appends and not removes:
+        return "none"
+    if removes or not holds_any:
+        return "replace"
+    return "append"
 
 
 def rejected_entries(body: Any) -> list[tuple[str, str]]:
@@ -71,56 +58,3 @@ def v1_errors(body: Any) -> list[str]:
     if isinstance(body, Mapping) and body.get("status") == "error":
         return [str(e) for e in body.get("errors") or [body.get("errorCode", "error")]]
     return []
-
-
-@dataclass(frozen=True)
-class TagChanges:
-    add: dict[str, list[str]]  # tag -> values
-    remove: dict[str, list[str]]
-
-
-def outcome_tags(before: Mapping[str, str], after: Mapping[str, str], now_shared: Iterable[str]) -> TagChanges:
-    """Tag changes for what changed outcome: left out -> Unshared, refused -> Invalid host; shared again
-    -> both removed. Only changes produce events, so a steady list costs nothing."""
-    tag_of = {"left_out": UNSHARED, "rejected": INVALID_HOST}
-    add: dict[str, list[str]] = {}
-    remove: dict[str, list[str]] = {}
-    for value, outcome in after.items():
-        if before.get(value) != outcome:
-            add.setdefault(tag_of[outcome], []).append(value)
-    for value in now_shared:
-        if value in before:
-            remove.setdefault(tag_of[before[value]], []).append(value)
-    return TagChanges(add, remove)
-
-
-_SCHEMES = ("http://", "https://", "ftp://")
-
-
-def url_list_entry(value: str, kind: str) -> str | None:
-    """The canonical value as a Netskope URL-list entry (host, host/path, host:port, IPv4), or None
-    when URL lists cannot hold it (IPv6, which the reference also reports as unshared)."""
-    if kind == "ipv6":
-        return None
-    if kind == "url" and value.startswith(_SCHEMES):
-        return value.partition("://")[2]
-    return value
-
-
-def to_entries(values: list[str], kinds: Mapping[str, str]) -> tuple[dict[str, list[str]], list[str]]:
-    """Entries for values, in order, each once (http:// and https:// of one URL are one entry), with
-    the values that produced each; and the values no entry can express."""
-    entries: dict[str, list[str]] = {}
-    unfit: list[str] = []
-    kind_of = kinds.get
-    for v in values:
-        entry = url_list_entry(v, kind_of(v, "url"))
-        if entry is None:
-            unfit.append(v)
-            continue
-        same = entries.get(entry)
-        if same is None:
-            entries[entry] = [v]
-        else:
-            same.append(v)
-    return entries, unfit

@@ -6,20 +6,22 @@ membership writes in one transaction; Kafka offsets committed after it). Replays
 batch makes its lists due (``list_state.version``).
 
 The flusher pushes due lists: the top of the priority order within the cap, diffed against what the
-tenant holds, as few calls as possible, one deploy per tenant per round. A session advisory lock per
+tenant holds, both set-wise in PostgreSQL (only the changes are written, nothing is loaded), as few
+calls as possible, one deploy per tenant per round. A session advisory lock per
 list lets any number of sink processes share the work with one pusher per list. A push that fails
 leaves the list due, with a growing backoff: work is never dropped. What the cap left out is tagged
 "Unshared" and what the tenant refused "Invalid host", through indicator events (the read model has
-one writer); only changes of those outcomes produce events.
+one writer); an outcome is written, and an event published, only when it changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -30,20 +32,19 @@ from cte_common.db import Connection, Pool
 from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEditMany, encode
 from cte_common.kafka import Outgoing, group_by_partition, publish_all
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
-from cte_common.sharing import FileTarget, UrlTarget, parse_target, split_list_key
+from cte_common.sharing import MAX_PUSH_ENTRIES, FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
 from netskope_sink.lists import repository
 from netskope_sink.lists.domain import (
     DUPLICATE_REQUEST,
-    Selection,
+    INVALID_HOST,
+    UNFIT_IPV6,
     latest_intents,
-    outcome_tags,
-    plan_url_push,
+    plan_push,
     rejected_entries,
-    select,
-    to_entries,
     v1_errors,
 )
+from netskope_sink.lists.domain import UNSHARED as UNSHARED_TAG
 from netskope_sink.metrics import (
     DEPLOYS,
     INTENTS,
@@ -97,18 +98,16 @@ class ShareIntentsHandler:
 
 @dataclass
 class Pushed:
-    """A list pushed (but, for a URL list, not yet deployed): what to record once the round succeeds."""
+    """A list pushed (but, for a URL list, not yet deployed): what to record once the round succeeds.
+    Its changes wait in PostgreSQL (repository.prepare_push), on the flusher's connection."""
 
     list_key: str
     version: int
-    selection: Selection
-    shared: list[str]  # the values now in the list
-    entries: list[str]  # what the tenant holds: the values as list entries
-    outcomes: dict[str, tuple[str, str]]
-    before: dict[str, str]
+    prepared: repository.PreparedPush
+    uncertain: bool  # the record before the push was not trusted: it is rewritten
+    refused: dict[str, str]  # entry -> the tenant's reason
     cap: int
     started: float
-    held: set[str] | None  # the record before the push; None when it was not trusted
 
 
 class Flusher:
@@ -156,14 +155,15 @@ class Flusher:
         return len(due)
 
     async def _flush_tenant(self, tenant: str, keys: list[str]) -> None:
-        async with self.pool.acquire() as lock_conn:
-            locked = [k for k in keys if await repository.try_lock_list(lock_conn, k)]
+        # One connection for the round: it holds the lists' locks and their prepared pushes.
+        async with self.pool.acquire() as conn:
+            locked = [k for k in keys if await repository.try_lock_list(conn, k)]
             try:
                 pushed: list[Pushed] = []
                 needs_deploy: TenantClient | None = None
                 for key in locked:
                     try:
-                        result, client = await self._push(lock_conn, tenant, key)
+                        result, client = await self._push(conn, tenant, key)
                     except Exception as exc:
                         await self._failed(key, exc)
                         continue
@@ -171,7 +171,7 @@ class Flusher:
                         pushed.append(result)
                         needs_deploy = client
                     else:
-                        await self._record(result)
+                        await self._record(conn, result)
                 if needs_deploy is not None and pushed:
                     try:
                         await needs_deploy.deploy()
@@ -182,10 +182,11 @@ class Flusher:
                             await self._failed(p.list_key, exc)
                         return
                     for p in pushed:
-                        await self._record(p)
+                        await self._record(conn, p)
             finally:
                 for key in locked:
-                    await repository.unlock_list(lock_conn, key)
+                    await repository.forget_push(conn, key)
+                    await repository.unlock_list(conn, key)
 
     async def _push(self, conn: Connection, tenant: str, key: str) -> tuple[Pushed, TenantClient]:
         started = time.perf_counter()
@@ -196,107 +197,125 @@ class Flusher:
             raise TenantError(None, f"no tenant named '{tenant}'")
         params = dest["parameters"] or ({"list": name} if action == "url" else {"file_list": name})
         target = parse_target(action, params)
-        before = await repository.outcomes(conn, key)
-        refused = {v: "refused by the tenant" for v, o in before.items() if o == "rejected"}
-        members, kinds = await repository.candidates(conn, key)
-        selection = select(members, set(refused), target.cap_bytes)
         client = self.tenants.get(TenantConnection.from_row(dest))
         # A changing call whose answer was lost (a crash, a timeout) may have been applied or not: until
         # a push is recorded, what the tenant holds is unknown, and the next push rewrites it whole.
         uncertain = await repository.mark_uncertain(conn, key)
-        held = set() if uncertain else await repository.pushed(conn, key)
-        outcomes = dict.fromkeys(selection.left_out, ("left_out", ""))
-        if isinstance(target, UrlTarget):
-            entries, unfit = to_entries(selection.selected, kinds)
-            outcomes.update(dict.fromkeys(unfit, ("left_out", "URL lists cannot hold IPv6 addresses")))
-            refused_entries: dict[str, str] = {}
-            pushed_entries = await self._push_url(client, name, target, list(entries), held, refused_entries)
-            for entry, why in refused_entries.items():
-                refused.update(dict.fromkeys(entries.get(entry, []), why))
-            shared = [v for e in pushed_entries for v in entries[e]]
-        else:
-            pushed_entries = shared = await self._push_file(client, name, target, selection.selected, held)
-        if refused:
-            live = set(selection.selected) | set(selection.left_out)
-            outcomes.update({v: ("rejected", why) for v, why in refused.items() if v in live})
-        LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
-        return Pushed(
+        is_url = isinstance(target, UrlTarget)
+        prepared = await repository.prepare_push(
+            conn,
             key,
-            version,
-            selection,
-            shared,
-            pushed_entries,
-            outcomes,
-            before,
-            target.cap_bytes,
-            started,
-            None if uncertain else held,
-        ), client
+            cap_bytes=target.cap_bytes,
+            max_entries=MAX_PUSH_ENTRIES,
+            url_list=is_url,
+            uncertain=uncertain,
+            unfit_reason=UNFIT_IPV6,
+        )
+        refused: dict[str, str] = {}
+        if isinstance(target, UrlTarget):
+            await self._push_url(conn, client, key, name, target, prepared, uncertain, refused)
+        else:
+            await self._push_file(conn, client, key, name, target, prepared, uncertain)
+        LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
+        return Pushed(key, version, prepared, uncertain, refused, target.cap_bytes, started), client
 
     async def _push_url(
         self,
+        conn: Connection,
         client: TenantClient,
+        key: str,
         name: str,
         target: UrlTarget,
-        selected: list[str],
-        held: set[str],
+        prepared: repository.PreparedPush,
+        uncertain: bool,
         refused: dict[str, str],
-    ) -> list[str]:
+    ) -> None:
         lists = await client.url_lists()
+        mode = plan_push(
+            exists=name in lists, appends=prepared.appends, removes=prepared.removes, holds_any=prepared.holds_any
+        )
+        if mode == "none":
+            return
         for attempt in range(2):
-            plan = plan_url_push(selected, held, target.default_url)
-            if name not in lists:
-                response = await client.create_url_list(name, selected or [target.default_url], target.url_list_type)
-            elif plan.mode == "none":
-                return selected
+            whole = mode != "append"
+            items = await self._entries(conn, key, whole=whole, uncertain=uncertain, exclude=refused, json_items=True)
+            if not items:
+                if not whole:
+                    return  # every new entry was refused
+                items = json.dumps(target.default_url)  # an empty list holds the default placeholder
+            urls = b"[" + items.encode() + b"]"
+            if mode == "create":
+                response = await client.create_url_list(name, urls, target.url_list_type)
             else:
-                response = await client.change_url_list(lists[name], plan.mode, plan.urls, target.url_list_type)
+                response = await client.change_url_list(lists[name], mode, urls, target.url_list_type)
             if response.status_code in (200, 201):
-                return selected
+                return
             bad = rejected_entries(response.json()) if response.status_code == 400 else []
             if not bad or attempt == 1:
                 raise TenantError(response.status_code, response.text[:500])
             # The tenant refuses the whole call for any bad entry: drop those and try once more.
             refused.update(dict(bad))
-            selected = [v for v in selected if v not in refused]
-        raise AssertionError("unreachable")
 
     async def _push_file(
-        self, client: TenantClient, name: str, target: FileTarget, selected: list[str], held: set[str]
-    ) -> list[str]:
-        if held and set(selected) == held:
-            return selected  # nothing changed: the v1 API would answer "Duplicate request" anyway
-        body = await client.update_file_hash_list(name, selected or [target.default_file_hash])
+        self,
+        conn: Connection,
+        client: TenantClient,
+        key: str,
+        name: str,
+        target: FileTarget,
+        prepared: repository.PreparedPush,
+        uncertain: bool,
+    ) -> None:
+        mode = plan_push(exists=True, appends=prepared.appends, removes=prepared.removes, holds_any=prepared.holds_any)
+        if mode == "none":
+            return  # nothing changed: the v1 API would answer "Duplicate request" anyway
+        hashes = await self._entries(conn, key, whole=True, uncertain=uncertain, exclude={}, json_items=False)
+        body = await client.update_file_hash_list(name, json.dumps(hashes or target.default_file_hash).encode())
         errors = v1_errors(body)
         if errors and DUPLICATE_REQUEST not in errors:
             raise TenantError(200, "; ".join(errors))
-        return selected
 
-    async def _record(self, p: Pushed) -> None:
-        after = {v: o for v, (o, _) in p.outcomes.items()}
-        tags = outcome_tags(p.before, after, p.shared)
-        events = [
-            *await self._tag_edits(tags.add, add=True),
-            *await self._tag_edits(tags.remove, add=False),
-        ]
-        async with self.pool.acquire() as conn, conn.transaction():
-            if events:
-                await publish_all(self.broker, self.topics.indicator_events, events)
+    @staticmethod
+    async def _entries(
+        conn: Connection, key: str, *, whole: bool, uncertain: bool, exclude: Mapping[str, str], json_items: bool
+    ) -> str:
+        """The entries of a call, read from a cursor and encoded chunk by chunk, comma-separated: a JSON
+        array's items (``json_items``, URL lists) or plain (file hash lists). The text is bounded by the
+        tenant's cap; no entry is kept as an object."""
+        parts: list[str] = []
+        async for chunk in repository.stream_entries(conn, key, whole=whole, uncertain=uncertain):
+            if exclude:
+                chunk = [e for e in chunk if e not in exclude]
+            if chunk:
+                parts.append(json.dumps(chunk)[1:-1] if json_items else ",".join(chunk))
+        return ",".join(parts)
+
+    async def _record(self, conn: Connection, p: Pushed) -> None:
+        """Record the push and publish its tag changes in one transaction: the events go first, so a
+        crash between them republishes (tag edits are idempotent) and never loses one."""
+        added: dict[str, int] = {}
+        async with conn.transaction():
             await repository.record_push(
                 conn,
                 p.list_key,
                 version=p.version,
-                selected=p.entries,
-                held=p.held,
-                outcomes=p.outcomes,
-                entries=len(p.entries),
-                bytes_=p.selection.bytes,
+                uncertain=p.uncertain,
+                refused=p.refused,
+                tags=(UNSHARED_TAG, INVALID_HOST),
+                entries=p.prepared.entries,
+                bytes_=p.prepared.bytes,
                 cap=p.cap,
+                next_push_in_seconds=self.settings.push_min_interval_seconds,
             )
-        UNSHARED.labels(p.list_key).inc(len(tags.add.get("Unshared", [])))
-        INVALID.labels(p.list_key).inc(len(tags.add.get("Invalid host", [])))
-        LIST_ENTRIES.labels(p.list_key).set(len(p.entries))
-        LIST_BYTES.labels(p.list_key).set(p.selection.bytes)
+            async for tag, add, values in repository.stream_tags(conn, p.list_key):
+                events = await self._tag_edits({tag: values}, add=add)
+                await publish_all(self.broker, self.topics.indicator_events, events)
+                if add:
+                    added[tag] = added.get(tag, 0) + len(values)
+        UNSHARED.labels(p.list_key).inc(added.get(UNSHARED_TAG, 0))
+        INVALID.labels(p.list_key).inc(added.get(INVALID_HOST, 0))
+        LIST_ENTRIES.labels(p.list_key).set(p.prepared.entries - len(p.refused))
+        LIST_BYTES.labels(p.list_key).set(p.prepared.bytes)
         PUSHES.labels(p.list_key, "ok").inc()
         PUSH_SECONDS.labels(p.list_key).observe(time.perf_counter() - p.started)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -206,14 +207,17 @@ class TenantClient:
         _expect(r, 200)
         return {item["name"]: int(item["id"]) for item in r.json()}
 
-    async def create_url_list(self, name: str, urls: list[str], kind: str) -> httpx.Response:
-        return await self.request(
-            "v2", "POST", "/api/v2/policy/urllist", json={"name": name, "data": {"urls": urls, "type": kind}}
-        )
+    # ``urls``: the entries as an encoded JSON array, built by the caller from a cursor (a list at its
+    # cap is megabytes; no entry object is kept).
 
-    async def change_url_list(self, list_id: int, mode: str, urls: list[str], kind: str) -> httpx.Response:
+    async def create_url_list(self, name: str, urls: bytes, kind: str) -> httpx.Response:
+        body = b'{"name": %s, "data": {"urls": %s, "type": %s}}' % (_json(name), urls, _json(kind))
+        return await self.request("v2", "POST", "/api/v2/policy/urllist", content=body, headers=_JSON)
+
+    async def change_url_list(self, list_id: int, mode: str, urls: bytes, kind: str) -> httpx.Response:
+        body = b'{"data": {"urls": %s, "type": %s}}' % (urls, _json(kind))
         return await self.request(
-            "v2", "PATCH", f"/api/v2/policy/urllist/{list_id}/{mode}", json={"data": {"urls": urls, "type": kind}}
+            "v2", "PATCH", f"/api/v2/policy/urllist/{list_id}/{mode}", content=body, headers=_JSON
         )
 
     async def deploy(self) -> None:
@@ -221,15 +225,12 @@ class TenantClient:
 
     # File hash lists, REST v1
 
-    async def update_file_hash_list(self, name: str, hashes: list[str]) -> Any:
+    async def update_file_hash_list(self, name: str, hashes: bytes) -> Any:
+        """``hashes``: the comma-separated hashes as an encoded JSON string."""
         if not self.v1_token:
             raise TenantError(None, "V1 API token is missing")
-        r = await self.request(
-            "v1",
-            "POST",
-            "/api/v1/updateFileHashList",
-            json={"name": name, "list": ",".join(hashes), "token": self.v1_token},
-        )
+        body = b'{"name": %s, "list": %s, "token": %s}' % (_json(name), hashes, _json(self.v1_token))
+        r = await self.request("v1", "POST", "/api/v1/updateFileHashList", content=body, headers=_JSON)
         _expect(r, 200)
         return r.json()
 
@@ -288,6 +289,13 @@ class TenantClients:
             with contextlib.suppress(Exception):
                 await client.close()
         self.clients.clear()
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _json(value: str) -> bytes:
+    return json.dumps(value).encode()
 
 
 def _expect(response: httpx.Response, status: int) -> None:
