@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import httpx
 from faststream.kafka import KafkaBroker
 
-from cte_common.consumer import Record, apply_exactly_once, decode_batch, publish_dead_letters
+from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
 from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEditMany, encode
 from cte_common.kafka import Outgoing, group_by_partition, publish_all
@@ -78,10 +78,7 @@ class ShareIntentsHandler:
         started = time.perf_counter()
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
-            decoded, rejected = decode_batch(fresh, SHARE_INTENT_ADAPTER)
-            if rejected:
-                await publish_dead_letters(self.broker, self.topics.dead_letter, CONSUMER, rejected)
-                CONSUMER_RECORDS.labels(CONSUMER, "dead_letter").inc(len(rejected))
+            decoded = await decode_or_park(self.broker, self.topics.dead_letter, CONSUMER, fresh, SHARE_INTENT_ADAPTER)
             intents = latest_intents([d.event for d in decoded])
             await repository.apply_intents(conn, intents)
             for i in intents:
