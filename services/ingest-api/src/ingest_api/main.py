@@ -282,6 +282,12 @@ _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _DEFAULT_MAX_WORKERS = 4
 
 
+# How long uvicorn's supervisor waits for a process's answer before it replaces it. A new process
+# answers only once it has imported the app (the supervisor's default, 5 s, is less than that takes on a
+# busy machine: it then kills every process it starts, forever).
+_WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def default_workers() -> int:
     """One process per core this process may run on, at most 4."""
     return max(1, min(len(os.sched_getaffinity(0)), _DEFAULT_MAX_WORKERS))
@@ -319,7 +325,13 @@ def run() -> None:
     os.environ[_MULTIPROC_ENV] = metrics_dir
     log.info("serving with %d processes", workers)
     try:
-        uvicorn.run("ingest_api.main:worker_app", factory=True, workers=workers, **served)
+        uvicorn.run(
+            "ingest_api.main:worker_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=_WORKER_HEALTHCHECK_SECONDS,
+            **served,
+        )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
