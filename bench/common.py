@@ -202,16 +202,38 @@ def status_kb(pid: int, field: str) -> int | None:
 
 
 def peak_rss_mb(pid: int) -> float | None:
-    kb = status_kb(pid, "VmHWM")
-    return round(kb / 1024, 1) if kb is not None else None
+    """The peak RSS of the process, or of the largest of its processes (the ingest-api's workers): the
+    limit is per process."""
+    peaks = [kb for kb in (status_kb(p, "VmHWM") for p in process_tree(pid)) if kb is not None]
+    return round(max(peaks) / 1024, 1) if peaks else None
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (a service that runs several processes, like the ingest-api's
+    uvicorn workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _read(f"/proc/{entry}/stat")
+            if stat:
+                # The command (field 2) may hold spaces; the parent pid is the second field after it.
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
 
 
 def stack_pid(component: str) -> int | None:
-    """The pid of a stack component (kafka, postgres), from deploy/stack.sh's run files."""
+    """The pid of a stack component (kafka, postgres), from deploy/stack.sh's run files (under
+    CTE_STACK_DIR when set, as deploy/stack.sh reads it)."""
+    stack = Path(os.environ.get("CTE_STACK_DIR") or ROOT / ".stack")
     if component == "postgres":
-        text = _read(str(ROOT / ".stack" / "pg" / "data" / "postmaster.pid"))
+        text = _read(str(stack / "pg" / "data" / "postmaster.pid"))
     else:
-        text = _read(str(ROOT / ".stack" / "run" / f"{component}.pid"))
+        text = _read(str(stack / "run" / f"{component}.pid"))
     first = text.split("\n", 1)[0].strip()
     return int(first) if first.isdigit() else None
 

@@ -58,6 +58,7 @@ from bench.common import (
     metric,
     now_iso,
     peak_rss_mb,
+    process_tree,
     rate,
     scrape,
     stack,
@@ -292,7 +293,7 @@ class Bench:
     def cpu_meter(self) -> CpuMeter:
         kafka = stack_pid("kafka")
         groups: dict[str, Callable[[], list[int]]] = {
-            name: (lambda name=name: [self.services.pid(name)]) for name in SERVICES
+            name: (lambda name=name: process_tree(self.services.pid(name))) for name in SERVICES
         }
         groups["kafka"] = lambda: [kafka] if kafka else []
         groups["postgresql"] = lambda: self.pg_pids

@@ -22,6 +22,8 @@ Kafka
 - ``kafka``: the broker every service builds, the producer libs/common owns on it, keyed publishing
   that waits for acks, and the partitioner.
 - ``consumer``: batch consumers with exactly-once effects (records, decoding, dead letters).
+- ``envelope``: many indicator events in one record (a versioned envelope): publishing them grouped by
+  partition, and decoding records of either form into events.
 - ``dlq``: the ``cte-dlq`` command: list and replay the dead-letter topic.
 - ``topic_range``: reading a topic from recorded offsets to its end (recovering what a publish left).
 

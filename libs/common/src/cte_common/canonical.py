@@ -15,7 +15,7 @@ import idna
 
 from cte_common.indicators import IndicatorType
 
-__all__ = ["InvalidIndicator", "canonicalize", "refang"]
+__all__ = ["InvalidIndicator", "canonicalize", "canonicalize_fast", "is_canonical", "refang"]
 
 
 class InvalidIndicator(ValueError):
@@ -296,3 +296,70 @@ def canonicalize(kind: IndicatorType, value: str) -> str:
             return _url(refang(value))
         case _:
             assert_never(kind)
+
+
+# --- the fast path -----------------------------------------------------------------------------------
+
+# Shapes whose canonical text is the text itself: most of what feeds send. Each pattern accepts only text
+# that every step of ``canonicalize`` leaves alone (no case to fold, no defang form, no IDNA label, no
+# default port, no trailing dot or lone "/"); anything else takes the full path.
+_FAST_HEX32_RE = re.compile(r"[0-9a-f]{32}")
+_FAST_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_FAST_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+# Lowercase LDH-and-underscore labels of 1 to 63 characters, not starting or ending with a hyphen, not an
+# A-label ("xn--", which idna checks), the last one not all digits.
+_LABEL = r"(?!xn--)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_FAST_NAME_RE = re.compile(rf"(?:{_LABEL}\.)*(?![0-9]+$){_LABEL}")
+_FAST_URL_RE = re.compile(
+    r"(?:(?P<scheme>https?|ftp)://)?(?P<host>[a-z0-9_.-]+)(?::(?P<port>[1-9][0-9]{0,4}))?"
+    r"(?P<path>/[^?#\x00-\x20\x7f]*)?(?:\?(?P<query>[^#\x00-\x20\x7f]+))?"
+)
+
+
+def _fast_name(value: str) -> bool:
+    return len(value) <= _MAX_NAME and _FAST_NAME_RE.fullmatch(value) is not None
+
+
+def _fast_url(value: str) -> bool:
+    m = _FAST_URL_RE.fullmatch(value)
+    if m is None or len(value) > _MAX_URL or not value.isascii() or _DEFANG_RE.search(value):
+        return False
+    scheme, host, port, path, query = m.group("scheme", "host", "port", "path", "query")
+    if not scheme and (_ACCEPTED_SCHEME_RE.match(value) or _OPAQUE_SCHEME_RE.match(value)):
+        return False  # "http:8080/x" and the like: the full path refuses or reads them otherwise
+    if port is not None and (int(port) > 65535 or int(port) == _DEFAULT_PORTS.get(scheme or "")):
+        return False
+    if path == "/" and query is None:
+        return False
+    if _FAST_IPV4_RE.fullmatch(host):
+        return True
+    return _fast_name(host) and not host.replace(".", "").isdigit()
+
+
+def is_canonical(kind: IndicatorType, value: str) -> bool:
+    """Whether ``canonicalize(kind, value)`` is ``value`` itself, decided cheaply; False means "not sure".
+
+    Never True for a value that ``canonicalize`` changes or refuses (the property tests check it), so a
+    caller may skip the full path whenever it says so.
+    """
+    match kind:
+        case IndicatorType.MD5:
+            return _FAST_HEX32_RE.fullmatch(value) is not None
+        case IndicatorType.SHA256:
+            return _FAST_HEX64_RE.fullmatch(value) is not None
+        case IndicatorType.IPV4:
+            return _FAST_IPV4_RE.fullmatch(value) is not None
+        case IndicatorType.DOMAIN:
+            return _fast_name(value.removeprefix("*."))
+        case IndicatorType.HOSTNAME | IndicatorType.FQDN:
+            return _fast_name(value)
+        case IndicatorType.URL:
+            return _fast_url(value)
+        case _:
+            return False  # IPv6: its canonical text is the compressed form; the full path is cheap enough
+
+
+def canonicalize_fast(kind: IndicatorType, value: str) -> str:
+    """``canonicalize``, skipping its work for a value that is already canonical."""
+    return value if is_canonical(kind, value) else canonicalize(kind, value)

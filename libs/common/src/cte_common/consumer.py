@@ -38,8 +38,10 @@ __all__ = [
     "apply_exactly_once",
     "decode_batch",
     "decode_or_park",
+    "park",
     "publish_dead_letters",
     "register_batch_consumer",
+    "short_reason",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,11 +80,11 @@ def decode_batch(records: Sequence[Record], adapter: TypeAdapter[T]) -> tuple[li
         try:
             decoded.append(Decoded(r, adapter.validate_json(r.value)))
         except ValidationError as exc:
-            rejected.append(Rejected(r, _short_reason(exc)))
+            rejected.append(Rejected(r, short_reason(exc)))
     return decoded, rejected
 
 
-def _short_reason(exc: ValidationError) -> str:
+def short_reason(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "body"
@@ -118,11 +120,16 @@ async def decode_or_park(
     """The records ``adapter`` decodes; the others parked on the dead-letter topic with the reason (in
     the caller's transaction: a failed publish rolls the batch back, and it is delivered again)."""
     decoded, rejected = decode_batch(records, adapter)
+    await park(broker, dead_letter_topic, consumer, rejected)
+    return decoded
+
+
+async def park(broker: KafkaBroker, dead_letter_topic: str, consumer: str, rejected: Sequence[Rejected]) -> None:
+    """Records that do not decode, on the dead-letter topic with the reason, counted and logged."""
     if rejected:
         await publish_dead_letters(broker, dead_letter_topic, consumer, rejected)
         CONSUMER_RECORDS.labels(consumer, "dead_letter").inc(len(rejected))
         log.warning("%s parked %d undecodable records: %s", consumer, len(rejected), rejected[0].reason[:200])
-    return decoded
 
 
 async def apply_exactly_once(

@@ -1,4 +1,5 @@
-"""Event models carried on the topics. Every event is JSON, versioned by its topic name.
+"""Event models carried on the topics. Every event is JSON, versioned by its topic name; on the
+indicator topic a record holds one event or an envelope of many (:mod:`cte_common.envelope`).
 
 Indicator events are keyed by the indicator's canonical value, so one indicator's history is
 applied in order by exactly one consumer. Share intents are keyed by destination list.
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from cte_common.indicators import IndicatorType, Severity
@@ -31,8 +33,10 @@ __all__ = [
     "IndicatorTagEdit",
     "IndicatorTagEditMany",
     "ShareIntent",
+    "SightingRecord",
     "TagsStrategy",
     "encode",
+    "encode_sighting",
 ]
 
 Criterion = Literal["lastSeen", "firstSeen", "highestSeverity"]
@@ -77,6 +81,40 @@ class IndicatorSighting(Event):
     tags_strategy: TagsStrategy = "append"
     # Sightings posted through the API are explicit edits: their comments and tags always apply.
     from_api: bool = False
+
+
+class SightingRecord(msgspec.Struct, kw_only=True):
+    """An :class:`IndicatorSighting` as plain data, for the ingest-api's hot path: built without
+    validation (its producer has validated every field) and encoded to the same JSON, which consumers
+    decode as an ``IndicatorSighting``. Its fields are the model's, in the same order (a unit test
+    compares them)."""
+
+    event_id: UUID
+    occurred_at: datetime
+    kind: str = "sighting"
+    value: str
+    type: IndicatorType
+    source: str
+    reputation: int | None
+    severity: Severity
+    tags: list[str]
+    comments: str
+    extended_information: str
+    first_seen: datetime
+    last_seen: datetime
+    expires_at: datetime | None
+    internal: bool
+    test: bool
+    criterion: str
+    tags_strategy: str
+    from_api: bool
+
+
+_RECORD_ENCODER = msgspec.json.Encoder()
+
+
+def encode_sighting(record: SightingRecord) -> bytes:
+    return _RECORD_ENCODER.encode(record)
 
 
 class IndicatorExpire(Event):

@@ -25,6 +25,7 @@ __all__ = [
     "PatientKafkaBroker",
     "check_reachable",
     "group_by_partition",
+    "group_indexes_by_partition",
     "make_broker",
     "murmur2",
     "partition_of",
@@ -205,12 +206,21 @@ async def group_by_partition(
     Without a producer of the broker's own (a test double) every key is a group of its own, to be sent
     keyed.
     """
+    return [(p, [keys[i] for i in group]) for p, group in await group_indexes_by_partition(broker, topic, keys)]
+
+
+async def group_indexes_by_partition(
+    broker: KafkaBroker, topic: str, keys: Sequence[str]
+) -> list[tuple[int | None, list[int]]]:
+    """The positions of ``keys`` grouped by the partition each key hashes to (in order within a group),
+    as the producer's partitioner puts them; a group of its own per key without a producer of the
+    broker's own (a test double)."""
     producer = _producer(broker)
     if producer is None:
-        return [(None, [k]) for k in keys]
+        return [(None, [i]) for i in range(len(keys))]
     # A list of the set, in the order aiokafka's producer hands its partitioner.
     partitions = list(await producer.partitions_for(topic))
-    groups: dict[int, list[str]] = {}
-    for k in keys:
-        groups.setdefault(partition_of(k.encode(), partitions, partitions), []).append(k)
-    return [(p, ks) for p, ks in sorted(groups.items())]
+    groups: dict[int, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(partition_of(k.encode(), partitions, partitions), []).append(i)
+    return sorted(groups.items())

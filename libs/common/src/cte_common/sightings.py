@@ -17,6 +17,7 @@ __all__ = [
     "AgingCriteria",
     "AgingSpan",
     "AgingUnit",
+    "SightingPolicy",
     "SourceConfiguration",
     "make_sighting",
 ]
@@ -64,6 +65,40 @@ class SourceConfiguration(BaseModel):
         return self.aging or AgingCriteria(value=self.age_after_days, unit="days")
 
 
+class SightingPolicy:
+    """What a configuration decides for every sighting it reports, resolved once for many sightings
+    (a POST's batch): the expiry from its aging criteria, the reputation override, the event's fields
+    that come from the configuration. :func:`make_sighting` and the ingest-api's batch path both use it."""
+
+    __slots__ = ("_aging", "_spans", "internal", "name", "override", "tags_strategy")
+
+    def __init__(self, config: SourceConfiguration) -> None:
+        self.name = config.name
+        self._aging = config.aging_criteria()
+        self._spans: dict[IndicatorType, timedelta | None] = {}
+        self.override = config.reputation if 1 <= config.reputation <= 10 else None
+        self.internal = config.plugin == "netskope"
+        self.tags_strategy: TagsStrategy = config.tags_aggregate_strategy
+
+    def expires_at(
+        self, kind: IndicatorType, now: datetime, first_seen: datetime, last_seen: datetime
+    ) -> datetime | None:
+        """Without an expiry from the reporter: the aging span counted from its base; None (never) for a
+        span of 0 (the project's reading of the reference's ambiguous "0")."""
+        try:
+            span = self._spans[kind]
+        except KeyError:
+            span = self._spans[kind] = self._aging.for_type(kind)
+        if span is None:
+            return None
+        base = self._aging.base
+        return (now if base == "ingest" else first_seen if base == "firstSeen" else last_seen) + span
+
+    def reputation(self, reported: int | None) -> int:
+        """Override Reputation (1..10) replaces the reported reputation, 0 keeps it."""
+        return self.override if self.override is not None else (reported or DEFAULT_REPUTATION)
+
+
 def make_sighting(
     *,
     value: str,
@@ -83,25 +118,18 @@ def make_sighting(
     from_api: bool = False,
     event_id: UUID | None = None,
 ) -> IndicatorSighting:
-    """The sighting with the configuration's effects resolved, so replaying it needs no configuration.
-
-    Override Reputation (1..10) replaces the reported reputation, 0 keeps it. Without an expiry from the
-    reporter, the aging span counted from its base sets one; a span of 0 means never (the project's
-    reading of the reference's ambiguous "0").
-    """
+    """The sighting with the configuration's effects resolved (:class:`SightingPolicy`), so replaying it
+    needs no configuration."""
+    policy = SightingPolicy(config)
     if expires_at is None:
-        aging = config.aging_criteria()
-        span = aging.for_type(kind)
-        if span is not None:
-            base = {"ingest": now, "firstSeen": first_seen, "lastSeen": last_seen}[aging.base]
-            expires_at = base + span
+        expires_at = policy.expires_at(kind, now, first_seen, last_seen)
     return IndicatorSighting(
         event_id=event_id or uuid4(),
         occurred_at=now,
         value=value,
         type=kind,
         source=config.name,
-        reputation=config.reputation if 1 <= config.reputation <= 10 else (reputation or DEFAULT_REPUTATION),
+        reputation=policy.reputation(reputation),
         severity=severity,
         tags=tags or [],
         comments=comments,
@@ -109,9 +137,9 @@ def make_sighting(
         first_seen=first_seen,
         last_seen=last_seen,
         expires_at=expires_at,
-        internal=config.plugin == "netskope",
+        internal=policy.internal,
         test=test,
         criterion=criterion,
-        tags_strategy=config.tags_aggregate_strategy,
+        tags_strategy=policy.tags_strategy,
         from_api=from_api,
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app, multiprocess
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -218,7 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix="/api")
     app.include_router(health_router)
-    app.mount("/metrics", make_asgi_app())
+    app.mount("/metrics", make_asgi_app(_metrics_registry()))
     _document(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
 
@@ -263,18 +266,74 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _metrics_registry() -> CollectorRegistry:
+    """The registry /metrics shows: with several processes, every process's metrics summed (prometheus
+    client's multiprocess mode: each process writes its own into PROMETHEUS_MULTIPROC_DIR)."""
+    if not os.environ.get(_MULTIPROC_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# At most this many processes by default: beyond it the API's share of a small machine goes to
+# processes waiting for a core.
+_DEFAULT_MAX_WORKERS = 4
+
+
+# How long uvicorn's supervisor waits for a process's answer before it replaces it. A new process
+# answers only once it has imported the app (the supervisor's default, 5 s, is less than that takes on a
+# busy machine: it then kills every process it starts, forever).
+_WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def default_workers() -> int:
+    """One process per core this process may run on, at most 4."""
+    return max(1, min(len(os.sched_getaffinity(0)), _DEFAULT_MAX_WORKERS))
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several processes (uvicorn's factory): each reads the same environment."""
+    settings = Settings()
+    configure_logging(settings.log_level, "ingest-api")
+    return create_app(settings)
+
+
 def run() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "ingest-api")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    workers = settings.api_workers or default_workers()
+    served: dict[str, Any] = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **served)
+        return
+    # What several processes must share is given to every one through the environment, before any
+    # starts: the token signing key (a per-process key would make one process refuse another's tokens)
+    # and the directory of the metrics they write.
+    if settings.jwt_secret is None:
+        log.warning("CTE_JWT_SECRET is not set: tokens are signed with a key made for this run")
+        os.environ["CTE_JWT_SECRET"] = secrets.token_urlsafe(48)
+    metrics_dir = tempfile.mkdtemp(prefix="cte-ingest-api-metrics-")
+    os.environ[_MULTIPROC_ENV] = metrics_dir
+    log.info("serving with %d processes", workers)
+    try:
+        uvicorn.run(
+            "ingest_api.main:worker_app",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=_WORKER_HEALTHCHECK_SECONDS,
+            **served,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

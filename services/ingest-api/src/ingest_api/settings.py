@@ -8,6 +8,9 @@ from cte_common.settings import CommonSettings
 class Settings(CommonSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Processes serving the API (uvicorn workers sharing the port); None: one per core available to it,
+    # at most 4. The HTTP work of a POST is the API's CPU, so processes let it use more than one core.
+    api_workers: int | None = Field(default=None, ge=1, le=64)
     # The first API client, so a fresh stack can be used at once (see .env.example).
     bootstrap_client_id: str | None = None
     bootstrap_client_secret: SecretStr | None = None

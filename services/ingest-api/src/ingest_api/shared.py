@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, NotRequired
 
@@ -77,8 +77,12 @@ class AppState:
         broker answers (logged when they do). A client that retries then sends a second sighting of the
         same values, which counts its hits again.
         """
+        return await self.acknowledged(publish_all(self.broker, topic, messages))
+
+    async def acknowledged(self, publishing: Awaitable[list[RecordMetadata]]) -> list[RecordMetadata]:
+        """What ``publishing`` returns (every acknowledgement), or :class:`Unavailable` as ``publish``."""
         limit = self.settings.publish_timeout_seconds
-        sending = asyncio.ensure_future(publish_all(self.broker, topic, messages))
+        sending = asyncio.ensure_future(publishing)
         done, _ = await asyncio.wait({sending}, timeout=limit)
         if not done:
             self._late.add(sending)

@@ -1,10 +1,11 @@
 """The write path of indicators: events published to Kafka, and waiting for the read model to show them.
 
-Writes to indicators are events: a POST answers 2xx only after Kafka acknowledged every event
-(idempotent producer, acks=all), so what was accepted is durable. Without every acknowledgement within
-``CTE_PUBLISH_TIMEOUT_SECONDS`` it answers 503 (``AppState.publish``): not accepted, though events of it
-may still land later. The read model catches up within
-milliseconds; ``wait=true`` answers once it shows the write.
+Writes to indicators are events, published in envelopes (``cte_common.envelope``: the events of a
+request that hash to one partition share a record, in order): a POST answers 2xx only after Kafka
+acknowledged every record (idempotent producer, acks=all), so what was accepted is durable. Without
+every acknowledgement within ``CTE_PUBLISH_TIMEOUT_SECONDS`` it answers 503 (``AppState.acknowledged``):
+not accepted, though events of it may still land later. The read model catches up within milliseconds;
+``wait=true`` answers once it shows the write.
 """
 
 from __future__ import annotations
@@ -14,17 +15,24 @@ import time
 
 from fastapi import HTTPException, status
 
-from cte_common.events import AnyIndicatorEvent, encode
-from cte_common.kafka import Outgoing
+from cte_common.envelope import publish_in_envelopes
+from cte_common.events import AnyIndicatorEvent, SightingRecord, encode, encode_sighting
 from ingest_api.indicators.repository import positions_reached
 from ingest_api.shared import AppState
 
 
 async def publish_indicator_events(state: AppState, events: list[AnyIndicatorEvent]) -> list[tuple[str, int, int]]:
-    """Publish indicator events keyed by value; the (topic, partition, offset) of each, for ?wait."""
-    acks = await state.publish(
-        state.topics.indicator_events, (Outgoing(key=e.value.encode(), value=encode(e)) for e in events)
-    )
+    """Publish indicator events; the (topic, partition, offset) of each record, for ?wait."""
+    return await _publish(state, [(e.value, encode(e)) for e in events])
+
+
+async def publish_sightings(state: AppState, sightings: list[SightingRecord]) -> list[tuple[str, int, int]]:
+    """Publish a POST's sightings; the (topic, partition, offset) of each record, for ?wait."""
+    return await _publish(state, [(s.value, encode_sighting(s)) for s in sightings])
+
+
+async def _publish(state: AppState, events: list[tuple[str, bytes]]) -> list[tuple[str, int, int]]:
+    acks = await state.acknowledged(publish_in_envelopes(state.broker, state.topics.indicator_events, events))
     return [(a.topic, a.partition, a.offset) for a in acks]
 
 

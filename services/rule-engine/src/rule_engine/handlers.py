@@ -36,9 +36,9 @@ from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
+from cte_common.envelope import decode_indicator_records_or_park
 from cte_common.events import (
     CONFIG_CHANGE_ADAPTER,
-    INDICATOR_EVENT_ADAPTER,
     AnyIndicatorEvent,
     IndicatorExpire,
     IndicatorTagEditMany,
@@ -144,9 +144,7 @@ class IndicatorEventsHandler:
         started = time.perf_counter()
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
-            decoded = await decode_or_park(
-                self.broker, self.topics.dead_letter, CONSUMER, fresh, INDICATOR_EVENT_ADAPTER
-            )
+            decoded = await decode_indicator_records_or_park(self.broker, self.topics.dead_letter, CONSUMER, fresh)
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
             # A tag edit of many indicators expands into one event per value: applied in slices, in
             # order, within the one transaction (each slice sees what the slices before it wrote), and

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timezone
 from typing import Any
+from uuid import uuid4
 
+import msgspec
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from cte_common.canonical import InvalidIndicator, canonicalize
-from cte_common.events import Criterion, IndicatorSighting
+from cte_common.canonical import InvalidIndicator, canonicalize, canonicalize_fast
+from cte_common.events import Criterion, IndicatorSighting, SightingRecord
 from cte_common.indicator_schema import IndicatorOut
-from cte_common.indicators import IndicatorType
-from cte_common.sightings import make_sighting
+from cte_common.indicators import IndicatorType, Severity
+from cte_common.sightings import SightingPolicy, make_sighting
 from ingest_api.configurations.schemas import ConfigurationRow
-from ingest_api.indicators.schemas import IndicatorIn
+from ingest_api.indicators.schemas import (
+    COMMENTS_MAX,
+    EXTENDED_INFORMATION_MAX,
+    REPUTATION_MAX,
+    REPUTATION_MIN,
+    SOURCE_MAX,
+    TAG_NAME_MAX,
+    TAGS_MAX,
+    VALUE_MAX,
+    IndicatorIn,
+    LeanIndicatorIn,
+    ValidIndicator,
+    is_http_url,
+)
 
 _INDICATOR_ADAPTER: TypeAdapter[IndicatorIn] = TypeAdapter(IndicatorIn)
 
@@ -25,24 +43,239 @@ def item_error(index: int, field: str | None, reason: str) -> dict[str, Any]:
 
 
 def validate_batch(raw: list[Any], known_sources: set[str]) -> tuple[list[IndicatorIn], list[dict[str, Any]]]:
-    """Validate every item (nothing is written unless all are valid) and report every problem found."""
+    """Validate every item with :class:`IndicatorIn` (nothing is written unless all are valid) and report
+    every problem found: the reference the lean path (:func:`validate_batch_lean`) agrees with."""
     items: list[IndicatorIn] = []
     errors: list[dict[str, Any]] = []
     for index, entry in enumerate(raw):
+        item = _validate_item(index, entry, known_sources, errors)
+        if item is not None:
+            items.append(item)
+    return items, errors
+
+
+def _validate_item(index: int, entry: Any, known_sources: set[str], errors: list[dict[str, Any]]) -> IndicatorIn | None:
+    try:
+        item = _INDICATOR_ADAPTER.validate_python(entry)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or None
+            errors.append(item_error(index, field, str(err["msg"]).removeprefix("Value error, ")))
+        source = entry.get("source") if isinstance(entry, dict) else None
+        if isinstance(source, str) and source.strip() and source.strip() not in known_sources:
+            errors.append(item_error(index, "source", f"Configuration with name='{source}' does not exist."))
+        return None
+    if item.source not in known_sources:
+        errors.append(item_error(index, "source", f"Configuration with name='{item.source}' does not exist."))
+    return item
+
+
+# --- the lean path: the same answers as IndicatorIn, without a model per item ---------------------------
+
+
+class _NotSure(Exception):
+    """The lean checks cannot vouch for an item: IndicatorIn validates it (and words any error)."""
+
+
+_TYPES = {t.value: t for t in IndicatorType}
+_SEVERITIES = {s.value: s for s in Severity}
+# The RFC 3339 times that datetime.fromisoformat reads exactly as pydantic does; other spellings pydantic
+# accepts (a space, a date alone, a Unix time, more than 6 digits of a second) go to IndicatorIn.
+_TIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+_to_lean = msgspec.convert
+
+
+def _plain(text: str, low: int, high: int) -> str:
+    """``text`` if IndicatorIn would take it as it is: nothing to strip (pydantic strips fewer characters
+    than str.strip, so text str.strip leaves alone is left alone by both), within its length."""
+    if low <= len(text) <= high and text == text.strip():
+        return text
+    raise _NotSure
+
+
+def _time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    if _TIME_RE.fullmatch(text) is None:
+        raise _NotSure
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _NotSure from None
+    # The reference stores naive UTC; a naive time from a client is read as UTC (shared.utc).
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def lean_item(entry: Any) -> ValidIndicator:
+    """An item of a POST body, checked as :class:`IndicatorIn` checks it, with its value canonical; raises
+    ``_NotSure`` for an item it cannot vouch for (invalid, or spelled in a way only IndicatorIn reads)."""
+    if type(entry) is not dict:
+        raise _NotSure
+    try:
+        item = _to_lean(entry, LeanIndicatorIn, strict=True)
+    except msgspec.ValidationError:
+        raise _NotSure from None
+    kind = _TYPES.get(item.type)
+    severity = _SEVERITIES.get(item.severity)
+    if kind is None or severity is None or not REPUTATION_MIN <= item.reputation <= REPUTATION_MAX:
+        raise _NotSure
+    if len(item.tags) > TAGS_MAX:
+        raise _NotSure
+    tags = [_plain(t, 1, TAG_NAME_MAX) for t in item.tags]
+    extended = _plain(item.extendedInformation, 0, EXTENDED_INFORMATION_MAX)
+    try:
+        if extended and not is_http_url(extended):
+            raise _NotSure
+        value = canonicalize_fast(kind, _plain(item.value, 1, VALUE_MAX))
+    except ValueError:  # InvalidIndicator, or a URL urlsplit cannot read
+        raise _NotSure from None
+    first_seen, last_seen = _time(item.firstSeen), _time(item.lastSeen)
+    if first_seen and last_seen and first_seen > last_seen:
+        raise _NotSure
+    return ValidIndicator(
+        type=kind,
+        value=value,
+        source=_plain(item.source, 1, SOURCE_MAX),
+        reputation=item.reputation,
+        severity=severity,
+        tags=list(dict.fromkeys(tags)) if len(tags) > 1 else tags,
+        comments=_plain(item.comments, 0, COMMENTS_MAX),
+        extendedInformation=extended,
+        firstSeen=first_seen,
+        lastSeen=last_seen,
+        expiresAt=_time(item.expiresAt),
+        test=item.test,
+    )
+
+
+def _plain_tz(value: datetime | None) -> datetime | None:
+    """pydantic's time zone as the standard library's (the encoders know it), the same offset."""
+    if value is None or type(value.tzinfo) is timezone:
+        return value
+    offset = value.utcoffset()
+    return value.replace(tzinfo=UTC if not offset else timezone(offset))
+
+
+def _valid(item: IndicatorIn) -> ValidIndicator:
+    return ValidIndicator(
+        type=item.type,
+        value=item.value,
+        source=item.source,
+        reputation=item.reputation,
+        severity=item.severity,
+        tags=item.tags,
+        comments=item.comments,
+        extendedInformation=item.extendedInformation,
+        firstSeen=_plain_tz(item.firstSeen),
+        lastSeen=_plain_tz(item.lastSeen),
+        expiresAt=_plain_tz(item.expiresAt),
+        test=item.test,
+    )
+
+
+def validate_batch_lean(
+    raw: Sequence[Any], known_sources: set[str]
+) -> tuple[list[ValidIndicator], list[dict[str, Any]]]:
+    """:func:`validate_batch`'s items and errors, the same ones (the property tests compare them): each
+    item through :func:`lean_item`, and through IndicatorIn where it is not sure."""
+    items: list[ValidIndicator] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(raw):
         try:
-            item = _INDICATOR_ADAPTER.validate_python(entry)
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or None
-                errors.append(item_error(index, field, str(err["msg"]).removeprefix("Value error, ")))
-            source = entry.get("source") if isinstance(entry, dict) else None
-            if isinstance(source, str) and source.strip() and source.strip() not in known_sources:
-                errors.append(item_error(index, "source", f"Configuration with name='{source}' does not exist."))
+            item = lean_item(entry)
+        except _NotSure:
+            slow = _validate_item(index, entry, known_sources, errors)
+            if slow is not None:
+                items.append(_valid(slow))
             continue
         if item.source not in known_sources:
             errors.append(item_error(index, "source", f"Configuration with name='{item.source}' does not exist."))
         items.append(item)
     return items, errors
+
+
+def sighting_records(
+    items: Sequence[ValidIndicator], configs: Mapping[str, ConfigurationRow], criterion: Criterion, now: datetime
+) -> list[SightingRecord]:
+    """The sighting of each item (what :func:`build_sighting` makes), as plain records for the encoder."""
+    policies = {name: SightingPolicy(config) for name, config in configs.items()}
+    out: list[SightingRecord] = []
+    for i in items:
+        policy = policies[i.source]
+        first_seen = i.firstSeen or i.lastSeen or now
+        last_seen = i.lastSeen or max(first_seen, now)
+        out.append(
+            SightingRecord(
+                event_id=uuid4(),
+                occurred_at=now,
+                value=i.value,
+                type=i.type,
+                source=policy.name,
+                reputation=policy.reputation(i.reputation),
+                severity=i.severity,
+                tags=i.tags,
+                comments=i.comments,
+                extended_information=i.extendedInformation,
+                first_seen=first_seen,
+                last_seen=last_seen,
+                expires_at=i.expiresAt or policy.expires_at(i.type, now, first_seen, last_seen),
+                internal=policy.internal,
+                test=i.test,
+                criterion=criterion,
+                tags_strategy=policy.tags_strategy,
+                from_api=True,
+            )
+        )
+    return out
+
+
+def sightings_answer(records: Sequence[SightingRecord]) -> bytes:
+    """The 201 answer of a POST without ``wait``: :func:`sighting_out` of each sighting, as JSON (times as
+    pydantic writes them)."""
+    return orjson.dumps([_sighting_answer(ev) for ev in records], option=orjson.OPT_UTC_Z)
+
+
+def _sighting_answer(ev: IndicatorSighting | SightingRecord) -> dict[str, Any]:
+    """The accepted indicator as the sighting describes it, as IndicatorOut's fields in its order: what
+    the source reported, at both levels."""
+    internal = int(ev.internal)
+    source = {
+        "source": ev.source,
+        "internalHits": internal,
+        "externalHits": 1 - internal,
+        "firstSeen": ev.first_seen,
+        "lastSeen": ev.last_seen,
+        "reputation": ev.reputation,
+        "severity": ev.severity,
+        "comments": ev.comments,
+        "extendedInformation": ev.extended_information,
+        "tags": ev.tags,
+        "destinations": [],
+        "retracted": False,
+        "retractionDestinations": [],
+    }
+    return {
+        "value": ev.value,
+        "type": ev.type,
+        "test": ev.test,
+        "safe": False,
+        "active": ev.expires_at is None or ev.expires_at > ev.occurred_at,
+        "internalHits": internal,
+        "externalHits": 1 - internal,
+        "expiresAt": ev.expires_at,
+        "source": ev.source,
+        "sharedWith": [],
+        "tags": ev.tags,
+        "firstSeen": ev.first_seen,
+        "lastSeen": ev.last_seen,
+        "reputation": ev.reputation,
+        "severity": ev.severity,
+        "comments": ev.comments,
+        "extendedInformation": ev.extended_information,
+        "sources": [source],
+    }
 
 
 def claimed_sources(raw: list[Any]) -> list[str]:
@@ -76,42 +309,7 @@ def build_sighting(
 
 def sighting_out(ev: IndicatorSighting) -> IndicatorOut:
     """The accepted indicator as the sighting describes it (the answer of a write without ``wait``)."""
-    hits = {"internalHits": int(ev.internal), "externalHits": int(not ev.internal)}
-    # What the source reported, at both levels (the model, not these dicts, orders the answer's keys).
-    reported = {
-        "firstSeen": ev.first_seen,
-        "lastSeen": ev.last_seen,
-        "reputation": ev.reputation,
-        "severity": ev.severity,
-        "comments": ev.comments,
-        "extendedInformation": ev.extended_information,
-        "tags": ev.tags,
-    }
-    source = {
-        "source": ev.source,
-        **hits,
-        **reported,
-        "destinations": [],
-        "retracted": False,
-        "retractionDestinations": [],
-    }
-    # Validated from a plain dict rather than built from keywords: a little faster, and a POST answers with
-    # thousands of these.
-    return IndicatorOut.model_validate(
-        {
-            "value": ev.value,
-            "type": ev.type,
-            "test": ev.test,
-            "safe": False,
-            "active": ev.expires_at is None or ev.expires_at > ev.occurred_at,
-            "expiresAt": ev.expires_at,
-            "source": ev.source,
-            "sharedWith": [],
-            **hits,
-            **reported,
-            "sources": [source],
-        }
-    )
+    return IndicatorOut.model_validate(_sighting_answer(ev))
 
 
 def indicator_out(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:

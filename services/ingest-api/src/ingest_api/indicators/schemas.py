@@ -7,11 +7,21 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cte_common.canonical import InvalidIndicator, canonicalize
 from cte_common.indicators import IndicatorType, Severity
 from ingest_api.shared import utc
+
+# The limits of an item's fields, which both paths check (see LeanIndicatorIn).
+VALUE_MAX = 8192
+SOURCE_MAX = 200
+TAGS_MAX = 100
+TAG_NAME_MAX = 500
+COMMENTS_MAX = 10_000
+EXTENDED_INFORMATION_MAX = 2048
+REPUTATION_MIN, REPUTATION_MAX = 1, 10
 
 
 class IndicatorIn(BaseModel):
@@ -21,13 +31,13 @@ class IndicatorIn(BaseModel):
 
     # type is declared before value so the value's validator can canonicalise for it.
     type: IndicatorType
-    value: str = Field(min_length=1, max_length=8192)
-    source: str = Field(min_length=1, max_length=200)
-    reputation: int = Field(default=5, ge=1, le=10)
+    value: str = Field(min_length=1, max_length=VALUE_MAX)
+    source: str = Field(min_length=1, max_length=SOURCE_MAX)
+    reputation: int = Field(default=5, ge=REPUTATION_MIN, le=REPUTATION_MAX)
     severity: Severity = Severity.UNKNOWN
-    tags: list[str] = Field(default_factory=list, max_length=100)
-    comments: str = Field(default="", max_length=10_000)
-    extendedInformation: str = Field(default="", max_length=2048)
+    tags: list[str] = Field(default_factory=list, max_length=TAGS_MAX)
+    comments: str = Field(default="", max_length=COMMENTS_MAX)
+    extendedInformation: str = Field(default="", max_length=EXTENDED_INFORMATION_MAX)
     firstSeen: datetime | None = None
     lastSeen: datetime | None = None
     expiresAt: datetime | None = None
@@ -49,17 +59,15 @@ class IndicatorIn(BaseModel):
     def _tag_names(cls, tags: list[str]) -> list[str]:
         names = [t.strip() for t in tags]
         for name in names:
-            if not 1 <= len(name) <= 500:
-                raise ValueError("each tag name must be 1 to 500 characters")
+            if not 1 <= len(name) <= TAG_NAME_MAX:
+                raise ValueError(f"each tag name must be 1 to {TAG_NAME_MAX} characters")
         return list(dict.fromkeys(names))
 
     @field_validator("extendedInformation")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if value:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError("must be an http or https URL with a host")
+        if value and not is_http_url(value):
+            raise ValueError("must be an http or https URL with a host")
         return value
 
     @field_validator("firstSeen", "lastSeen", "expiresAt")
@@ -72,6 +80,50 @@ class IndicatorIn(BaseModel):
         if self.firstSeen and self.lastSeen and self.firstSeen > self.lastSeen:
             raise ValueError("firstSeen must not be after lastSeen")
         return self
+
+
+class LeanIndicatorIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An item of a POST body as the lean path reads it: :class:`IndicatorIn`'s fields and defaults with
+    JSON's own types only (times as text). The checks ``IndicatorIn`` makes are made by
+    ``domain.lean_item``; an item this does not read, or that those checks are not sure of, is
+    validated by ``IndicatorIn`` itself, so both give the same answers."""
+
+    type: str
+    value: str
+    source: str
+    reputation: int = 5
+    severity: str = "unknown"
+    tags: list[str] = []
+    comments: str = ""
+    extendedInformation: str = ""
+    firstSeen: str | None = None
+    lastSeen: str | None = None
+    expiresAt: str | None = None
+    test: bool = False
+
+
+class ValidIndicator(msgspec.Struct):
+    """An item of a POST body once valid, whichever path validated it: what its sighting is made of."""
+
+    type: IndicatorType
+    value: str
+    source: str
+    reputation: int
+    severity: Severity
+    tags: list[str]
+    comments: str
+    extendedInformation: str
+    firstSeen: datetime | None
+    lastSeen: datetime | None
+    expiresAt: datetime | None
+    test: bool
+
+
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` is an http or https URL with a host (``extendedInformation``); raises ValueError
+    for text ``urlsplit`` cannot read."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 # Single-indicator updates and bulk edits
