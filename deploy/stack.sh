@@ -373,7 +373,7 @@ while time.monotonic() < deadline:
     except Exception:
         time.sleep(0.5)
 sys.exit("timed out")
-' "127.0.0.1:$CTE_KAFKA_PORT" "$pid" "$KAFKA_READY_TIMEOUT"
+' "127.0.0.1:$CTE_KAFKA_PORT" "$pid" "$timeout"
 }
 
 # Seconds left before DEADLINE (at least 1).
@@ -611,7 +611,7 @@ pg_start() {
 }
 
 up_postgres() {
-    local bin pid t0=$SECONDS deadline=$((SECONDS + RECOVERY_TIMEOUT)) attempt=0 recovered=""
+    local bin pid t0=$SECONDS deadline=$((SECONDS + RECOVERY_TIMEOUT)) attempt=0
     NOTES=()
     bin=$(pg_bindir) || die "PostgreSQL binaries not found; run: deploy/stack.sh install"
     while :; do
@@ -634,7 +634,6 @@ up_postgres() {
                 { show_log_tail "$(log_file postgres)"; die "postgres: initdb failed"; }
         fi
         pg_clear_unclean_stop "$deadline"
-        [[ ${#NOTES[@]} -gt 0 && -z $recovered ]] && recovered=1
         ((attempt > 0)) && sleep 0.5
         attempt=$((attempt + 1))
         # A refused start is retried (the loop sees the postmaster running, or clears what refused it).
@@ -643,7 +642,7 @@ up_postgres() {
     if ((attempt)); then
         pid=$(running_pid postgres) || die "postgres: started but postmaster.pid is missing"
         set_owner postgres "$OWNER"
-        if [[ -n $recovered ]]; then
+        if ((${#NOTES[@]})); then
             log "postgres: recovered after an unclean stop: $(notes_line); started on attempt $attempt (pid $pid)"
         else
             log "postgres: started (pid $pid)"
