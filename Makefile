@@ -61,7 +61,7 @@ compose-check: ## with a Docker engine: docker compose reads docker-compose.yml 
 	docker compose config -q
 
 .PHONY: chaos
-chaos: install ## crash suite at full size: 200,000 indicators, kills, broker/database restarts, cut connections (docs/RELIABILITY.md)
+chaos: install ## crash suite at full size: 200,000 indicators, kills, broker/database restarts and SIGKILLs, cut connections (docs/RELIABILITY.md)
 	CTE_CHAOS_INDICATORS=$${CTE_CHAOS_INDICATORS:-200000} CTE_CHAOS_ROUNDS=$${CTE_CHAOS_ROUNDS:-3} CTE_CHAOS_FAULTS=all \
 		CTE_CHAOS_BATCH=$${CTE_CHAOS_BATCH:-1000} CTE_CHAOS_PACE=$${CTE_CHAOS_PACE:-0} CTE_CHAOS_TIMEOUT=$${CTE_CHAOS_TIMEOUT:-5400} \
 		uv run --frozen pytest tests/chaos -s $(PYTEST_ARGS)

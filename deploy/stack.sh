@@ -34,6 +34,12 @@ PROCESSES=(kafka postgres ingest-api rule-engine netskope-sink ager fake-tenant)
 KAFKA_READY_TIMEOUT=90
 HTTP_READY_TIMEOUT=60
 STOP_TIMEOUT=20
+# How long `up` keeps at bringing back Kafka or PostgreSQL after an unclean stop (a SIGKILL, a crash):
+# waiting for the old processes to go, retrying the start, PostgreSQL's crash recovery included.
+RECOVERY_TIMEOUT=${CTE_STACK_RECOVERY_TIMEOUT_SECONDS:-180}
+# How long the backends of a killed postmaster may take to exit before they are sent SIGKILL: one running a
+# long query only notices its postmaster is gone when the query ends.
+EXIT_WAIT=${CTE_STACK_EXIT_WAIT_SECONDS:-20}
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'stack.sh: %s\n' "$*" >&2; exit 1; }
@@ -115,6 +121,14 @@ proc_starttime() {
     printf '%s' "${fields[19]}"
 }
 
+# A process that exists and is not a zombie (killed, waiting for its parent to reap it): kill -0
+# succeeds on a zombie, which holds no port, file lock or shared memory any more.
+proc_live() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${stat##*) } != [ZX]* ]]
+}
+
 # Prints the pid of a running component, or fails.
 running_pid() {
     local comp=$1 pid started
@@ -123,11 +137,11 @@ running_pid() {
         # run/postgres.pid is only a copy for status.
         [[ -r $PG_DATA/postmaster.pid ]] || return 1
         pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null) || return 1
-        [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+        [[ $pid =~ ^[0-9]+$ ]] && proc_live "$pid" || return 1
         grep -qa postgres "/proc/$pid/cmdline" 2>/dev/null || return 1
     else
         pid=$(cat "$(pid_file "$comp")" 2>/dev/null) || return 1
-        [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+        [[ $pid =~ ^[0-9]+$ ]] && proc_live "$pid" || return 1
         started=$(cat "$(start_file "$comp")" 2>/dev/null) || return 1
         [[ $(proc_starttime "$pid") == "$started" ]] || return 1
     fi
@@ -323,12 +337,13 @@ render_kafka_config() {
     printf '%s\n' "$out" >"$KAFKA_DIR/server.properties"
 }
 
+# kafka_ready PID SECONDS: a metadata round trip within SECONDS; fails at once if PID exits.
 kafka_ready() {
     # A TCP connect succeeds before the broker has joined its own quorum; a metadata
     # round trip through the same client library the services use is the real test.
-    local pid=$1
+    local pid=$1 timeout=$2
     "$VENV_BIN/python" -c '
-import asyncio, logging, os, sys, time
+import asyncio, logging, sys, time
 from aiokafka.admin import AIOKafkaAdminClient
 
 logging.disable(logging.CRITICAL)  # connection refused while booting is expected
@@ -342,10 +357,15 @@ async def attempt():
     finally:
         await admin.close()
 
-while time.monotonic() < deadline:
+def alive():
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(") ")[2][:1] not in ("Z", "X")  # a zombie is dead
+    except OSError:
+        return False
+
+while time.monotonic() < deadline:
+    if not alive():
         sys.exit("broker process exited")
     try:
         asyncio.run(asyncio.wait_for(attempt(), 10))
@@ -353,39 +373,105 @@ while time.monotonic() < deadline:
     except Exception:
         time.sleep(0.5)
 sys.exit("timed out")
-' "127.0.0.1:$CTE_KAFKA_PORT" "$pid" "$KAFKA_READY_TIMEOUT"
+' "127.0.0.1:$CTE_KAFKA_PORT" "$pid" "$timeout"
 }
 
+# Seconds left before DEADLINE (at least 1).
+remaining() { local r=$(($1 - SECONDS)); ((r > 0)) || r=1; printf '%s' "$r"; }
+
+# wait_ports_free DEADLINE PORT...: until nothing accepts on any PORT, or DEADLINE; fails if one is still taken.
+wait_ports_free() {
+    local deadline=$1 port busy
+    shift
+    while :; do
+        busy=""
+        for port in "$@"; do port_in_use "$port" && busy=$port && break; done
+        [[ -z $busy ]] && return 0
+        ((SECONDS < deadline)) || { printf '%s' "$busy"; return 1; }
+        sleep 0.2
+    done
+}
+
+# kafka_clear_unclean_stop DEADLINE: after a SIGKILL or a crash the pid file is still there (a clean stop
+# removes it) and the broker it names is gone (running_pid saw to that: a broker still exiting counts as
+# running until it is dead). Waits for its ports to be released, so the new broker finds them free.
+kafka_clear_unclean_stop() {
+    local deadline=$1 old t0=$SECONDS busy
+    old=$(cat "$(pid_file kafka)" 2>/dev/null) || return 0
+    NOTES+=("found the pid file of broker $old, which is gone")
+    if ! busy=$(wait_ports_free "$deadline" "$CTE_KAFKA_PORT" "$CTE_KAFKA_CONTROLLER_PORT"); then
+        die "kafka: port $busy on 127.0.0.1 is still taken by another process after $((SECONDS - t0))s"
+    fi
+    ((SECONDS - t0 > 0)) && NOTES+=("waited $((SECONDS - t0))s for its ports to be released")
+    clear_state kafka
+}
+
+# The notes of a recovery, on one line.
+notes_line() { local msg; msg=$(printf '%s; ' "${NOTES[@]}"); printf '%s' "${msg%; }"; }
+
 up_kafka() {
-    local pid t0=$SECONDS
-    if pid=$(running_pid kafka); then
-        log "kafka: already running (pid $pid)"
-        return 0
-    fi
+    local pid t0=$SECONDS deadline=$((SECONDS + RECOVERY_TIMEOUT)) attempt=0 log_size
+    NOTES=()
     command -v java >/dev/null 2>&1 || die "kafka: java not found (Kafka 4 needs Java 17+)"
-    mkdir -p "$KAFKA_DIR/data"
-    render_kafka_config
-    if [[ ! -s $KAFKA_DIR/cluster.id ]]; then
-        # URL-safe base64 of 16 random bytes, no padding: what `kafka-storage random-uuid` prints.
-        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
+    while :; do
+        if pid=$(running_pid kafka); then
+            # Running is not enough: one just killed may still be exiting, one just started still booting.
+            if kafka_ready "$pid" "$KAFKA_READY_TIMEOUT" 2>/dev/null; then
+                break
+            fi
+            running_pid kafka >/dev/null ||
+                { NOTES+=("broker pid $pid exited before it was ready"); continue; }
+            show_log_tail "$(log_file kafka)"
+            die "kafka: running (pid $pid) but not ready within ${KAFKA_READY_TIMEOUT}s"
+        fi
+        kafka_clear_unclean_stop "$deadline"
+        ((attempt > 0 && SECONDS >= deadline)) &&
+            { show_log_tail "$(log_file kafka)"; die "kafka: no broker ready within ${RECOVERY_TIMEOUT}s ($(notes_line))"; }
+        attempt=$((attempt + 1))
+        ((attempt > 1)) && sleep 1
+        mkdir -p "$KAFKA_DIR/data"
+        render_kafka_config
+        if [[ ! -s $KAFKA_DIR/cluster.id ]]; then
+            # URL-safe base64 of 16 random bytes, no padding: what `kafka-storage random-uuid` prints.
+            head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
+        fi
+        # Formatting costs a JVM start; only needed once per data dir.
+        if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
+            "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$(<"$KAFKA_DIR/cluster.id")" \
+                -c "$KAFKA_DIR/server.properties" --ignore-formatted >>"$(log_file kafka)" 2>&1 ||
+                { show_log_tail "$(log_file kafka)"; die "kafka: storage format failed"; }
+        fi
+        port_in_use "$CTE_KAFKA_CONTROLLER_PORT" &&
+            die "kafka: controller port $CTE_KAFKA_CONTROLLER_PORT on 127.0.0.1 is already taken by another process"
+        log_size=$(stat -c %s "$(log_file kafka)" 2>/dev/null || echo 0)
+        start_process kafka "$CTE_KAFKA_PORT" "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties"
+        set_owner kafka "$OWNER"
+        pid=$(<"$(pid_file kafka)")
+        if kafka_ready "$pid" "$KAFKA_READY_TIMEOUT"; then
+            break
+        fi
+        if running_pid kafka >/dev/null; then
+            show_log_tail "$(log_file kafka)"
+            stop_process kafka >/dev/null
+            die "kafka: not ready (waited up to ${KAFKA_READY_TIMEOUT}s for an admin client to list topics)"
+        fi
+        # It exited while starting (a lock or a port the old one still held): try again until the deadline.
+        NOTES+=("start $attempt exited: $(first_error "$(log_file kafka)" "$log_size" 'ERROR|Exception')")
+        clear_state kafka
+    done
+    if ((${#NOTES[@]})); then
+        log "kafka: recovered after an unclean stop: $(notes_line); started on attempt $attempt"
     fi
-    # Formatting costs a JVM start; only needed once per data dir.
-    if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
-        "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$(<"$KAFKA_DIR/cluster.id")" \
-            -c "$KAFKA_DIR/server.properties" --ignore-formatted >>"$(log_file kafka)" 2>&1 ||
-            { show_log_tail "$(log_file kafka)"; die "kafka: storage format failed"; }
+    if ((attempt == 0)); then
+        log "kafka: already running (pid $pid)"
+    else
+        log "kafka: ready on 127.0.0.1:$CTE_KAFKA_PORT ($((SECONDS - t0))s)"
     fi
-    port_in_use "$CTE_KAFKA_CONTROLLER_PORT" &&
-        die "kafka: controller port $CTE_KAFKA_CONTROLLER_PORT on 127.0.0.1 is already taken by another process"
-    start_process kafka "$CTE_KAFKA_PORT" "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties"
-    set_owner kafka "$OWNER"
-    pid=$(<"$(pid_file kafka)")
-    if ! kafka_ready "$pid"; then
-        show_log_tail "$(log_file kafka)"
-        stop_process kafka >/dev/null
-        die "kafka: not ready (waited up to ${KAFKA_READY_TIMEOUT}s for an admin client to list topics)"
-    fi
-    log "kafka: ready on 127.0.0.1:$CTE_KAFKA_PORT ($((SECONDS - t0))s)"
+}
+
+# first_error FILE OFFSET PATTERN: the first line past OFFSET bytes of FILE matching PATTERN, shortened.
+first_error() {
+    tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -m 1 -E "$3" | cut -c 1-200 || true
 }
 
 # ---------------------------------------------------------------- postgres
@@ -459,33 +545,110 @@ pg_tuning_opts() {
     printf '%s' "$opts"
 }
 
+# Live processes of this cluster: the postmaster and every backend it forked work in its data directory.
+pg_cluster_pids() {
+    local d
+    for d in /proc/[0-9]*; do
+        [[ $d/cwd -ef $PG_DATA ]] && proc_live "${d#/proc/}" && printf '%s\n' "${d#/proc/}"
+    done
+    return 0
+}
+
+# pg_clear_unclean_stop DEADLINE: after a SIGKILL of the postmaster (or a crash) its postmaster.pid is
+# still there and its backends may still be running: each exits only when it next notices the postmaster
+# is gone. A start meanwhile is refused ("pre-existing shared memory block is still in use", or "lock file
+# already exists" while the old pid is a zombie or was reused). Waits for every process of the old cluster
+# to exit (SIGKILL to the ones left after EXIT_WAIT: their postmaster is dead, crash recovery follows
+# either way), then removes the lock files, stale once nothing uses the data directory. Appends to NOTES.
+pg_clear_unclean_stop() {
+    local deadline=$1 old left t0=$SECONDS
+    ((deadline > SECONDS + EXIT_WAIT)) && deadline=$((SECONDS + EXIT_WAIT))
+    [[ -f $PG_DATA/postmaster.pid ]] || return 0
+    old=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
+    NOTES+=("found the postmaster.pid of postmaster ${old:-?}, which is gone")
+    left=$(pg_cluster_pids)
+    if [[ -n $left ]]; then
+        NOTES+=("$(wc -w <<<"$left") of its processes still running")
+        while [[ -n $left ]] && ((SECONDS < deadline)); do
+            sleep 0.2
+            left=$(pg_cluster_pids)
+        done
+        if [[ -n $left ]]; then
+            # shellcheck disable=SC2086  # one pid per word
+            kill -KILL $left 2>/dev/null || true
+            NOTES+=("sent SIGKILL to $(wc -w <<<"$left") left after $((SECONDS - t0))s")
+            sleep 1
+            [[ -z $(pg_cluster_pids) ]] || die "postgres: processes of the old cluster survive SIGKILL: $(pg_cluster_pids | xargs)"
+        else
+            NOTES+=("waited $((SECONDS - t0))s for them to exit")
+        fi
+    fi
+    rm -f "$PG_DATA/postmaster.pid" "$PG_SOCK/.s.PGSQL.$CTE_PG_PORT.lock"
+    NOTES+=("removed its stale lock files")
+}
+
+# pg_start DEADLINE: one start; its first FATAL line is appended to NOTES when it fails.
+pg_start() {
+    local deadline=$1 bin tuning opts log_size
+    bin=$(pg_bindir)
+    # Single quotes: pg_ctl hands -o to /bin/sh, so paths with spaces must be quoted there.
+    tuning=$(pg_tuning_opts)
+    opts="-p $CTE_PG_PORT -k '$PG_SOCK' -c listen_addresses=127.0.0.1$tuning"
+    if [[ ${CTE_PG_FAST:-0} == 1 ]]; then
+        # Throwaway test data only: a crash can lose or corrupt committed data.
+        opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        log "postgres: CTE_PG_FAST=1, durability is OFF"
+    fi
+    log_size=$(stat -c %s "$(log_file postgres)" 2>/dev/null || echo 0)
+    # -t: crash recovery after an unclean stop replays the WAL written since the last checkpoint.
+    # 9>&-: the postmaster must not inherit the stack.sh lock.
+    if as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$(log_file postgres)" -w -t "$(remaining "$deadline")" start \
+        -o "$opts" >/dev/null 9>&-; then
+        return 0
+    fi
+    NOTES+=("a start was refused: $(first_error "$(log_file postgres)" "$log_size" 'FATAL|PANIC')")
+    return 1
+}
+
 up_postgres() {
-    local bin pid t0=$SECONDS
+    local bin pid t0=$SECONDS deadline=$((SECONDS + RECOVERY_TIMEOUT)) attempt=0
+    NOTES=()
     bin=$(pg_bindir) || die "PostgreSQL binaries not found; run: deploy/stack.sh install"
-    if pid=$(running_pid postgres); then
-        log "postgres: already running (pid $pid)"
-    else
+    while :; do
+        if pid=$(running_pid postgres); then
+            # One just killed may still look alive for a moment: it must also answer.
+            if "$bin/pg_isready" -q -h 127.0.0.1 -p "$CTE_PG_PORT" -t 1; then break; fi
+            if ((SECONDS >= deadline)); then
+                show_log_tail "$(log_file postgres)"
+                die "postgres: running (pid $pid) but not accepting connections"
+            fi
+            sleep 0.2
+            continue
+        fi
+        ((attempt > 0 && SECONDS >= deadline)) &&
+            { show_log_tail "$(log_file postgres)"; die "postgres: not started within ${RECOVERY_TIMEOUT}s ($(notes_line))"; }
         port_in_use "$CTE_PG_PORT" && die "postgres: port $CTE_PG_PORT on 127.0.0.1 is already taken by another process"
         pg_prepare_dirs
         if [[ ! -f $PG_DATA/PG_VERSION ]]; then
             as_pg "$bin/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >>"$(log_file postgres)" 2>&1 ||
                 { show_log_tail "$(log_file postgres)"; die "postgres: initdb failed"; }
         fi
-        # Single quotes: pg_ctl hands -o to /bin/sh, so paths with spaces must be quoted there.
-        local tuning opts
-        tuning=$(pg_tuning_opts)
-        opts="-p $CTE_PG_PORT -k '$PG_SOCK' -c listen_addresses=127.0.0.1$tuning"
-        if [[ ${CTE_PG_FAST:-0} == 1 ]]; then
-            # Throwaway test data only: a crash can lose or corrupt committed data.
-            opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            log "postgres: CTE_PG_FAST=1, durability is OFF"
-        fi
-        # 9>&-: the postmaster must not inherit the stack.sh lock.
-        as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$(log_file postgres)" -w -t 60 start -o "$opts" >/dev/null 9>&- ||
-            { show_log_tail "$(log_file postgres)"; die "postgres: start failed"; }
+        pg_clear_unclean_stop "$deadline"
+        ((attempt > 0)) && sleep 0.5
+        attempt=$((attempt + 1))
+        # A refused start is retried (the loop sees the postmaster running, or clears what refused it).
+        pg_start "$deadline" || true
+    done
+    if ((attempt)); then
         pid=$(running_pid postgres) || die "postgres: started but postmaster.pid is missing"
         set_owner postgres "$OWNER"
-        log "postgres: started (pid $pid)"
+        if ((${#NOTES[@]})); then
+            log "postgres: recovered after an unclean stop: $(notes_line); started on attempt $attempt (pid $pid)"
+        else
+            log "postgres: started (pid $pid)"
+        fi
+    else
+        log "postgres: already running (pid $pid)"
     fi
     printf '%s\n' "$pid" >"$(pid_file postgres)"
     "$bin/pg_isready" -q -h 127.0.0.1 -p "$CTE_PG_PORT" -t 30 || die "postgres: not accepting connections"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from tests.support.tcpproxy import TcpProxy
 
 OWNER = "chaos"
 STATE_DIR = ROOT / ".stack" / "chaos"
+# The API's bound on a write waiting for Kafka's acknowledgements (CTE_PUBLISH_TIMEOUT_SECONDS), set here so
+# the suite knows within what a write sent while the broker is away must be answered 503.
+PUBLISH_TIMEOUT = 10.0
 
 
 @dataclass
@@ -42,6 +46,18 @@ class ChaosStack:
 
     def restart(self, component: str) -> None:
         self.script("restart", component)
+
+    def sigkill(self, component: str) -> None:
+        """SIGKILL to the broker, or to the PostgreSQL postmaster alone (its backends left to notice and
+        exit); ``up`` brings it back."""
+        pid_file = (
+            STATE_DIR / "pg" / "data" / "postmaster.pid" if component == "postgres" else STATE_DIR / "run" / "kafka.pid"
+        )
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+
+    def up(self, component: str) -> None:
+        """``deploy/stack.sh up``: the documented way to bring back what died."""
+        self.script("up", component)
 
     @property
     def stack(self) -> Stack:
@@ -73,7 +89,9 @@ def chaos_stack() -> Iterator[ChaosStack]:
         "CTE_KAFKA_CONTROLLER_PORT": str(controller_port),
         "CTE_KAFKA_ADVERTISED_PORT": str(kafka_proxy.listen_port),
         "CTE_PG_PORT": str(pg_port),
-        "CTE_PG_FAST": "1",  # restarts are clean shutdowns, so nothing committed is lost
+        # The durable settings `make up` uses (fsync, synchronous_commit): the broker and the database are
+        # killed without warning, and what they acknowledged must survive.
+        "CTE_PG_FAST": "0",
     }
     # A previous run that died left its components running (and ports in its state): stop and start afresh.
     _down(script_env)
@@ -134,7 +152,9 @@ def fleet(chaos_stack: ChaosStack, chaos_env: Env) -> Iterator[Fleet]:
         f"http://127.0.0.1:{tenant_port}/_sim/healthz",
         chaos_env.log_dir,
     )
-    api = service("cte-ingest-api", "ingest-api", "CTE_API_PORT", "/healthz")
+    api = service(
+        "cte-ingest-api", "ingest-api", "CTE_API_PORT", "/healthz", CTE_PUBLISH_TIMEOUT_SECONDS=str(PUBLISH_TIMEOUT)
+    )
     sink_settings = {
         "CTE_FLUSH_INTERVAL_SECONDS": "0.5",
         "CTE_REQUEST_TIMEOUT_SECONDS": "5",

@@ -4,10 +4,12 @@ N indicators (CTE_CHAOS_INDICATORS: a few thousand in `make test`, 200,000 in `m
 through the real API while a rule change, an allow-list entry, a new sharing and one-minute expiries are
 in flight, and, at random moments from a seeded generator (CTE_CHAOS_SEED, printed and recorded), each
 service is killed with SIGKILL and restarted (two replicas of the rule-engine and of the sink), the
-database and (in `make chaos`) the broker are restarted with the project's scripts, and every
-connection to Kafka or PostgreSQL is cut through a TCP proxy. Afterwards the read model must equal
-what the API acknowledged, and every list of the fake tenant an independent computation of what it
-should hold.
+database and (in `make chaos`) the broker are restarted with the project's scripts, the broker and the
+PostgreSQL postmaster are sent SIGKILL and brought back by `deploy/stack.sh up` (a write sent meanwhile
+must be answered 503 naming them), and every connection to Kafka or PostgreSQL is cut through a TCP
+proxy; the database runs with the durable settings `make up` uses. No answer may be a 500 or missing.
+Afterwards the read model must equal what the API acknowledged, and every list of the fake tenant an
+independent computation of what it should hold.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.chaos.conftest import ChaosStack, Fleet
+from tests.chaos.conftest import PUBLISH_TIMEOUT, ChaosStack, Fleet
 from tests.chaos.workload import (
     ALLOWED_GROUP,
     SHORT_AGING,
@@ -72,11 +74,14 @@ ALL_FAULTS = (
     "kill ager",
     "restart kafka",
     "restart postgres",
+    "sigkill kafka",
+    "sigkill postgres",
     "cut kafka",
     "cut postgres",
 )
 # CTE_CHAOS_FAULTS: "all" (what `make chaos` runs), or a comma-separated choice. The default, the CI-sized
-# run of `make test`, leaves out the broker restart: it costs some 45 s on two shared cores.
+# run of `make test`, leaves out the broker's clean restart (the SIGKILL stays): each costs some 20 to 40 s
+# on two shared cores.
 _chosen = os.environ.get("CTE_CHAOS_FAULTS", "")
 FAULTS = (
     ALL_FAULTS
@@ -90,6 +95,11 @@ assert set(FAULTS) <= set(ALL_FAULTS), f"unknown faults in CTE_CHAOS_FAULTS: {se
 
 # The client's longest pause between tries, Retry-After included: the suite keeps writing through faults.
 MAX_PAUSE = 3.0
+# A write sent while the broker is away must be answered 503 within the API's publish timeout, plus the time
+# a loaded machine takes to answer at all.
+PUBLISH_SLACK = 5.0
+# No answer within this is a hang, and fails the suite: an outage must be answered, not waited out.
+CLIENT_TIMEOUT = 60.0
 
 
 class Api:
@@ -103,6 +113,9 @@ class Api:
         self.deadline = deadline
         self.counts = counts
         self.answers: Counter[int] = Counter()
+        # The slowest answer of each status, and of each dependency a 503 named, in seconds.
+        self.slowest: dict[str, float] = {}
+        self.hangs = 0
         self._token = ""
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -110,7 +123,7 @@ class Api:
     def _client(self) -> httpx.Client:
         c: httpx.Client | None = getattr(self._local, "client", None)
         if c is None:
-            c = self._local.client = httpx.Client(base_url=self.url, timeout=30)
+            c = self._local.client = httpx.Client(base_url=self.url, timeout=CLIENT_TIMEOUT)
         return c
 
     def _refresh(self, stale: str) -> str:
@@ -126,11 +139,44 @@ class Api:
                 self._token = r.json()["access_token"]
             return self._token
 
+    def probe(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One POST (a write that publishes to Kafka) sent while a dependency is dead: its first answer and how
+        long it took, then sent again until accepted (201, or 409 if the first one was applied after all)."""
+        token = self._token or self._refresh("")
+        t0 = time.monotonic()
+        first: dict[str, Any]
+        try:
+            r = self._client().post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+            seconds = time.monotonic() - t0
+            first = {"status": r.status_code, "seconds": round(seconds, 2)}
+            with self._lock:
+                self.answers[r.status_code] += 1
+            self._took(str(r.status_code), seconds)
+            if r.status_code == 503:
+                first["named"] = r.json()["detail"].partition(" is unreachable: ")[0]
+                self._took(f"503 {first['named']}", seconds)
+        except httpx.TransportError as exc:
+            first = {"status": type(exc).__name__, "seconds": round(time.monotonic() - t0, 2)}
+            if isinstance(exc, httpx.ReadTimeout):
+                with self._lock:
+                    self.hangs += 1
+        # Bounded: a write still refused minutes after the component is back is a failure, not a wait.
+        self.counted("POST", path, (201, 409), deadline=time.monotonic() + 300, json=body)
+        first["accepted_after"] = round(time.monotonic() - t0, 2)
+        return first
+
+    def _took(self, what: str, seconds: float) -> None:
+        with self._lock:
+            self.slowest[what] = max(self.slowest.get(what, 0.0), round(seconds, 2))
+
     def call(self, method: str, path: str, done: tuple[int, ...] = (200, 201), **kw: Any) -> httpx.Response:
         return self.counted(method, path, done, **kw)[0]
 
-    def counted(self, method: str, path: str, done: tuple[int, ...], **kw: Any) -> tuple[httpx.Response, int]:
+    def counted(
+        self, method: str, path: str, done: tuple[int, ...], deadline: float = 0.0, **kw: Any
+    ) -> tuple[httpx.Response, int]:
         """The answer, and how many requests were sent (each may have been applied)."""
+        deadline = deadline or self.deadline
         pause = 0.2
         token = self._token
         sent = 0
@@ -139,7 +185,9 @@ class Api:
                 if not token:
                     token = self._refresh(token)
                 sent += 1
+                t0 = time.monotonic()
                 r = self._client().request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
+                self._took(str(r.status_code), time.monotonic() - t0)
                 with self._lock:
                     self.answers[r.status_code] += 1
                 if r.status_code in done:
@@ -154,10 +202,14 @@ class Api:
                     dependency = r.json()["detail"].partition(" is unreachable: ")[0]
                     assert dependency in ("Kafka", "PostgreSQL"), r.text[:500]
                     self.counts[f"answer 503 {dependency}"] += 1
+                    self._took(f"503 {dependency}", time.monotonic() - t0)
                     pause = max(pause, min(float(r.headers["Retry-After"]), MAX_PAUSE))
             except httpx.TransportError as exc:
                 self.counts[type(exc).__name__] += 1
-            assert time.monotonic() < self.deadline, f"{method} {path} not accepted before the deadline"
+                if isinstance(exc, httpx.ReadTimeout):
+                    with self._lock:
+                        self.hangs += 1
+            assert time.monotonic() < deadline, f"{method} {path} not accepted before the deadline"
             time.sleep(pause)
             pause = min(pause * 2, MAX_PAUSE)
 
@@ -165,9 +217,12 @@ class Api:
 class Injector:
     """Injects the faults in turn at random moments, and restarts whatever died (as a supervisor would)."""
 
-    def __init__(self, stack: ChaosStack, fleet: Fleet, rng: random.Random) -> None:
+    def __init__(self, stack: ChaosStack, fleet: Fleet, api: Api, rng: random.Random) -> None:
         self.stack = stack
         self.fleet = fleet
+        self.api = api
+        # Writes sent while the broker or the database was dead: the first answer of each, and when accepted.
+        self.probes: list[dict[str, Any]] = []
         self.rng = rng
         self.by_name: dict[str, Service] = {Path(s.log_path).stem: s for s in fleet.crashable}
         self.injected: Counter[str] = Counter()
@@ -178,6 +233,14 @@ class Injector:
         self.stop = threading.Event()
         self.rounds_done = 0
         self.error: BaseException | None = None
+
+    def _probe(self, fault: str) -> None:
+        name = f"chaos-probe-{len(self.probes)}"
+        body = {"name": name, "tenantName": self.fleet.tenant_url, "v1Token": "probe", "v2Token": "probe"}
+        try:
+            self.probes.append({"fault": fault, **self.api.probe("/api/tenants", body)})
+        except BaseException as exc:  # a thread's failure would only be printed: the test checks it
+            self.probes.append({"fault": fault, "error": repr(exc)[:500]})
 
     def supervise(self) -> None:
         for name, s in self.by_name.items():
@@ -196,6 +259,13 @@ class Injector:
             service.start(timeout=120)
         elif verb == "restart":
             self.stack.restart(what)
+        elif verb == "sigkill":
+            self.stack.sigkill(what)
+            # A write sent while it is dead, at once: it must be answered (503 naming it), not left hanging.
+            probe = threading.Thread(target=self._probe, args=(fault,), name="probe")
+            probe.start()
+            self.stack.up(what)
+            probe.join()
         else:
             proxy = self.stack.kafka_proxy if what == "kafka" else self.stack.pg_proxy
             before = proxy.cuts
@@ -436,7 +506,7 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
     rules = _setup(api, fleet.tenant_url, cap_bytes)
     indicators = generate(N, SEED, datetime.now(UTC))
 
-    injector = Injector(chaos_stack, fleet, rng)
+    injector = Injector(chaos_stack, fleet, api, rng)
     posting_done = threading.Event()
     chaos = threading.Thread(target=injector.run, args=(posting_done,), name="chaos")
     chaos.start()
@@ -498,6 +568,9 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
         "posts": stats["posts"],
         "posts_retried": stats["retried posts"],
         "answers": {str(code): n for code, n in sorted(api.answers.items())},
+        "slowest_answer_seconds": dict(sorted(api.slowest.items())),
+        "unanswered_within_seconds": {str(CLIENT_TIMEOUT): api.hangs},
+        "writes_while_dead": injector.probes,
         "failed_answers": dict(counts),
         "expired_during_run": sum(1 for i in indicators if all(s.source == SRC_SHORT for s in i.sightings)),
         "read_model": {
@@ -526,6 +599,15 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
     # An outage is a 503 naming the dependency; a 500 (or any other 5xx) is a bug, whatever the fault.
     server_errors = {code: n for code, n in api.answers.items() if code >= 500 and code != 503}
     assert not server_errors, f"answers other than 503 while a dependency was away: {server_errors}"
+    assert not api.hangs, f"{api.hangs} requests not answered within {CLIENT_TIMEOUT:g} s"
+    for probe in injector.probes:
+        dependency = "Kafka" if probe["fault"].endswith("kafka") else "PostgreSQL"
+        assert "error" not in probe, f"a write while {dependency} was dead: {probe}"
+        assert probe["status"] == 201 or probe.get("named") == dependency, (
+            f"a write while {dependency} was dead: {probe}"
+        )
+    kafka_503 = api.slowest.get("503 Kafka", 0.0)
+    assert kafka_503 <= PUBLISH_TIMEOUT + PUBLISH_SLACK, f"a 503 naming Kafka took {kafka_503} s"
     assert not model["missing"], f"accepted but missing: {model['missing'][:10]}"
     assert not model["unexpected"], f"never accepted: {model['unexpected'][:10]}"
     assert not model["wrong"], f"wrong content: {model['wrong'][:5]}"

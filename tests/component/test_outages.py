@@ -11,11 +11,13 @@ closed: from then on every connection it opens goes through the proxy.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -158,3 +160,28 @@ async def test_kafka_unreachable_is_a_503_within_the_publish_timeout_until_it_is
     r = await api.post("/api/cte/indicators/", json=sighting("kafka.back.example"))
     assert r.status_code == 201, r.text
     assert (await api.get("/readyz")).status_code == 200
+
+
+async def test_a_connection_postgres_ended_while_idle_is_a_503_naming_it(outages: Outages, env: Env) -> None:
+    """A server shutting down, or whose postmaster died, sends each client a FATAL before closing. On an idle
+    pooled connection asyncpg does not expect it, and the connection's next use raises InternalClientError
+    until the close arrives: here the proxy passes the FATAL on at once and the close 3 s later."""
+    api = outages.api
+    assert (await api.get("/api/cte/indicators/")).status_code == 200
+    outages.postgres.close_delay = 3.0
+    try:
+        admin = await asyncpg.connect(env.database_url)  # not through the proxy
+        try:
+            ended = await admin.fetchval(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND state = 'idle' AND pid <> pg_backend_pid()) AS t"
+            )
+        finally:
+            await admin.close()
+        assert ended > 0
+        await asyncio.sleep(0.5)  # the FATAL has arrived, the close has not
+        assert_unavailable(await api.get("/api/cte/indicators/"), "PostgreSQL")
+    finally:
+        outages.postgres.close_delay = 0.0
+    await asyncio.sleep(3)
+    assert (await api.get("/api/cte/indicators/")).status_code == 200

@@ -24,6 +24,9 @@ class TcpProxy:
         self.target_port = target_port
         self.host = host
         self.accepting = True
+        # Seconds between one side closing and the proxy closing the other: what a slow network shows,
+        # everything already sent arriving well before the end of the connection.
+        self.close_delay = 0.0
         self.connections = 0
         self.cuts = 0
         self.refused = 0
@@ -109,5 +112,7 @@ class TcpProxy:
             pass
         finally:
             # One side ended: end the other, so neither end is left half open.
+            if self.close_delay:
+                await asyncio.sleep(self.close_delay)
             with contextlib.suppress(Exception):
                 writer.close()

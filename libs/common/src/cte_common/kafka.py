@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
@@ -31,6 +32,34 @@ __all__ = [
     "partition_of",
     "publish_all",
 ]
+
+
+def _closed_connection_raises_a_connection_error() -> None:
+    """Under uvloop, writing to a connection the broker closed raises RuntimeError ("the handler is
+    closed"), not an OSError; aiokafka turns only OSError into KafkaConnectionError
+    (https://github.com/aio-libs/aiokafka/issues/1038). The RuntimeError ends the producer's sender for
+    good: every later send fails with "Unexpected error during batch delivery" until the process
+    restarts (after a broker restart the API answered 500 to every write). Raised as what asyncio's
+    closed connection raises, the write is retried on a new connection like any other broken one."""
+    send = AIOKafkaConnection.send
+    if getattr(send, "closed_is_broken", False):
+        return
+
+    def send_or_connection_error(self: Any, request: Any, expect_response: bool = True) -> Any:
+        try:
+            return send(self, request, expect_response)
+        except RuntimeError as err:
+            writer = self._writer
+            if writer is not None and not writer.transport.is_closing():
+                raise
+            self.close(reason=CloseReason.CONNECTION_BROKEN)
+            raise KafkaConnectionError(f"Connection at {self.host}:{self.port} broken: {err}") from err
+
+    send_or_connection_error.closed_is_broken = True  # type: ignore[attr-defined]
+    AIOKafkaConnection.send = send_or_connection_error
+
+
+_closed_connection_raises_a_connection_error()
 
 
 @dataclass(frozen=True)

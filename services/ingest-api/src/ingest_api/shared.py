@@ -121,14 +121,18 @@ class Unavailable(Exception):
 
 # What an outage raises, by dependency; anything else is a bug and stays a 500. PostgreSQL: a connection
 # refused, reset, timed out or closed mid-query (cte_common.db raises refused and timed-out attempts as
-# asyncpg's connection failure), or a server shutting down or starting up. Kafka: no connection to the
-# broker, no metadata or acknowledgement within the client's timeouts, a node not ready.
+# asyncpg's connection failure), or a server shutting down or starting up, or a connection its server
+# ended while it was idle: the server's last words (FATAL, terminating connection) arrive before the
+# connection closes, and asyncpg, not expecting a message then, leaves the connection in an error state
+# its next use raises as InternalClientError. Kafka: no connection to the broker, no metadata or
+# acknowledgement within the client's timeouts, a node not ready.
 OUTAGES: dict[str, tuple[type[Exception], ...]] = {
     "PostgreSQL": (
         asyncpg.PostgresConnectionError,
         asyncpg.CannotConnectNowError,
         asyncpg.AdminShutdownError,
         asyncpg.CrashShutdownError,
+        asyncpg.InternalClientError,
     ),
     "Kafka": (KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NodeNotReadyError),
 }
