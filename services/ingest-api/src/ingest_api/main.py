@@ -30,6 +30,7 @@ from ingest_api.allow_list.handlers import router as allow_list_router
 from ingest_api.api_docs.handlers import install as install_docs
 from ingest_api.audit.handlers import AuditTrail
 from ingest_api.audit.handlers import router as audit_router
+from ingest_api.configurations.handlers import ce_router as configuration_ce_router
 from ingest_api.configurations.handlers import router as configurations_router
 from ingest_api.dashboards.handlers import router as dashboards_router
 from ingest_api.exchange_settings.handlers import router as settings_router
@@ -37,7 +38,7 @@ from ingest_api.health.handlers import router as health_router
 from ingest_api.indicators.handlers import router as indicators_router
 from ingest_api.indicators.schemas import IndicatorIn
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
-from ingest_api.rules.handlers import reevaluations_router, rules_router
+from ingest_api.rules.handlers import reevaluations_router, rule_ce_router, rules_router
 from ingest_api.settings import Settings
 from ingest_api.shared import (
     OUTAGES,
@@ -222,6 +223,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_list_router,
         sharing_router,
         reevaluations_router,
+        configuration_ce_router,
+        rule_ce_router,
     ):
         app.include_router(router, prefix="/api")
     app.include_router(health_router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import ValidationError
 
 from cte_common.events import IndicatorDelete
@@ -17,6 +17,7 @@ from ingest_api.configurations.schemas import (
     ConfigurationDeleted,
     ConfigurationIn,
     ConfigurationPatch,
+    ConfigurationRef,
 )
 from ingest_api.indicators.repository import values_with_source
 from ingest_api.shared import WRITE_ERRORS, Reader, State, Writer
@@ -25,6 +26,8 @@ from ingest_api.tenants.repository import tenant_exists
 from ingest_api.write_path import publish_indicator_events
 
 router = APIRouter(prefix="/cte/configurations", tags=["Configurations"], responses=WRITE_ERRORS)
+# The reference's 6.x paths that name the configuration in the body: aliases of ours.
+ce_router = APIRouter(prefix="/cte/configuration", tags=["Configurations"], responses=WRITE_ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a plugin configuration")
@@ -124,3 +127,11 @@ async def delete_configuration(
         await repository.delete_configuration(conn, name)
         await state.publish_change("configuration", name, None)
     return {"deleted": name, "indicatorsRemoved": removed}
+
+
+@ce_router.delete("", summary="Delete a plugin configuration named in the body (the reference's 6.x path)")
+async def delete_configuration_by_body(
+    state: State, ref: Annotated[ConfigurationRef, Body()], claims: Writer
+) -> ConfigurationDeleted:
+    """The same as ``DELETE /api/cte/configurations/{name}?keepData=``."""
+    return await delete_configuration(state, ref.name, claims, keepData=ref.keepData)

@@ -132,3 +132,12 @@ class Configuration(TypedDict):
 class ConfigurationDeleted(TypedDict):
     deleted: str
     indicatorsRemoved: int
+
+
+class ConfigurationRef(BaseModel):
+    """The body of the reference's ``DELETE /api/cte/configuration``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    keepData: bool = True
