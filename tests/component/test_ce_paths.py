@@ -57,3 +57,25 @@ async def test_a_rule_is_tested_by_name_in_the_query(system: System) -> None:
     named = {"name": "test", "filters": {"query": EVERY_SEVERITY}}
     assert (await system.api.post("/api/cte/business_rules", json=named)).status_code == 201
     assert (await system.api.get("/api/cte/business_rules/test")).json()["name"] == "test"
+
+
+async def test_configurations_on_the_plugins_path_with_the_reference_plugin_ids(system: System) -> None:
+    r = await system.api.post("/api/cte/plugins/configurations/api_sources", json={"name": "ce-src", "reputation": 3})
+    assert r.status_code == 201, r.text
+    assert (r.json()["plugin"], r.json()["reputation"]) == ("api_source", 3)
+    # The reference's id is accepted on our path too.
+    ours = await system.api.post("/api/cte/configurations", json={"name": "ce-src-2", "plugin": "api_sources"})
+    assert ours.status_code == 201, ours.text
+    assert ours.json()["plugin"] == "api_source"
+    assert (await system.api.post("/api/cte/plugins/configurations/nope", json={"name": "x"})).status_code == 422
+    netskope = await system.api.post("/api/cte/plugins/configurations/netskope", json={"name": "ce-ns"})
+    assert netskope.status_code == 422  # a netskope configuration needs a tenant, whichever path
+    listed = (await system.api.get("/api/cte/plugins/configurations")).json()
+    assert listed == (await system.api.get("/api/cte/configurations")).json()
+    assert "ce-src" in {c["name"] for c in listed}
+    patched = await system.api.patch("/api/cte/plugins/configurations", json={"name": "ce-src", "reputation": 8})
+    assert patched.status_code == 200, patched.text
+    assert patched.json() == (await system.api.get("/api/cte/configurations/ce-src")).json()
+    assert patched.json()["reputation"] == 8
+    missing = await system.api.patch("/api/cte/plugins/configurations", json={"name": "nope", "reputation": 8})
+    assert missing.status_code == 404

@@ -70,6 +70,7 @@ def test_user_and_client_tokens_are_told_apart() -> None:
 def test_which_requests_are_audited() -> None:
     assert audited("POST", "/api/tenants")
     assert audited("DELETE", "/api/cte/configuration")
+    assert audited("POST", "/api/cte/plugins/configurations/api_sources")
     assert audited("PATCH", "/api/cte/business_rules/x")
     assert audited("POST", "/api/users/me/password")
     assert audited("DELETE", "/api/users/tokens")

@@ -31,6 +31,7 @@ from ingest_api.api_docs.handlers import install as install_docs
 from ingest_api.audit.handlers import AuditTrail
 from ingest_api.audit.handlers import router as audit_router
 from ingest_api.configurations.handlers import ce_router as configuration_ce_router
+from ingest_api.configurations.handlers import plugins_router as plugin_configurations_router
 from ingest_api.configurations.handlers import router as configurations_router
 from ingest_api.dashboards.handlers import router as dashboards_router
 from ingest_api.exchange_settings.handlers import router as settings_router
@@ -224,6 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sharing_router,
         reevaluations_router,
         configuration_ce_router,
+        plugin_configurations_router,
         rule_ce_router,
     ):
         app.include_router(router, prefix="/api")

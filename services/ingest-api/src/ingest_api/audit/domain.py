@@ -13,6 +13,7 @@ from ingest_api.audit.schemas import AuditEntry
 # not (their history is the indicator topic); sign-ins are recorded by /api/auth itself.
 AUDITED_PREFIXES = (
     "/api/cte/configuration",  # also /configurations
+    "/api/cte/plugins/configurations",
     "/api/cte/business_rule",  # also /business_rules
     "/api/cte/sharing",
     "/api/cte/allow_list",
