@@ -79,3 +79,47 @@ async def test_configurations_on_the_plugins_path_with_the_reference_plugin_ids(
     assert patched.json()["reputation"] == 8
     missing = await system.api.patch("/api/cte/plugins/configurations", json={"name": "nope", "reputation": 8})
     assert missing.status_code == 404
+
+
+async def test_the_sharing_dashboard_counts_what_a_rule_selects_and_shares(system: System) -> None:
+    await system.configure({"name": "dash-src"})
+    destination = await system.netskope_destination("dash-tenant")
+    rule = {"name": "dash-rule", "filters": {"query": 'sources.severity IN ("high","critical")'}}
+    assert (await system.api.post("/api/cte/business_rules", json=rule)).status_code == 201
+    await system.share(
+        {
+            "sourceConfiguration": "dash-src",
+            "businessRule": "dash-rule",
+            "destinationConfiguration": destination,
+            "action": "url",
+            "parameters": {"list": "create", "name": "dash-urls"},
+        }
+    )
+    assert (
+        await system.api.post("/api/cte/allow_list", json={"kind": "exact", "pattern": "ok.dash.example"})
+    ).status_code == 201
+    await system.post_indicators(
+        [
+            {"value": "bad.dash.example", "type": "domain", "source": "dash-src", "severity": "high"},
+            {"value": "ok.dash.example", "type": "domain", "source": "dash-src", "severity": "critical"},
+            {"value": "low.dash.example", "type": "domain", "source": "dash-src", "severity": "low"},
+            {
+                "value": "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb",
+                "type": "sha256",
+                "source": "dash-src",
+                "severity": "high",
+            },
+        ]
+    )
+    params = {"rule": "dash-rule", "sourceConfiguration": "dash-src", "destinationConfiguration": destination}
+    r = await system.api.get("/api/cte/dashboard/sharing", params=params)
+    assert r.status_code == 200, r.text
+    # The allow-listed domain is selected but not shared; the hash has no file hash list to go to.
+    assert r.json() == {
+        "domain": {"filteredCount": 2, "sharedCount": 1, "misMatchCount": 1},
+        "sha256": {"filteredCount": 1, "sharedCount": 0, "misMatchCount": 1},
+    }
+    missing = await system.api.get("/api/cte/dashboard/sharing", params={**params, "rule": "nope"})
+    assert missing.status_code == 404
+    unknown = await system.api.get("/api/cte/dashboard/sharing", params={**params, "sourceConfiguration": "nope"})
+    assert unknown.status_code == 422
