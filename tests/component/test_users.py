@@ -8,6 +8,7 @@ signs in with a password and is tested against every operation of the OpenAPI do
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -480,3 +481,20 @@ async def test_api_docs_load_with_no_network(app: FastAPI) -> None:
         r = await c.post("/api/auth", data=form)
         assert r.status_code == 200
         assert r.json()["scopes"] == ["me", "cte_read"]
+
+
+async def test_a_user_made_again_under_the_same_name_does_not_inherit_old_tokens(app: FastAPI) -> None:
+    old, _ = await new_user(app, "twice", "Read-only")
+    async with old:
+        assert (await old.get("/api/cte/indicators/")).status_code == 200
+        async with await admin(app) as a:
+            assert (await a.delete("/api/users/twice")).status_code == 200
+        assert (await old.get("/api/cte/indicators/")).status_code == 401
+        # The same name again, a second later at least (tokens carry their issue time in seconds).
+        await asyncio.sleep(1.1)
+        async with await admin(app) as a:
+            again = {"username": "twice", "password": "another-pass-word", "role": "Admin", "firstLogin": False}
+            assert (await a.post("/api/users", json=again)).status_code == 201
+        assert (await old.get("/api/cte/indicators/")).status_code == 401
+    async with await signed_in(app, "twice", "another-pass-word") as new:
+        assert (await new.get("/api/tenants")).status_code == 200

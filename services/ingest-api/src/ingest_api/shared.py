@@ -80,7 +80,12 @@ class AppState:
         user = await user_access(conn, username)
         if user is None or not user["active"]:
             return None
-        return Access(frozenset(user["scopes"]), username, password_change_required=user["first_login"])
+        return Access(
+            frozenset(user["scopes"]),
+            username,
+            password_change_required=user["first_login"],
+            valid_since=int(user["created_at"].timestamp()),
+        )
 
     @staticmethod
     async def _client_access(conn: Any, client_id: str) -> Access | None:
@@ -214,6 +219,8 @@ def _require(scope: Scope) -> Any:
     async def check(state: State, credentials: Credentials, _: PasswordFlowToken) -> TokenClaims:
         claims = read_token(credentials.credentials, state.jwt_key) if credentials else None
         access = await state.access(claims) if claims else None
+        if claims is not None and access is not None and access.valid_since is not None:
+            access = access if (claims.iat or 0) >= access.valid_since else None
         if claims is None or access is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         if access.password_change_required and scope != "me":

@@ -108,6 +108,9 @@ class Access:
     scopes: frozenset[str]
     owner: str | None
     password_change_required: bool = False
+    # Tokens issued before this (epoch seconds) are not this user's: a user deleted and made again
+    # under the same name does not inherit the old one's tokens.
+    valid_since: int | None = None
 
 
 def effective_scopes(granted: Iterable[str], *held: Iterable[str] | None) -> frozenset[str]:

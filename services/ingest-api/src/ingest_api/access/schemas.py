@@ -38,6 +38,7 @@ class TokenClaims(BaseModel):
     sub: str
     scopes: list[str]
     kind: Literal["client", "user"] = "client"
+    iat: int | None = None
     owner: str | None = None
 
 

@@ -136,6 +136,7 @@ async def create_user(state: State, user: UserIn, _: SettingsWriter) -> User:
         row = await repository.insert_user(conn, user.username, password_hash, user.role, user.firstLogin)
     if row is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"User with username='{user.username}' already exists.")
+    state.forget("user", user.username)  # a name deleted moments ago may be remembered as unusable
     return user_out(row)
 
 

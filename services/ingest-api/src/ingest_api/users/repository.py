@@ -100,9 +100,12 @@ async def managers(conn: Connection, scope: str) -> int:
 
 
 async def user_access(conn: Connection, username: str) -> asyncpg.Record | None:
-    """What a user's token may do now: active, first_login and the role's scopes."""
+    """What a user's token may do now: active, first_login, the role's scopes, when the user was made."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT u.active, u.first_login, r.scopes FROM users u JOIN roles r ON r.name = u.role WHERE u.username = $1",
+        """
+        SELECT u.active, u.first_login, r.scopes, u.created_at
+        FROM users u JOIN roles r ON r.name = u.role WHERE u.username = $1
+        """,
         username,
     )
     return row
