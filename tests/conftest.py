@@ -24,6 +24,8 @@ BOOTSTRAP_ID = "test-bootstrap-client"
 BOOTSTRAP_SECRET = "test-bootstrap-secret-" + secrets.token_hex(8)
 SECRETS_KEY = new_key()
 JWT_SECRET = "test-signing-key-" + secrets.token_hex(16)
+ADMIN_USERNAME = "test-admin"
+ADMIN_PASSWORD = "test-first-login-" + secrets.token_hex(8)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +67,11 @@ class Env:
             "CTE_BOOTSTRAP_CLIENT_SECRET": BOOTSTRAP_SECRET,
             "CTE_JWT_SECRET": JWT_SECRET,
             "CTE_SECRETS_KEY": SECRETS_KEY,
+            "CTE_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USERNAME,
+            "CTE_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            # Every test signs in from 127.0.0.1 and some fail on purpose (fuzzing /api/auth among them):
+            # no address lockout here. tests/component/test_users.py proves the lockout.
+            "CTE_SIGNIN_ADDRESS_MAX_FAILURES": "0",
             **extra,
         }
 

@@ -62,7 +62,7 @@ def test_every_endpoint_refuses_a_token_without_its_scope(services: Running, ops
     cte_read = {"Authorization": f"Bearer {token(services.api_url, 'cte_read')}"}
     settings_read = {"Authorization": f"Bearer {token(services.api_url, 'settings_read')}"}
     for method, path in ops:
-        settings = path.startswith(("/api/tenants", "/api/users", "/api/settings"))
+        settings = path.startswith(("/api/tenants", "/api/users", "/api/settings", "/api/roles", "/api/audit"))
         if method == "get":
             # A read needs its family's read scope: the other family's is refused.
             r = call(services.api_url, method, path, cte_read if settings else settings_read)

@@ -50,9 +50,13 @@ def test_auth_rejects_wrong_secret_and_grant(services: Running) -> None:
     )
     assert bad.status_code == 401
     assert bad.json() == {"detail": "Invalid client_id/client_secret provided."}
-    grant = httpx.post(f"{services.api_url}/api/auth", data={"grant_type": "password", "client_id": BOOTSTRAP_ID})
+    grant = httpx.post(f"{services.api_url}/api/auth", data={"grant_type": "implicit", "client_id": BOOTSTRAP_ID})
     assert grant.status_code == 422
     assert grant.json() == {"detail": "grant_type not supported."}
+    # The password grant is a user's: a client's credentials are no username and password.
+    password = httpx.post(f"{services.api_url}/api/auth", data={"grant_type": "password", "client_id": BOOTSTRAP_ID})
+    assert password.status_code == 401
+    assert password.json() == {"detail": "Invalid username or password."}
 
 
 def test_endpoints_refuse_missing_forged_and_read_only_tokens(services: Running, client: httpx.Client) -> None:

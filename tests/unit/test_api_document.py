@@ -12,7 +12,7 @@ import pytest
 
 from ingest_api.main import create_app
 
-SCOPES = {"cte_read", "cte_write", "settings_read", "settings_write"}
+SCOPES = {"me", "api", "cte_read", "cte_write", "settings_read", "settings_write"}
 PUBLIC = {("post", "/api/auth")}
 
 
@@ -65,10 +65,14 @@ def success(op: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def test_the_document_has_a_bearer_scheme() -> None:
+def test_the_document_has_a_bearer_scheme_and_the_password_flow() -> None:
     schemes = document()["components"]["securitySchemes"]
-    assert schemes == {"bearer": schemes["bearer"]}
+    assert set(schemes) == {"bearer", "oauth2"}
     assert (schemes["bearer"]["type"], schemes["bearer"]["scheme"]) == ("http", "bearer")
+    # Swagger UI's Authorize button signs a user in at /api/auth with a username and password.
+    password = schemes["oauth2"]["flows"]["password"]
+    assert password["tokenUrl"] == "/api/auth"
+    assert set(password["scopes"]) == SCOPES
     assert len(operations()) >= 44
 
 
@@ -95,11 +99,12 @@ def test_every_operation_declares_its_errors_and_security(method: str, path: str
         assert "security" not in op
         assert "Retry-After" in op["responses"]["401"]["headers"]
     else:
-        [requirement] = op["security"]
-        [scopes] = requirement.values()
-        assert list(requirement) == ["bearer"]
-        assert len(scopes) == 1
-        assert scopes[0] in SCOPES
+        # Either scheme is enough (alternatives), each naming the one scope the operation needs.
+        bearer, oauth2 = op["security"]
+        assert (list(bearer), list(oauth2)) == (["bearer"], ["oauth2"])
+        assert len(bearer["bearer"]) == 1
+        assert bearer["bearer"] == oauth2["oauth2"]
+        assert bearer["bearer"][0] in SCOPES
 
 
 def test_probes_are_outside_the_document() -> None:

@@ -30,6 +30,11 @@ from ingest_api.access.domain import hash_secret, verify_secret
 from ingest_api.access.handlers import auth_router, tokens_router
 from ingest_api.access.schemas import ALL_SCOPES
 from ingest_api.allow_list.handlers import router as allow_list_router
+from ingest_api.api_docs.handlers import install as install_docs
+from ingest_api.audit.handlers import AuditTrail
+from ingest_api.audit.handlers import router as audit_router
+from ingest_api.configurations.handlers import ce_router as configuration_ce_router
+from ingest_api.configurations.handlers import plugins_router as plugin_configurations_router
 from ingest_api.configurations.handlers import router as configurations_router
 from ingest_api.dashboards.handlers import router as dashboards_router
 from ingest_api.exchange_settings.handlers import router as settings_router
@@ -37,12 +42,21 @@ from ingest_api.health.handlers import router as health_router
 from ingest_api.indicators.handlers import router as indicators_router
 from ingest_api.indicators.schemas import IndicatorIn
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
-from ingest_api.rules.handlers import reevaluations_router, rules_router
+from ingest_api.rules.handlers import reevaluations_router, rule_ce_router, rules_router
 from ingest_api.settings import Settings
-from ingest_api.shared import OUTAGES, AppState, ItemError, Unavailable, item_error_response, unavailable_response
+from ingest_api.shared import (
+    OUTAGES,
+    AppState,
+    ItemError,
+    Unavailable,
+    item_error_response,
+    replaying,
+    unavailable_response,
+)
 from ingest_api.sharing.handlers import router as sharing_router
 from ingest_api.tags.handlers import router as tags_router
 from ingest_api.tenants.handlers import router as tenants_router
+from ingest_api.users.handlers import bootstrap_admin, roles_router, users_router
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +169,7 @@ class RequestGuard:
         if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body)) or (form and b"%00" in body.lower()):
             await _refuse(send, 400, "body: NUL characters are not allowed")
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
 
 async def _refuse(send: Send, status_code: int, detail: str) -> None:
@@ -190,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key = settings.jwt_secret.get_secret_value()
         app.state.cte = AppState(settings, pool, broker, key)
         await _bootstrap_client(app.state.cte)
+        await bootstrap_admin(app.state.cte)
         try:
             yield
         finally:
@@ -201,7 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Cloud Exchange-compatible Threat Exchange API: indicators in, lists out.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served from the stack's own assets: install_docs below
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
@@ -212,17 +218,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dashboards_router,
         configurations_router,
         tenants_router,
-        tokens_router,
+        tokens_router,  # before users_router: /users/tokens is not a username
+        users_router,
+        roles_router,
+        audit_router,
         settings_router,
         rules_router,
         allow_list_router,
         sharing_router,
         reevaluations_router,
+        configuration_ce_router,
+        plugin_configurations_router,
+        rule_ce_router,
     ):
         app.include_router(router, prefix="/api")
     app.include_router(health_router)
     app.mount("/metrics", make_asgi_app(_metrics_registry()))
+    install_docs(app, "/api/openapi.json")
     _document(app)
+    app.add_middleware(AuditTrail)  # inside the guard: it sees only bodies the guard let through
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)

@@ -14,6 +14,12 @@ class Settings(CommonSettings):
     # The first API client, so a fresh stack can be used at once (see .env.example).
     bootstrap_client_id: str | None = None
     bootstrap_client_secret: SecretStr | None = None
+    # The first administrator, created at start-up while no user exists; the password must be changed at
+    # first login (see .env.example).
+    bootstrap_admin_username: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    # Failed sign-ins from one address within five minutes that lock the address for five minutes (0: never).
+    signin_address_max_failures: int = Field(default=20, ge=0)
     # Signs access tokens; every replica must share it. Without one, a random key is made per process.
     jwt_secret: SecretStr | None = None
     token_ttl_minutes: int = Field(default=120, ge=1)

@@ -15,9 +15,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotRead
 from aiokafka.structs import RecordMetadata
 from fastapi import Depends, HTTPException, Path, Request, Security, status
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from faststream.kafka import KafkaBroker
 from pydantic import ConfigDict, with_config
+from starlette.types import Message, Receive
 from typing_extensions import TypedDict
 
 from cte_common.crypto import SecretBox
@@ -26,10 +27,18 @@ from cte_common.events import ConfigChange, encode
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.query import QueryError, SqlParams, parse_json, to_sql
 from cte_common.topics import Topics
-from ingest_api.access.domain import read_token
+from ingest_api.access.domain import Access, effective_scopes, read_token
 from ingest_api.access.repository import get_client
-from ingest_api.access.schemas import INVALID_TOKEN, MISSING_SCOPE, Scope, TokenClaims
+from ingest_api.access.schemas import (
+    ALL_SCOPES,
+    INVALID_TOKEN,
+    MISSING_SCOPE,
+    PASSWORD_CHANGE_REQUIRED,
+    Scope,
+    TokenClaims,
+)
 from ingest_api.settings import Settings
+from ingest_api.users.repository import user_access
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +53,58 @@ class AppState:
         self.topics = Topics(settings.topic_prefix)
         self.jwt_key = jwt_key
         self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
-        # client id -> (usable, checked at): a revoked or expired client's tokens stop working within
-        # CLIENT_CHECK_SECONDS without a database query on every request.
-        self._client_checks: dict[str, tuple[bool, float]] = {}
+        # (kind, subject) -> (what its tokens may do, checked at): a revoked or expired client's tokens,
+        # and a deactivated user's or a changed role's, take effect within CLIENT_CHECK_SECONDS without
+        # a database query on every request.
+        self._access: dict[tuple[str, str], tuple[Access | None, float]] = {}
         # Publishes that outlived their request's deadline, kept until they end (see ``publish``).
         self._late: set[asyncio.Future[list[RecordMetadata]]] = set()
 
-    async def client_usable(self, client_id: str) -> bool:
-        cached = self._client_checks.get(client_id)
+    async def access(self, claims: TokenClaims) -> Access | None:
+        """What the token's client or user may do now; None if it may do nothing (revoked, expired,
+        deleted, deactivated)."""
+        key = (claims.kind, claims.sub)
+        cached = self._access.get(key)
         now = time.monotonic()
         if cached is not None and now - cached[1] < CLIENT_CHECK_SECONDS:
             return cached[0]
         async with self.pool.acquire() as conn:
-            row = await get_client(conn, client_id)
-        usable = (
-            row is not None
-            and row["revoked_at"] is None
-            and (row["expires_at"] is None or row["expires_at"] > datetime.now(UTC))
-        )
-        self._client_checks[client_id] = (usable, now)
-        return usable
+            found = await (
+                self._user_access(conn, claims.sub) if claims.kind == "user" else self._client_access(conn, claims.sub)
+            )
+        self._access[key] = (found, now)
+        return found
 
-    def forget_client(self, client_id: str) -> None:
-        """Drop what is known of the client, so its next request checks it again (after a revocation)."""
-        self._client_checks.pop(client_id, None)
+    @staticmethod
+    async def _user_access(conn: Any, username: str) -> Access | None:
+        user = await user_access(conn, username)
+        if user is None or not user["active"]:
+            return None
+        return Access(
+            frozenset(user["scopes"]),
+            username,
+            password_change_required=user["first_login"],
+            valid_since=int(user["created_at"].timestamp()),
+        )
+
+    @staticmethod
+    async def _client_access(conn: Any, client_id: str) -> Access | None:
+        row = await get_client(conn, client_id)
+        if row is None or row["revoked_at"] is not None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+            return None
+        if row["owner"] is None:  # the bootstrap client, or a token made before users
+            return Access(frozenset(row["scopes"]), None)
+        # A token is worth no more than its user is today (the reference: "the same privilege level").
+        owner = await user_access(conn, row["owner"])
+        if owner is None or not owner["active"]:
+            return None
+        return Access(effective_scopes(row["scopes"], owner["scopes"]), row["owner"])
+
+    def forget(self, kind: str, subject: str) -> None:
+        """Drop what is known of a client or user, so its next request checks it again (after a change)."""
+        self._access.pop((kind, subject), None)
 
     async def publish(self, topic: str, messages: Iterable[Outgoing]) -> list[RecordMetadata]:
         """Every message acknowledged by Kafka, or :class:`Unavailable` after ``publish_timeout_seconds``.
@@ -161,29 +198,45 @@ def app_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(app_state)]
 
 
-# The security scheme of the OpenAPI document (Swagger UI's Authorize button). It never refuses by itself
-# (auto_error=False): the scope check below answers, with the reference's texts.
+# The security schemes of the OpenAPI document (Swagger UI's Authorize button): a bearer token, or a
+# user's password through the OAuth2 password flow at /api/auth. Either is enough. They never refuse by
+# themselves (auto_error=False): the scope check below answers, with the reference's texts.
 bearer = HTTPBearer(
     scheme_name="bearer",
     bearerFormat="JWT",
-    description="An access token from POST /api/auth (OAuth2 client credentials, form-encoded). Each "
+    description="An access token from POST /api/auth (OAuth2 client credentials or password, form-encoded). Each "
     "operation lists the scope it needs: cte_read or cte_write (indicators, tags, dashboards, configurations, "
-    "rules, allow-list, sharing), settings_read or settings_write (tenants, API tokens, settings).",
+    "rules, allow-list, sharing), settings_read or settings_write (tenants, users, roles, settings, audit), me "
+    "(one's own profile and password), api (one's own API tokens).",
+    auto_error=False,
+)
+oauth2 = OAuth2PasswordBearer(
+    tokenUrl="/api/auth",
+    scheme_name="oauth2",
+    scopes={scope: scope for scope in ALL_SCOPES},
+    description="A user's username and password (grant_type=password); no scope selected: all of the role's.",
     auto_error=False,
 )
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+PasswordFlowToken = Annotated[str | None, Depends(oauth2)]
 
 
 def _require(scope: Scope) -> Any:
-    async def check(state: State, credentials: Credentials) -> TokenClaims:
+    async def check(state: State, credentials: Credentials, _: PasswordFlowToken) -> TokenClaims:
         claims = read_token(credentials.credentials, state.jwt_key) if credentials else None
-        if claims is None or not await state.client_usable(claims.sub):
+        access = await state.access(claims) if claims else None
+        if claims is not None and access is not None and access.valid_since is not None:
+            access = access if (claims.iat or 0) >= access.valid_since else None
+        if claims is None or access is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
-        if scope not in claims.scopes:
+        if access.password_change_required and scope != "me":
+            raise HTTPException(status.HTTP_403_FORBIDDEN, PASSWORD_CHANGE_REQUIRED)
+        scopes = effective_scopes(claims.scopes, access.scopes)
+        if scope not in scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, MISSING_SCOPE)
-        return claims
+        return claims.model_copy(update={"scopes": [s for s in ALL_SCOPES if s in scopes], "owner": access.owner})
 
     # Security: the operation's security requirement in the document names the scope.
     return Security(check, scopes=[scope])
@@ -193,6 +246,8 @@ Reader = Annotated[TokenClaims, _require("cte_read")]
 Writer = Annotated[TokenClaims, _require("cte_write")]
 SettingsReader = Annotated[TokenClaims, _require("settings_read")]
 SettingsWriter = Annotated[TokenClaims, _require("settings_write")]
+Me = Annotated[TokenClaims, _require("me")]
+ApiTokens = Annotated[TokenClaims, _require("api")]
 
 
 # OFFSET and LIMIT are PostgreSQL bigints: a larger number is a 422, not a failed query.
@@ -306,3 +361,18 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """An ASGI ``receive`` that hands over ``body`` (already read by a middleware) once, then defers to
+    ``receive`` (a disconnect, say)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import jwt
 from argon2 import PasswordHasher
@@ -29,8 +33,17 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
         return False
 
 
-def issue_token(client_id: str, scopes: Sequence[str], key: str, ttl: timedelta, now: datetime) -> str:
-    claims = {"sub": client_id, "scopes": scopes, "iat": now, "exp": now + ttl}
+def issue_token(
+    subject: str,
+    scopes: Sequence[str],
+    key: str,
+    ttl: timedelta,
+    now: datetime,
+    kind: Literal["client", "user"] = "client",
+) -> str:
+    claims: dict[str, Any] = {"sub": subject, "scopes": scopes, "iat": now, "exp": now + ttl}
+    if kind == "user":
+        claims["kind"] = kind  # a client's token carries no kind: tokens issued before users still read
     return jwt.encode(claims, key, algorithm=JWT_ALGORITHM)
 
 
@@ -54,9 +67,60 @@ def granted_scopes(requested: str | None, allowed: list[Scope]) -> list[Scope] |
     return [held[s] for s in dict.fromkeys(asked)]
 
 
-# Sign-in throttling: this many consecutive failures lock the client for LOCK_MINUTES.
+# Sign-in throttling: this many consecutive failures lock the client (or the user) for LOCK_MINUTES.
 MAX_FAILED_SIGNINS = 5
 LOCK_MINUTES = 5
+
+
+def user_subject(username: str) -> str:
+    """The key of a user's failed sign-ins (signin_failures.subject)."""
+    return f"user:{username}"
+
+
+def address_subject(address: str) -> str:
+    """The key of an address's failed sign-ins (signin_failures.subject)."""
+    return f"address:{address}"
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """``Authorization: Basic`` client authentication (RFC 6749 2.3.1: id and secret form-encoded, then
+    joined by a colon and base64-encoded), or None when the header is absent or not Basic."""
+    if not authorization:
+        return None
+    kind, _, encoded = authorization.partition(" ")
+    if kind.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a token's holder may do now: the scopes its user or client holds today, and whether the user
+    must change the password before anything else."""
+
+    scopes: frozenset[str]
+    owner: str | None
+    password_change_required: bool = False
+    # Tokens issued before this (epoch seconds) are not this user's: a user deleted and made again
+    # under the same name does not inherit the old one's tokens.
+    valid_since: int | None = None
+
+
+def effective_scopes(granted: Iterable[str], *held: Iterable[str] | None) -> frozenset[str]:
+    """A token's scopes narrowed to what its client and its user hold today (None: no such limit), so
+    a role or token changed after the token was issued takes effect at once."""
+    scopes = frozenset(granted)
+    for limit in held:
+        if limit is not None:
+            scopes &= frozenset(limit)
+    return scopes
 
 
 def token_out(row: dict[str, Any]) -> Token:
@@ -64,6 +128,7 @@ def token_out(row: dict[str, Any]) -> Token:
         "client_id": row["client_id"],
         "description": row["description"],
         "scopes": list(row["scopes"]),
+        "owner": row["owner"],
         "createdAt": row["created_at"],
         "expiresAt": row["expires_at"],
         "revoked": row["revoked_at"] is not None,

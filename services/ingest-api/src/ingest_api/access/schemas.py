@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -19,16 +19,27 @@ GRANT_NOT_SUPPORTED = "grant_type not supported."
 
 
 ADMIN_SCOPES = ("settings_read", "settings_write")
-Scope = Literal["cte_read", "cte_write", "settings_read", "settings_write"]
-ALL_SCOPES = (*SCOPES, *ADMIN_SCOPES)
+# me: one's own profile and password; api: one's own API tokens (the reference's user scopes).
+USER_SCOPES = ("me", "api")
+Scope = Literal["me", "api", "cte_read", "cte_write", "settings_read", "settings_write"]
+ALL_SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 
 ACCOUNT_LOCKED = "This account has been locked due to too many failed attempts. Try again later."
+ADDRESS_LOCKED = "Too many failed sign-ins from this address. Try again later."
+INVALID_USER = "Invalid username or password."
+PASSWORD_CHANGE_REQUIRED = "The password must be changed first (POST /api/users/me/password)."  # noqa: S105
 
 
 class TokenClaims(BaseModel):
+    """An access token's claims: ``sub`` is a client id (API token credentials) or, for ``kind`` user, a
+    username. Once checked, ``scopes`` are what the token may do now and ``owner`` the user behind it."""
+
     sub: str
     scopes: list[str]
+    kind: Literal["client", "user"] = "client"
+    iat: int | None = None
+    owner: str | None = None
 
 
 class TokenCreate(BaseModel):
@@ -68,6 +79,7 @@ class Token(TypedDict):
     client_id: str
     description: str
     scopes: list[Scope]
+    owner: str | None
     createdAt: datetime
     expiresAt: datetime | None
     revoked: bool

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from cte_common.events import IndicatorDelete
@@ -17,6 +18,9 @@ from ingest_api.configurations.schemas import (
     ConfigurationDeleted,
     ConfigurationIn,
     ConfigurationPatch,
+    ConfigurationRef,
+    NamedConfigurationPatch,
+    PluginConfigurationIn,
 )
 from ingest_api.indicators.repository import values_with_source
 from ingest_api.shared import WRITE_ERRORS, Reader, State, Writer
@@ -25,6 +29,9 @@ from ingest_api.tenants.repository import tenant_exists
 from ingest_api.write_path import publish_indicator_events
 
 router = APIRouter(prefix="/cte/configurations", tags=["Configurations"], responses=WRITE_ERRORS)
+# The reference's 6.x paths that name the configuration in the body: aliases of ours.
+ce_router = APIRouter(prefix="/cte/configuration", tags=["Configurations"], responses=WRITE_ERRORS)
+plugins_router = APIRouter(prefix="/cte/plugins/configurations", tags=["Configurations"], responses=WRITE_ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a plugin configuration")
@@ -124,3 +131,42 @@ async def delete_configuration(
         await repository.delete_configuration(conn, name)
         await state.publish_change("configuration", name, None)
     return {"deleted": name, "indicatorsRemoved": removed}
+
+
+@ce_router.delete("", summary="Delete a plugin configuration named in the body (the reference's 6.x path)")
+async def delete_configuration_by_body(
+    state: State, ref: Annotated[ConfigurationRef, Body()], claims: Writer
+) -> ConfigurationDeleted:
+    """The same as ``DELETE /api/cte/configurations/{name}?keepData=``."""
+    return await delete_configuration(state, ref.name, claims, keepData=ref.keepData)
+
+
+@plugins_router.get("", summary="List plugin configurations (the reference's 6.x path)")
+async def list_plugin_configurations(state: State, claims: Reader) -> list[Configuration]:
+    """The same as ``GET /api/cte/configurations``."""
+    return await list_configurations(state, claims)
+
+
+@plugins_router.post(
+    "/{plugin_id}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a configuration of a plugin (the reference's 6.x path; its plugin ids too)",
+)
+async def create_plugin_configuration(
+    state: State, plugin_id: Annotated[str, Path(max_length=200)], body: PluginConfigurationIn, claims: Writer
+) -> Configuration:
+    """The same as ``POST /api/cte/configurations`` with ``plugin`` from the path (``api_sources``,
+    ``api_source`` or ``netskope``)."""
+    given = body.model_dump(exclude_unset=True, exclude={"plugin"})
+    try:
+        cfg = ConfigurationIn.model_validate({**given, "plugin": plugin_id})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+    return await create_configuration(state, cfg, claims)
+
+
+@plugins_router.patch("", summary="Update a plugin configuration named in the body (the reference's 6.x path)")
+async def update_plugin_configuration(state: State, patch: NamedConfigurationPatch, claims: Writer) -> Configuration:
+    """The same as ``PATCH /api/cte/configurations/{name}`` with the rest of the body."""
+    given = patch.model_dump(exclude={"name"}, exclude_unset=True)
+    return await update_configuration(state, patch.name, ConfigurationPatch.model_validate(given), claims)

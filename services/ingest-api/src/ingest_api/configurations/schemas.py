@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict
 
 from cte_common.events import TagsStrategy
@@ -14,6 +14,17 @@ from cte_common.sightings import AgingCriteria, AgingUnit, SourceConfiguration
 
 PLUGINS = ("api_source", "netskope")
 Plugin = Literal["api_source", "netskope"]
+# The reference's plugin ids (its plugin packages, and their module paths), accepted for ours.
+PLUGIN_ALIASES = {
+    "api_sources": "api_source",
+    "netskope.plugins.Default.api_sources.main": "api_source",
+    "netskope.plugins.Default.netskope.main": "netskope",
+}
+
+
+def plugin_id(value: Any) -> Any:
+    """Ours for one of the reference's plugin ids; anything else as given (validated as a Plugin)."""
+    return PLUGIN_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 class ConfigurationIn(BaseModel):
@@ -22,7 +33,7 @@ class ConfigurationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
-    plugin: Plugin
+    plugin: Annotated[Plugin, BeforeValidator(plugin_id)]
     active: bool = True
     ageAfterDays: int = Field(default=90, ge=0, le=365)
     # When given, replaces ageAfterDays (which then only shows the reference's view).
@@ -132,3 +143,28 @@ class Configuration(TypedDict):
 class ConfigurationDeleted(TypedDict):
     deleted: str
     indicatorsRemoved: int
+
+
+class ConfigurationRef(BaseModel):
+    """The body of the reference's ``DELETE /api/cte/configuration``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    keepData: bool = True
+
+
+class PluginConfigurationIn(ConfigurationIn):
+    """The body of the reference's ``POST /api/cte/plugins/configurations/{plugin_id}``: the plugin is the path's."""
+
+    plugin: Annotated[Plugin | None, BeforeValidator(plugin_id)] = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _tenant_for_netskope(self) -> PluginConfigurationIn:
+        return self  # checked once the path's plugin is known
+
+
+class NamedConfigurationPatch(ConfigurationPatch):
+    """The body of the reference's ``PATCH /api/cte/plugins/configurations``: the name and what changes."""
+
+    name: str = Field(min_length=1, max_length=200)

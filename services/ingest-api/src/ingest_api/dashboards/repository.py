@@ -88,3 +88,21 @@ async def pull_counts(conn: Connection) -> list[asyncpg.Record]:
             """
         )
     )
+
+
+async def shared_counts(conn: Connection, rule: str, source: str, destination: str | None) -> list[asyncpg.Record]:
+    """Per type, the values the rule-engine decided to share through the sharings of ``rule`` from
+    ``source`` (to ``destination`` when given)."""
+    return list(
+        await conn.fetch(
+            """
+            SELECT i.type, count(DISTINCT d.value) AS shared
+            FROM sharings s JOIN share_decisions d ON d.sharing_id = s.id JOIN indicators i ON i.value = d.value
+            WHERE s.rule = $1 AND s.source = $2 AND ($3::text IS NULL OR s.destination = $3)
+            GROUP BY i.type
+            """,
+            rule,
+            source,
+            destination,
+        )
+    )

@@ -36,3 +36,16 @@ class PullCountsOut(BaseModel):
 
 # GET /api/cte/dashboard/pull: indicator type -> source -> counts.
 PullOut: TypeAlias = dict[IndicatorType, dict[str, PullCountsOut]]
+
+
+class SharingCountsOut(BaseModel):
+    """One type's counts of GET /api/cte/dashboard/sharing: what the rule selects from the source, what
+    the sharings of that rule and source (to the destination) share, and the difference."""
+
+    filteredCount: int
+    sharedCount: int
+    misMatchCount: int
+
+
+# GET /api/cte/dashboard/sharing: indicator type -> counts.
+SharingOut: TypeAlias = dict[IndicatorType, SharingCountsOut]

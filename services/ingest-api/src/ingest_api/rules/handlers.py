@@ -32,6 +32,7 @@ from ingest_api.rules.schemas import (
     DEFAULT_RULE,
     ExceptionIn,
     FiltersIn,
+    NamedRulePatch,
     Reevaluation,
     Rule,
     RuleIn,
@@ -55,6 +56,8 @@ from ingest_api.sharing.repository import sharings_of_rule
 from ingest_api.tags.repository import lock_tags
 
 rules_router = APIRouter(prefix="/cte/business_rules", tags=["Business Rules"], responses=WRITE_ERRORS)
+# The reference's 6.x paths that name the rule in the body: aliases of ours.
+rule_ce_router = APIRouter(prefix="/cte/business_rule", tags=["Business Rules"], responses=WRITE_ERRORS)
 reevaluations_router = APIRouter(prefix="/cte/reevaluations", tags=["Business Rules"], responses=READ_ERRORS)
 
 
@@ -104,6 +107,27 @@ async def list_rules(state: State, _: Reader) -> list[Rule]:
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
         return [rule_out(r, now) for r in await repository.list_rules(conn)]
+
+
+@rules_router.get(
+    "/test",
+    summary="Test the business rule named by ?rule= (the reference's 6.x path); without it, the rule named test",
+)
+async def rule_test_by_query(
+    state: State,
+    claims: Reader,
+    rule: Annotated[str | None, Query(description="the rule to test")] = None,
+    days: Annotated[int, Query(ge=1, le=365, description="1..365; all time is the last 365 days")] = 365,
+    sourceConfiguration: Annotated[str | None, Query(description="a source configuration")] = None,
+    destinationConfiguration: Annotated[str | None, Query(description="a destination configuration")] = None,
+) -> RuleTest | Rule:
+    """The same as ``GET /api/cte/business_rules/{rule}/test``. A rule may be named ``test``: without
+    ``rule`` this is ``GET /api/cte/business_rules/test``, that rule."""
+    if rule is None:
+        return await get_rule(state, "test", claims)
+    return await rule_test(
+        state, rule, claims, days=days, source=sourceConfiguration, destination=destinationConfiguration
+    )
 
 
 @rules_router.get("/{name}", summary="Get one business rule")
@@ -247,3 +271,16 @@ async def list_reevaluations(
 ) -> list[Reevaluation]:
     async with state.pool.acquire() as conn:
         return [reevaluation_out(r) for r in await repository.list_reevaluations(conn, skip, limit)]
+
+
+@rule_ce_router.patch("", summary="Update a business rule named in the body (the reference's 6.x path)")
+async def update_rule_by_body(state: State, patch: NamedRulePatch, claims: Writer) -> Rule:
+    """The same as ``PATCH /api/cte/business_rules/{name}`` with the rest of the body."""
+    given = patch.model_dump(exclude={"name"}, exclude_unset=True)
+    return await update_rule(state, patch.name, RulePatch.model_validate(given), claims)
+
+
+@rule_ce_router.delete("", summary="Delete a business rule named in the body (the reference's 6.x path)")
+async def delete_rule_by_body(state: State, ref: RuleName, claims: Writer) -> Empty:
+    """The same as ``DELETE /api/cte/business_rules/{name}``."""
+    return await delete_rule(state, ref.name, claims)

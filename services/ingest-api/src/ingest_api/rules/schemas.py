@@ -112,6 +112,12 @@ class RuleName(BaseModel):
     _name = field_validator("name")(_rule_name)
 
 
+class NamedRulePatch(RulePatch):
+    """The body of the reference's ``PATCH /api/cte/business_rule``: the rule's name and what changes."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
 # Answers (TypedDicts: see ingest_api.shared)
 
 

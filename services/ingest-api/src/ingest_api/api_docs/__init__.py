@@ -1,0 +1,1 @@
+"""Swagger UI at ``/api/docs``, served entirely from the stack (no CDN)."""

@@ -1,0 +1,1 @@
+"""Users, their passwords and roles (``/api/users``, ``/api/roles``), and the first administrator."""
