@@ -83,6 +83,7 @@ def test_canonical_text_mostly_takes_the_fast_path(kind: T, value: str) -> None:
         (T.URL, "10.1.2.3:8080/x", True),
         (T.URL, "http://example.com/", False),  # the lone "/" goes
         (T.URL, "http://example.com:80/x", False),  # the default port goes
+        (T.URL, "example.com?q=1", False),  # the root path is written in: "example.com/?q=1"
         (T.URL, "http:8080/x", False),  # refused by the full path
         (T.URL, "example.com/a[.]b", False),  # a defang form
         (T.URL, "HTTP://example.com/x", False),

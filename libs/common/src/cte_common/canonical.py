@@ -332,6 +332,8 @@ def _fast_url(value: str) -> bool:
         return False
     if path == "/" and query is None:
         return False
+    if path is None and query is not None:
+        return False  # "a?q": the full path writes the root path in, "a/?q"
     if _FAST_IPV4_RE.fullmatch(host):
         return True
     return _fast_name(host) and not host.replace(".", "").isdigit()
