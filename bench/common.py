@@ -208,10 +208,11 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def stack_pid(component: str) -> int | None:
     """The pid of a stack component (kafka, postgres), from deploy/stack.sh's run files."""
+    state = Path(os.environ.get("CTE_STACK_DIR") or ROOT / ".stack")
     if component == "postgres":
-        text = _read(str(ROOT / ".stack" / "pg" / "data" / "postmaster.pid"))
+        text = _read(str(state / "pg" / "data" / "postmaster.pid"))
     else:
-        text = _read(str(ROOT / ".stack" / "run" / f"{component}.pid"))
+        text = _read(str(state / "run" / f"{component}.pid"))
     first = text.split("\n", 1)[0].strip()
     return int(first) if first.isdigit() else None
 
