@@ -67,16 +67,25 @@ async def measure(bench: Bench, candidates: int, runs: int) -> dict[str, Any]:
     await wait_until(flushed, within=600, what="the first push", interval=0.05, alive=bench.services.check_alive)
     first_push = round(time.perf_counter() - t0, 2)
     await bench.refresh_pg_pids()
+    assert bench.tenant is not None
+    seq = (await bench.tenant.get("/_sim/requests", params={"since": 10**12})).json()["total"]
     meter = bench.cpu_meter()
     load_before = load_average()
     meter.start()
     changes = await bench.one_entry_change(key, runs=runs)
     cpu = meter.stop()
+    # Where a change's time goes on the tenant's side: its calls, by kind, as the fake tenant timed them.
+    log = (await bench.tenant.get("/_sim/requests", params={"since": seq})).json()["requests"]
+    tenant_ms: dict[str, list[float]] = {}
+    for r in log:
+        kind = r["path"].rsplit("/", 1)[-1] if r["path"].startswith("/api/v2/policy/urllist/") else r["path"]
+        tenant_ms.setdefault(f"{r['method']} {kind}", []).append(round(r["duration_ms"], 1))
     return {
         "candidates": candidates,
         "first_push_seconds": first_push,
         "one_entry": changes,
         "cpu_during_changes": cpu,
+        "tenant_calls_ms": tenant_ms,
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }

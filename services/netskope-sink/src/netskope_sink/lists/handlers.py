@@ -263,16 +263,12 @@ class Flusher:
     async def _entries(
         conn: Connection, key: str, *, whole: bool, uncertain: bool, exclude: Mapping[str, str], json_items: bool
     ) -> str:
-        """The entries of a call, read from a cursor and encoded chunk by chunk, comma-separated: a JSON
-        array's items (``json_items``, URL lists) or plain (file hash lists). The text is bounded by the
-        tenant's cap; no entry is kept as an object."""
-        parts: list[str] = []
-        async for chunk in repository.stream_entries(conn, key, whole=whole, uncertain=uncertain):
-            if exclude:
-                chunk = [e for e in chunk if e not in exclude]
-            if chunk:
-                parts.append(json.dumps(chunk)[1:-1] if json_items else ",".join(chunk))
-        return ",".join(parts)
+        """The entries of a call, comma-separated, as PostgreSQL writes them: a JSON array's items
+        (``json_items``, URL lists) or plain (file hash lists). The text is bounded by the tenant's
+        cap; no entry is kept as an object."""
+        return await repository.entries_text(
+            conn, key, whole=whole, uncertain=uncertain, exclude=list(exclude), json_items=json_items
+        )
 
     async def _record(self, conn: Connection, p: Pushed) -> None:
         """Record the push in one transaction; nothing is published (the read side derives the values'

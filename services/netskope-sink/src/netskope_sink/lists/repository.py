@@ -3,7 +3,7 @@ reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -432,19 +432,27 @@ UNION
 SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
 """
 _APPENDS = "SELECT DISTINCT entry FROM push_changes WHERE list_key = $1 AND change = 'append'"
+# A call's entries as one text, comma-separated, written by PostgreSQL: JSON strings (a URL list's
+# array items) or plain (a file hash list). One value of at most the tenant's upload limit, and no row
+# or object per entry in the sink (a replace of a 190,000-entry list is one string, not 190,000 rows).
+_ENTRIES_TEXT = """
+SELECT coalesce(string_agg(CASE WHEN ${json} THEN to_json(e.entry)::text ELSE e.entry END, ','), '')
+FROM ({entries}) AS e(entry) WHERE NOT (e.entry = ANY(${exclude}::text[]))
+"""
 
 
-async def stream_entries(
-    conn: Conn, list_key: str, *, whole: bool, uncertain: bool, chunk: int = 10_000
-) -> AsyncIterator[list[str]]:
-    """The entries of a push in chunks from a cursor: the whole list to hold, or only the appends."""
-    async with conn.transaction():
-        if whole:
-            cursor = await conn.cursor(_WHOLE, list_key, uncertain)
-        else:
-            cursor = await conn.cursor(_APPENDS, list_key)
-        while rows := await cursor.fetch(chunk):
-            yield [r[0] for r in rows]
+async def entries_text(
+    conn: Conn, list_key: str, *, whole: bool, uncertain: bool, exclude: Sequence[str], json_items: bool
+) -> str:
+    """The entries of a push (the whole list to hold, or only the appends), less ``exclude``, as one
+    comma-separated text: JSON array items (``json_items``) or plain."""
+    if whole:
+        query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
+        text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
+    else:
+        query = _ENTRIES_TEXT.format(entries=_APPENDS, exclude=2, json=3)
+        text = await conn.fetchval(query, list_key, list(exclude), json_items)
+    return text
 
 
 _RECORD_REMOVED = """
