@@ -63,8 +63,8 @@ QUERIES: dict[str, dict[str, str]] = {
         name: {"filters": json.dumps(f), "sort": "sources.lastSeen", "ascending": "false", "limit": "10"}
         for name, f in PAGE_QUERIES.items()
     },
-    "page: last 7 days, Unshared": {
-        "filters": json.dumps({"sources": {"$elemMatch": {**_WEEK, "tags": {"$in": ["Unshared"]}}}}),
+    "page: Unshared (left out by a list), newest first": {
+        "filters": json.dumps({"sources": {"$elemMatch": {"tags": {"$in": ["Unshared"]}}}}),
         "sort": "sources.lastSeen",
         "ascending": "false",
         "limit": "10",
