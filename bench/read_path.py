@@ -63,6 +63,16 @@ QUERIES: dict[str, dict[str, str]] = {
         name: {"filters": json.dumps(f), "sort": "sources.lastSeen", "ascending": "false", "limit": "10"}
         for name, f in PAGE_QUERIES.items()
     },
+    "page: Unshared (left out by a list), newest first": {
+        "filters": json.dumps({"sources": {"$elemMatch": {"tags": {"$in": ["Unshared"]}}}}),
+        "sort": "sources.lastSeen",
+        "ascending": "false",
+        "limit": "10",
+    },
+    "count shared with a destination": {
+        "filters": json.dumps({"sharedWith": {"$in": ["bench-dest"]}}),
+        "aggregate": "true",
+    },
     "page: count of the last 7 days": {
         "filters": json.dumps(PAGE_QUERIES["page: last 7 days, newest first"]),
         "aggregate": "true",
@@ -166,11 +176,63 @@ async def load(url: str, count: int) -> dict[str, float]:
             ],
         )
         loaded = time.perf_counter() - started
+        await lists(conn)
         await conn.execute("ANALYZE")
         size = await conn.fetchval("SELECT pg_database_size(current_database())")
     finally:
         await conn.close()
     return {"load_seconds": round(loaded, 2), "database_bytes": float(size)}
+
+
+# The netskope-sink's state for one URL list shared from feed-a to "bench-dest": every URL, domain,
+# hostname and IPv4 of feed-a a member (priority: its lastSeen), the cut at a third of them (the
+# newest), one member in 1,000 changed since the push, one in 5,000 refused. The answers derive their
+# tags, sharedWith and destinations from it (list_value_status), and two queries filter on them.
+LIST_KEY = "bench-tenant/url/bench-urls"
+
+
+async def lists(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO configurations (name, plugin) VALUES ('feed-a', 'api_source'), ('bench-dest', 'netskope')"
+    )
+    await conn.execute(
+        "INSERT INTO sharings (source, rule, destination, action, parameters, list_key) "
+        "VALUES ('feed-a', 'All', 'bench-dest', 'url', '{}', $1)",
+        LIST_KEY,
+    )
+    await conn.execute(
+        """
+        INSERT INTO list_members (list_key, value, type, priority, cost_bytes)
+        SELECT $1, value, type, extract(epoch FROM last_seen), length(value) + 5 FROM indicators
+        WHERE type IN ('url', 'domain', 'hostname', 'ipv4')
+        """,
+        LIST_KEY,
+    )
+    await conn.execute(
+        """
+        WITH ranked AS (
+            SELECT priority, value, cost_bytes, row_number() OVER w AS n, count(*) OVER () AS total,
+                   sum(cost_bytes) OVER w AS used
+            FROM list_members WHERE list_key = $1
+            WINDOW w AS (ORDER BY -priority, value COLLATE "C")
+        )
+        INSERT INTO list_state (list_key, version, flushed_version, cut_priority, cut_value, cut_bytes, cut_count,
+                                cut_trusted, entries)
+        SELECT $1, 1, 1, priority, value, 1 + used, n, true, n FROM ranked WHERE n = total / 3
+        """,
+        LIST_KEY,
+    )
+    await conn.execute(
+        "INSERT INTO list_changes (list_key, value, old_priority, old_cost, old_type) "
+        "SELECT list_key, value, priority, cost_bytes, type FROM list_members WHERE list_key = $1 "
+        "AND hashtext(value) % 1000 = 0",
+        LIST_KEY,
+    )
+    await conn.execute(
+        "INSERT INTO list_outcomes (list_key, value, outcome, reason) SELECT list_key, value, 'rejected', 'x' "
+        "FROM list_members WHERE list_key = $1 AND hashtext(value) % 5000 = 1",
+        LIST_KEY,
+    )
 
 
 def time_queries(api_url: str, token: str, runs: int) -> dict[str, dict[str, float]]:

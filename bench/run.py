@@ -71,8 +71,11 @@ from tqdm import tqdm
 
 from ager.settings import Settings as AgerSettings
 from cte_common.crypto import new_key
+from cte_common.events import ShareIntent
+from cte_common.indicators import IndicatorType
 from cte_common.migrate import upgrade
 from cte_common.topics import Topics, create_topics
+from netskope_sink.lists import repository as sink_lists
 from netskope_sink.settings import Settings as SinkSettings
 
 OWNER = "bench"
@@ -506,30 +509,30 @@ class Bench:
 
     async def one_entry_change(self, key: str, runs: int = 3) -> dict[str, Any]:
         """A one-entry change to the filled list, pushed and recorded by the running sink: a member put
-        straight into list_members at the top of the priority order (an append) and taken out again (a
-        removal, which the URL-list API takes only as a replace), the list made due in list_state, each
-        timed until list_state.flushed_version caught up."""
+        at the top of the priority order (an append) and taken out again (a removal, which the URL-list
+        API takes only as a replace), each through the sink's own apply_intents (what its share-intent
+        consumer does with an intent: the member, the change tracked, the list due), each timed until
+        list_state.flushed_version caught up."""
         assert self.pool is not None
         async with self.pool.acquire() as conn:  # type: ignore[union-attr]
             entries = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", key)
         timings: dict[str, list[float]] = {"add": [], "remove": []}
         for n in range(runs):
             value = f"one-entry-{n}.bench.example"
-            for change, sql in (
-                (
-                    "add",
-                    "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) "
-                    "VALUES ($1, $2, 'domain', 1e12, length($2) + 5)",
-                ),
-                ("remove", "DELETE FROM list_members WHERE list_key = $1 AND value = $2"),
-            ):
+            for change in ("add", "remove"):
+                intent = ShareIntent(
+                    list_key=key,
+                    value=value,
+                    type=IndicatorType.DOMAIN,
+                    add=change == "add",
+                    priority=1e12,
+                    cost_bytes=len(value) + 5,
+                )
                 async with self.pool.acquire() as conn:  # type: ignore[union-attr]
                     t0 = time.perf_counter()
                     async with conn.transaction():
-                        await conn.execute(sql, key, value)
-                        version = await conn.fetchval(
-                            "UPDATE list_state SET version = version + 1 WHERE list_key = $1 RETURNING version", key
-                        )
+                        await sink_lists.apply_intents(conn, [intent])
+                    version = await conn.fetchval("SELECT version FROM list_state WHERE list_key = $1", key)
 
                 async def done(version: int = version) -> bool:
                     async with self.pool.acquire() as conn:  # type: ignore[union-attr]

@@ -1,9 +1,11 @@
 """The sink's share-intent handler and list flusher against the fake tenant in process: what the
 sharings select reaches the tenant's URL and file hash lists, removals and expiries leave them, and what
-the cap leaves out or the tenant refuses is tagged in the read model."""
+the cap leaves out or the tenant refuses shows as tags, sharedWith and destinations, derived from the
+list state when indicators are read."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +50,13 @@ async def tags(system: System, value: str) -> list[str]:
     item = await system.indicator(value)
     assert item is not None
     return list(item["tags"])
+
+
+async def matching(system: System, filters: dict[str, Any], prefix: str) -> set[str]:
+    """The values starting with ``prefix`` that GET /api/cte/indicators/ answers for ``filters``."""
+    r = await system.api.get("/api/cte/indicators/", params={"filters": json.dumps(filters), "limit": 100})
+    assert r.status_code == 200, r.text
+    return {i["value"] for i in r.json() if i["value"].startswith(prefix)}
 
 
 async def test_shared_indicators_reach_the_tenant_lists(system: System, db: Pool) -> None:
@@ -134,6 +143,20 @@ async def test_what_the_cap_leaves_out_is_tagged_unshared_until_it_fits(system: 
     assert (await tenant_lists(system))["capped-urls"] == set(values[:2])
     assert await tags(system, values[2]) == ["Unshared"]
     assert await tags(system, values[0]) == []
+    # sharedWith and the destinations are read from the list state too, and filters see them.
+    kept, left = await system.indicator(values[0]), await system.indicator(values[2])
+    assert kept is not None
+    assert left is not None
+    assert kept["sharedWith"] == [destination]
+    assert kept["sources"][0]["destinations"] == [{"name": destination, "status": "shared"}]
+    assert left["sharedWith"] == []
+    assert left["sources"][0]["destinations"] == [{"name": destination, "status": "failed"}]
+    assert await matching(system, {"sharedWith": {"$in": [destination]}}, "capped-") == set(values[:2])
+    assert await matching(system, {"sharedWith": {"$nin": [destination]}}, "capped-") == {values[2]}
+    unshared = {"sources": {"$elemMatch": {"tags": {"$in": ["Unshared"]}}}}
+    assert await matching(system, unshared, "capped-") == {values[2]}
+    not_unshared = {"sources": {"$elemMatch": {"tags": {"$nin": ["Unshared"]}}}}
+    assert await matching(system, not_unshared, "capped-") == set(values[:2])
     # Room again: the one left out enters the list and loses its tag.
     await system.api.request("DELETE", "/api/cte/indicators/bulk", json={"values": [values[0]]})
     await system.apply_pending()
@@ -143,9 +166,10 @@ async def test_what_the_cap_leaves_out_is_tagged_unshared_until_it_fits(system: 
 
 
 async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) -> None:
-    """prepare_push's selection (a running byte count in SQL) keeps exactly what select_within_cap keeps:
-    ties broken by the value in code point order, refused values never candidates, the entry limit,
-    URL entries without their scheme and no IPv6."""
+    """prepare_push's selection from the start of the order (a running byte count in SQL, read only as
+    far as the cap reaches) keeps exactly what select_within_cap keeps: ties broken by the value in code
+    point order, refused values never candidates, the entry limit, URL entries without their scheme and
+    no IPv6. (tests/component/test_list_cut.py compares the incremental push with it.)"""
     key = "sel-tenant/url/selection"
     rng = random.Random(7)
     values = [
@@ -155,6 +179,7 @@ async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) 
     members.append(("2001:db8::7", 3.0, cost_bytes("2001:db8::7")))
     refused = {values[3], values[10]}
     async with db.acquire() as conn:
+        await conn.execute("INSERT INTO list_state (list_key) VALUES ($1)", key)
         await conn.executemany(
             "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) VALUES ($1, $2, $3, $4, $5)",
             [(key, v, "ipv6" if ":" in v and "//" not in v else "url", p, c) for v, p, c in members],
@@ -166,21 +191,19 @@ async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) 
         usable = [Candidate(v, p, c) for v, p, c in members if v not in refused]
         for cap, limit in ((1 + sum(c for _, _, c in members) // 3, 300_000), (10**9, 50)):
             prepared = await repository.prepare_push(
-                conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=True, unfit_reason="unfit"
+                conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=True
             )
             kept, left = select_within_cap(usable, cap, limit)
+            assert prepared.whole
             assert prepared.kept == len(kept)
             assert prepared.bytes == 1 + sum(c.cost for c in kept)
+            assert (prepared.cut.priority, prepared.cut.value) == (kept[-1].priority, kept[-1].value)
+            assert prepared.left_out == len(left)
             appended = await conn.fetch(
                 "SELECT value, entry FROM push_changes WHERE list_key = $1 AND change = 'append'", key
             )
             want = {c.value: c.value.partition("://")[2] or c.value for c in kept if c.value != "2001:db8::7"}
             assert {r["value"]: r["entry"] for r in appended} == want
-            out = await conn.fetch(
-                "SELECT value, reason FROM push_changes WHERE list_key = $1 AND change = 'left_out'", key
-            )
-            unfit = {"2001:db8::7": "unfit"} if any(c.value == "2001:db8::7" for c in kept) else {}
-            assert {r["value"]: r["reason"] for r in out} == {**{c.value: "" for c in left}, **unfit}
         await repository.forget_push(conn, key)
-        await conn.execute("DELETE FROM list_members WHERE list_key = $1", key)
-        await conn.execute("DELETE FROM list_outcomes WHERE list_key = $1", key)
+        for table in ("list_members", "list_outcomes", "list_state"):
+            await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)

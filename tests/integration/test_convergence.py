@@ -186,15 +186,19 @@ def test_lists_converge_under_tenant_faults(pipeline: Pipeline) -> None:
         assert set(urls["deployed"]) == set(want_urls) or (not want_urls and urls["deployed"] == ["cedefaultpush.io"])
         uncapped = expected_list(indicators, severities, URLISH, "host1.conv.example", None)
         assert 5 <= len(want_urls) < len(uncapped), "the workload must fill the list past its cap"
-        # What the cap leaves out is tagged Unshared in the read model; what the list holds is not.
+        # The API derives from the sink's list state: what the cap leaves out is tagged Unshared and
+        # shared with nobody; what the list holds is not tagged, and is shared with the destination.
         left_out = set(uncapped) - set(want_urls)
         for ind in indicators:
             entry = ind["value"].split("://", 1)[-1] if ind["value"].startswith("https://") else ind["value"]
             tagged = any("Unshared" in s["tags"] for s in ind["sources"])
             if entry in left_out:
                 assert tagged, f"{ind['value']} was left out by the cap but is not tagged Unshared"
+                assert "Unshared" in ind["tags"]
+                assert NS not in ind["sharedWith"], f"{ind['value']} was left out but is shared with {NS}"
             elif entry in urls["deployed"]:
                 assert not tagged, f"{ind['value']} is in the list but still tagged Unshared"
+                assert NS in ind["sharedWith"], f"{ind['value']} is in the list but not shared with {NS}"
         want_hashes = expected_list(indicators, severities, {"sha256"}, None, None)
         assert want_hashes
         held = state["filehashlists"][HASH_LIST]

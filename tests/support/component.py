@@ -10,8 +10,7 @@ the step's effects are committed, so a test neither sleeps nor polls:
   run to the end; again until nothing new arrives.
 - ``sweep(now)``: one sweep of the ager as of ``now``, then ``apply_pending()``.
 - ``push_lists()``: the sink's share-intent handler given the new intents, one flush of every due list
-  to the fake tenant (in process too, through the sink's tenant client), then ``apply_pending()`` for
-  the tags the push produced.
+  to the fake tenant (in process too, through the sink's tenant client), then ``apply_pending()``.
 - ``share_intents()``: what the share topic received since the last call, decoded.
 
 One exception: a ``?wait=true`` request answers only once the read model shows its write, so

@@ -541,3 +541,21 @@ def test_reset_empties_everything() -> None:
     assert tenant.v1_limiter.check("t", 0.2) is None
     (created,) = tenant.urllists.create(body(["a.com"]), NOW)
     assert created["id"] == 1
+
+
+def test_a_replace_checks_what_is_new_to_the_list_and_answers_as_before() -> None:
+    """A replace checks only the entries the list does not hold yet (held ones passed the same grammar):
+    refused entries are still every bad new one, in request order, and nothing is applied."""
+    lists = UrlLists(max_bytes=7 * MiB, max_entries=300_000)
+    lists.create(body(["a.com", "b.com", "c.com"]), NOW)
+    with pytest.raises(TenantError) as exc:
+        lists.patch(1, "replace", {"data": {"urls": ["bad_host.com", "a.com", 7, "b.com"], "type": "exact"}}, NOW)
+    assert exc.value.status == 400
+    assert exc.value.message == [["bad_host.com", "invalid host name"], [7, "not a string"]]
+    assert lists.get(1)["data"]["urls"] == ["a.com", "b.com", "c.com"]
+    lists.patch(1, "replace", {"data": {"urls": ["c.com", "a.com", "d.com"], "type": "exact"}}, NOW)
+    assert lists.get(1)["data"]["urls"] == ["c.com", "a.com", "d.com"]
+    # Under another type, nothing held counts as checked.
+    with pytest.raises(TenantError) as exc:
+        lists.patch(1, "replace", {"data": {"urls": ["a.com", "("], "type": "regex"}}, NOW)
+    assert [e[0] for e in exc.value.message] == ["("]

@@ -8,7 +8,7 @@ from ager.domain import Dispatched
 from ingest_api.access.domain import granted_scopes, issue_token, read_token
 from ingest_api.configurations.schemas import AgingCriteria, ConfigurationRow
 from ingest_api.dashboards.repository import dashboard_ids, dashboard_query
-from ingest_api.indicators.domain import build_sighting, validate_batch, value_candidates
+from ingest_api.indicators.domain import build_sighting, list_status_fields, validate_batch, value_candidates
 from ingest_api.indicators.repository import sort_clause
 from ingest_api.tags.domain import applied_on
 
@@ -168,3 +168,26 @@ def test_aging_criteria_units_base_and_per_type_overrides() -> None:
     assert build_sighting(ip, hourly, "lastSeen", NOW).expires_at == NOW + timedelta(hours=2)
     never = config(aging=AgingCriteria(value=0))
     assert build_sighting(ip, never, "lastSeen", NOW).expires_at is None
+
+
+def test_the_list_statuses_give_the_tags_shared_with_and_each_source_destinations() -> None:
+    lists = [
+        {"source": "feed", "destination": "ns-a", "status": "shared"},
+        {"source": "feed", "destination": "ns-b", "status": "left_out"},
+        {"source": "other", "destination": "ns-b", "status": "pending"},
+        {"source": "other", "destination": "ns-b", "status": "rejected"},
+        {"source": "feed", "destination": "ns-c", "status": "unfit"},
+    ]
+    tags, shared_with, destinations = list_status_fields(lists)
+    assert tags == ["Unshared", "Invalid host"]
+    assert shared_with == ["ns-a"]
+    assert destinations == {
+        "feed": [
+            {"name": "ns-a", "status": "shared"},
+            {"name": "ns-b", "status": "failed"},
+            {"name": "ns-c", "status": "failed"},
+        ],
+        # Two lists of one destination: the best status shows.
+        "other": [{"name": "ns-b", "status": "pending"}],
+    }
+    assert list_status_fields([]) == ([], [], {})

@@ -1044,3 +1044,31 @@ def test_any_user_text_is_refused_or_compiles_without_literals(text: str) -> Non
             continue
         assert "'" not in sql
         assert ";" not in sql
+
+
+def test_list_status_reads_shared_with_and_the_list_tags_from_the_list_state() -> None:
+    """As the API compiles filters (list_status): sharedWith and the tags the list state gives are
+    membership tests against list_value_status; other comparisons, and the rule-engine's compilation,
+    read only stored columns."""
+    params = SqlParams()
+    sql = to_sql(parse_text('sharedWith IN ("d")'), params, list_status=True)
+    assert sql == (
+        "i.value IN (SELECT v.value FROM list_value_status v WHERE v.status = 'shared' "
+        "AND v.destination = ANY ($1::text[]))"
+    )
+    assert params.values == [["d"]]
+    params = SqlParams()
+    sql = to_sql(parse_text('sharedWith NOT IN ("d")'), params, list_status=True)
+    assert sql.startswith("NOT (i.value IN (SELECT v.value FROM list_value_status v")
+    params = SqlParams()
+    sql = to_sql(parse_text('tags IN ("Unshared", "x")'), params, list_status=True)
+    assert "(s1.tags && $1::text[] OR s1.value IN (SELECT v.value FROM list_value_status v" in sql
+    assert params.values == [["Unshared", "x"], ["left_out", "unfit"]]
+    params = SqlParams()
+    sql = to_sql(parse_text('tags NOT IN ("Invalid host")'), params, list_status=True)
+    assert "NOT ((s1.tags && $1::text[] OR" in sql
+    assert params.values == [["Invalid host"], ["rejected"]]
+    # Tags the list state never gives, and the stored view of the rule-engine, stay on the columns.
+    assert "list_value_status" not in to_sql(parse_text('tags IN ("a")'), SqlParams(), list_status=True)
+    assert "list_value_status" not in to_sql(parse_text('tags IN ("Unshared")'), SqlParams())
+    assert "list_value_status" not in to_sql(parse_text('sharedWith IN ("d")'), SqlParams())

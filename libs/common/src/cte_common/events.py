@@ -153,7 +153,9 @@ class IndicatorDelete(Event):
 
 
 class IndicatorTagEditMany(Event):
-    """One tag edit on every source entry of many indicators: the sink's Unshared and Invalid host tags.
+    """One tag edit on every source entry of many indicators. The netskope-sink published it for its
+    Unshared and Invalid host tags; it publishes none now (they are derived when indicators are read),
+    but records of it may still sit in the indicator topic, so the rule-engine still applies them.
 
     A list at its cap can leave hundreds of thousands of values out; one event per value made the push
     wait on as many sends. Every value of ``values`` hashes to the partition of the record's key (the

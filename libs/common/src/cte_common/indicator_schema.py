@@ -4,6 +4,10 @@
   the API answers them (camelCase, fields in the order the API has always written them).
 - ``IndicatorView`` and ``SourceView``: the fields a filter reads, as a plain dict. The rule-engine builds
   one per indicator of every batch, so it stays a dict (no model per indicator).
+- ``UNSHARED_TAG``, ``INVALID_HOST_TAG``, ``LIST_STATUS_TAGS``: the tags an indicator carries while a
+  list leaves it out or its tenant refused it. They are not stored: the API derives them, with
+  ``sharedWith`` and each source's ``destinations``, from the netskope-sink's list state (the view
+  ``list_value_status``) when it reads indicators.
 - ``FILTER_FIELDS``: the fields a filter may name, each with its kind, its column and whether it is
   nullable or per source. The filter language builds its field lists from it; ``FILTER_FIELD_PATHS``
   finds a field by its path from the indicator (``sources.lastSeen``). Each entry's name is checked
@@ -25,6 +29,9 @@ from cte_common.indicators import IndicatorType, Severity
 __all__ = [
     "FILTER_FIELDS",
     "FILTER_FIELD_PATHS",
+    "INVALID_HOST_TAG",
+    "LIST_STATUS_TAGS",
+    "UNSHARED_TAG",
     "DestinationOut",
     "FieldKind",
     "FilterField",
@@ -35,13 +42,23 @@ __all__ = [
     "SourceView",
 ]
 
+# The reference plugin's tags for a value a list left out (the cap, or a type the list cannot hold)
+# and for one the tenant refused; each with the list statuses (list_value_status) that give it.
+UNSHARED_TAG: Final = "Unshared"
+INVALID_HOST_TAG: Final = "Invalid host"
+LIST_STATUS_TAGS: Final[Mapping[str, tuple[str, ...]]] = {
+    UNSHARED_TAG: ("left_out", "unfit"),
+    INVALID_HOST_TAG: ("rejected",),
+}
+
 
 # --- the answer -------------------------------------------------------------------------------------
 
 
 class DestinationOut(BaseModel):
-    """A destination's sharing state on a source entry, in the reference's shape. Always an empty list
-    here: what a destination holds is the netskope-sink's list state, not part of the indicator."""
+    """A destination's sharing state on a source entry, in the reference's shape, derived from the
+    netskope-sink's list state: pending (changed since the list's last push), shared (in the list),
+    failed (left out by the cap, a type the list cannot hold, or refused by the tenant)."""
 
     name: str
     status: Literal["pending", "inprogress", "shared", "failed"]

@@ -347,13 +347,14 @@ def destination_tenant(destination: dict[str, Any], field: str = "destinationCon
 
 
 def filter_where(filters: str | dict[str, Any]) -> tuple[str, list[Any]]:
-    """The filter language to a parameterised WHERE clause; values never enter the SQL text."""
+    """The filter language to a parameterised WHERE clause; values never enter the SQL text. sharedWith
+    and the list-status tags are read from the lists' state, as the answers show them."""
     try:
         node = parse_json(filters if isinstance(filters, dict) or filters.strip() else "{}")
     except QueryError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"Invalid query provided. {exc.message}") from None
     params = SqlParams(start=1)
-    return to_sql(node, params), params.values
+    return to_sql(node, params, list_status=True), params.values
 
 
 def utc(value: datetime | None) -> datetime | None:

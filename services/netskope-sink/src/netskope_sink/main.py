@@ -31,7 +31,6 @@ def run() -> None:
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
         )
-        broker.publisher(topics.indicator_events, title="tag events", description="Unshared / Invalid host tags.")
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
         flusher = Flusher(settings, pool, broker, topics, wake)

@@ -1,11 +1,15 @@
-"""The SQL compiler: a filter as a parameterised SQL boolean over ``indicators i``."""
+"""The SQL compiler: a filter as a parameterised SQL boolean over ``indicators i``.
+
+With ``list_status``, ``sharedWith`` and the tags the list state gives (``LIST_STATUS_TAGS``) are read
+from the netskope-sink's list state (the view ``list_value_status``), as the API answers them; without
+it, only what the read model stores, as the rule-engine sees an indicator."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final
 
-from cte_common.indicator_schema import FilterField
+from cte_common.indicator_schema import LIST_STATUS_TAGS, FilterField
 from cte_common.query.ast import And, Compare, ElemMatch, Node, Nor, Not, Or, QueryError
 from cte_common.query.fields import _SOURCE_FIELDS, _TOP_FIELDS
 from cte_common.query.operators import _SCALAR_CASTS, _resolve, _sql_not
@@ -40,16 +44,43 @@ class SqlParams:
         return f"s{self._aliases}"
 
 
-def to_sql(node: Node, params: SqlParams) -> str:
-    """A SQL boolean over ``indicators i``; every value goes into `params`, none into the text."""
-    return _sql(node, params, INDICATOR_ALIAS, _TOP_FIELDS)[0]
+def to_sql(node: Node, params: SqlParams, *, list_status: bool = False) -> str:
+    """A SQL boolean over ``indicators i``; every value goes into `params`, none into the text.
+    ``list_status``: sharedWith and the list-status tags as the API derives them."""
+    return _sql(node, params, INDICATOR_ALIAS, _TOP_FIELDS, list_status)[0]
 
 
-def _sql(node: Node, params: SqlParams, table: str, fields: Mapping[str, FilterField]) -> tuple[str, bool]:
+# The values a list holds for one of the destinations, and those with one of the statuses.
+_SHARED_WITH = (
+    "{table}.value IN (SELECT v.value FROM list_value_status v WHERE v.status = 'shared' AND v.destination = ANY ({p}))"
+)
+_WITH_STATUS = "{table}.value IN (SELECT v.value FROM list_value_status v WHERE v.status = ANY ({p}::text[]))"
+
+
+def _derived(node: Compare, field: FilterField, params: SqlParams, table: str) -> str | None:
+    """The SQL of a comparison read from the list state, or None when it reads only stored columns."""
+    if node.op not in ("in", "nin") or not isinstance(node.value, tuple):
+        return None
+    if field.name == "sharedWith" and not field.per_source:
+        sql = _SHARED_WITH.format(table=table, p=f"{params.add(list(node.value))}::text[]")
+    elif field.name == "tags" and field.per_source and (tags := [t for t in node.value if t in LIST_STATUS_TAGS]):
+        statuses = sorted({s for t in tags for s in LIST_STATUS_TAGS[t]})
+        stored = f"{table}.{field.column} && {params.add(list(node.value))}::text[]"
+        sql = f"({stored} OR {_WITH_STATUS.format(table=table, p=params.add(statuses))})"
+    else:
+        return None
+    return sql if node.op == "in" else f"NOT ({sql})"
+
+
+def _sql(
+    node: Node, params: SqlParams, table: str, fields: Mapping[str, FilterField], derive: bool
+) -> tuple[str, bool]:
     """(SQL, may it be NULL). Compounds come back parenthesised."""
     match node:
         case Compare(_, op, value):
             field, impl = _resolve(node, fields)
+            if derive and (derived := _derived(node, field, params, table)) is not None:
+                return derived, False
             column = f"{table}.{field.column}"
             placeholder = ""
             if value is not None:
@@ -59,20 +90,20 @@ def _sql(node: Node, params: SqlParams, table: str, fields: Mapping[str, FilterF
         case And(nodes) | Or(nodes) if not nodes:
             return ("TRUE" if isinstance(node, And) else "FALSE"), False
         case And(nodes) | Or(nodes):
-            parts = [_sql(child, params, table, fields) for child in nodes]
+            parts = [_sql(child, params, table, fields, derive) for child in nodes]
             joiner = " AND " if isinstance(node, And) else " OR "
             return "(" + joiner.join(_wrap(sql) for sql, _ in parts) + ")", any(n for _, n in parts)
         case Nor(nodes):
-            inner, nullable = _sql(Or(nodes), params, table, fields)
+            inner, nullable = _sql(Or(nodes), params, table, fields, derive)
             return _sql_not(_wrap(inner), nullable), False
         case Not(child):
-            inner, nullable = _sql(child, params, table, fields)
+            inner, nullable = _sql(child, params, table, fields, derive)
             return _sql_not(_wrap(inner), nullable), False
         case ElemMatch(child):
             if fields is not _TOP_FIELDS:
                 raise QueryError("sources conditions cannot be nested")
             alias = params.alias()
-            body, _ = _sql(child, params, alias, _SOURCE_FIELDS)
+            body, _ = _sql(child, params, alias, _SOURCE_FIELDS, derive)
             # WHERE treats a NULL body as false, which is the Python any() over entries.
             return (
                 f"EXISTS (SELECT 1 FROM indicator_sources {alias} "

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from cte_common.canonical import InvalidIndicator, canonicalize, canonicalize_fast
 from cte_common.events import Criterion, IndicatorSighting, SightingRecord
-from cte_common.indicator_schema import IndicatorOut
+from cte_common.indicator_schema import LIST_STATUS_TAGS, IndicatorOut
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.sightings import SightingPolicy, make_sighting
 from ingest_api.configurations.schemas import ConfigurationRow
@@ -312,9 +312,40 @@ def sighting_out(ev: IndicatorSighting) -> IndicatorOut:
     return IndicatorOut.model_validate(_sighting_answer(ev))
 
 
-def indicator_out(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, Any]:
+# A list's status of a value (list_value_status) as a destination's status on a source entry.
+_DESTINATION_STATUS = {"pending": "pending", "shared": "shared", "left_out": "failed", "unfit": "failed"}
+_DESTINATION_RANK = {"shared": 0, "pending": 1, "failed": 2}
+
+
+def list_status_fields(
+    lists: Sequence[Mapping[str, Any]],
+) -> tuple[list[str], list[str], dict[str, list[dict[str, str]]]]:
+    """From where a value stands in the lists (rows of list_value_status: source, destination, status):
+    the tags the lists give it, ``sharedWith`` (the destinations whose lists hold it) and, per source,
+    its ``destinations`` (one per destination configuration, the best status when it has several lists)."""
+    statuses = {r["status"] for r in lists}
+    tags = [tag for tag, given_by in LIST_STATUS_TAGS.items() if statuses.intersection(given_by)]
+    shared_with = sorted({r["destination"] for r in lists if r["status"] == "shared"})
+    best: dict[str, dict[str, str]] = {}
+    for r in lists:
+        status = _DESTINATION_STATUS.get(r["status"], "failed")
+        current = best.setdefault(r["source"], {}).get(r["destination"])
+        if current is None or _DESTINATION_RANK[status] < _DESTINATION_RANK[current]:
+            best[r["source"]][r["destination"]] = status
+    destinations = {
+        source: [{"name": name, "status": status} for name, status in sorted(by_name.items())]
+        for source, by_name in best.items()
+    }
+    return tags, shared_with, destinations
+
+
+def indicator_out(
+    row: dict[str, Any], sources: list[dict[str, Any]], lists: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """A read-model row and its source rows in the shape of :class:`IndicatorOut`, as a plain dict: what
-    the filter evaluator reads (rule tests, dry runs); an answer validates it as the model."""
+    the filter evaluator reads (rule tests, dry runs); an answer validates it as the model. ``lists``:
+    where the value stands in the lists (answers only; the rule-engine sees only what is stored)."""
+    list_tags, shared_with, destinations = list_status_fields(lists)
     source_out = [
         {
             "source": s["source"],
@@ -326,8 +357,8 @@ def indicator_out(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[st
             "severity": s["severity"],
             "comments": s["comments"],
             "extendedInformation": s["extended_information"],
-            "tags": list(s["tags"]),
-            "destinations": [],
+            "tags": list(dict.fromkeys([*s["tags"], *list_tags])),
+            "destinations": destinations.get(s["source"], []),
             "retracted": s["retracted"],
             "retractionDestinations": [],
         }
@@ -343,8 +374,8 @@ def indicator_out(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[st
         "externalHits": row["external_hits"],
         "expiresAt": row["expires_at"],
         "source": row["source"],
-        "sharedWith": list(row["shared_with"]),
-        "tags": list(dict.fromkeys(t for s in sources for t in s["tags"])),
+        "sharedWith": list(dict.fromkeys([*row["shared_with"], *shared_with])),
+        "tags": list(dict.fromkeys(t for s in source_out for t in s["tags"])),
         "firstSeen": row["first_seen"],
         "lastSeen": row["last_seen"],
         "reputation": row["reputation"],

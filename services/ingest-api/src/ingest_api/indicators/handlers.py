@@ -113,8 +113,13 @@ async def _indicators_by_value(conn: Connection, values: list[str]) -> list[Indi
 
 async def _answers(conn: Connection, rows: list[dict[str, Any]]) -> list[IndicatorOut]:
     """Read-model rows with their sources, as the API answers them."""
-    sources = await repository.sources_of(conn, [r["value"] for r in rows])
-    return [IndicatorOut.model_validate(indicator_out(r, sources.get(r["value"], []))) for r in rows]
+    values = [r["value"] for r in rows]
+    sources = await repository.sources_of(conn, values)
+    lists = await repository.list_status_of(conn, values)
+    return [
+        IndicatorOut.model_validate(indicator_out(r, sources.get(r["value"], []), lists.get(r["value"], [])))
+        for r in rows
+    ]
 
 
 @router.get("/", summary="List the indicators")

@@ -37,6 +37,20 @@ async def sources_of(conn: Connection, values: Sequence[str]) -> dict[str, list[
     return out
 
 
+async def list_status_of(conn: Connection, values: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Where each value stands in the lists of the sharings that still exist (list_value_status,
+    the netskope-sink's state): its source and destination configurations and its status."""
+    rows = await conn.fetch(
+        "SELECT value, source, destination, status FROM list_value_status "
+        "WHERE value = ANY($1::text[]) AND destination IS NOT NULL ORDER BY value, destination",
+        list(values),
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["value"], []).append(dict(r))
+    return out
+
+
 async def list_indicators_by_value(conn: Connection, values: list[str]) -> list[dict[str, Any]]:
     """The rows of ``values`` that exist, in value order."""
     return await list_indicators(

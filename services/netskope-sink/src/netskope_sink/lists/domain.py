@@ -9,8 +9,6 @@ from typing import Any, Literal
 
 from cte_common.events import ShareIntent
 
-UNSHARED = "Unshared"
-INVALID_HOST = "Invalid host"
 DUPLICATE_REQUEST = "Duplicate request, no change in file hashes"
 
 
@@ -21,10 +19,6 @@ def latest_intents(intents: list[ShareIntent]) -> list[ShareIntent]:
         last[(intent.list_key, intent.value)] = intent
     return list(last.values())
 
-
-# Why an IPv6 member of a URL list is left out (URL lists cannot hold them; the reference also reports
-# them as unshared).
-UNFIT_IPV6 = "URL lists cannot hold IPv6 addresses"
 
 PushMode = Literal["none", "create", "append", "replace"]
 

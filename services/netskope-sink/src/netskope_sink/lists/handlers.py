@@ -5,13 +5,13 @@ Share intents (topic ``<prefix>.share-intents.v1``, keyed by list), batch consum
 membership writes in one transaction; Kafka offsets committed after it). Replays are skipped. Each
 batch makes its lists due (``list_state.version``).
 
-The flusher pushes due lists: the top of the priority order within the cap, diffed against what the
-tenant holds, both set-wise in PostgreSQL (only the changes are written, nothing is loaded), as few
-calls as possible, one deploy per tenant per round. A session advisory lock per
-list lets any number of sink processes share the work with one pusher per list. A push that fails
-leaves the list due, with a growing backoff: work is never dropped. What the cap left out is tagged
-"Unshared" and what the tenant refused "Invalid host", through indicator events (the read model has
-one writer); an outcome is written, and an event published, only when it changes.
+The flusher pushes due lists: the top of the priority order within the cap, moved from the last
+push's cut by what changed since, diffed against what the tenant holds, both set-wise in PostgreSQL
+(only the changes are written, nothing is loaded), as few calls as possible, one deploy per tenant per
+round. A session advisory lock per list lets any number of sink processes share the work with one
+pusher per list. A push that fails leaves the list due, with a growing backoff: work is never dropped.
+What the cap left out and what the tenant refused are read from the list state when indicators are
+read (the view ``list_value_status``): nothing is written back into the read model.
 """
 
 from __future__ import annotations
@@ -29,22 +29,12 @@ from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
-from cte_common.events import SHARE_INTENT_ADAPTER, IndicatorTagEditMany, encode
-from cte_common.kafka import Outgoing, group_by_partition, publish_all
+from cte_common.events import SHARE_INTENT_ADAPTER
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import MAX_PUSH_ENTRIES, FileTarget, UrlTarget, parse_target, split_list_key
 from cte_common.topics import Topics
 from netskope_sink.lists import repository
-from netskope_sink.lists.domain import (
-    DUPLICATE_REQUEST,
-    INVALID_HOST,
-    UNFIT_IPV6,
-    latest_intents,
-    plan_push,
-    rejected_entries,
-    v1_errors,
-)
-from netskope_sink.lists.domain import UNSHARED as UNSHARED_TAG
+from netskope_sink.lists.domain import DUPLICATE_REQUEST, latest_intents, plan_push, rejected_entries, v1_errors
 from netskope_sink.metrics import (
     DEPLOYS,
     INTENTS,
@@ -63,8 +53,6 @@ from netskope_sink.tenant.schemas import TenantConnection
 log = logging.getLogger(__name__)
 
 CONSUMER = "netskope-sink.share-intents"
-# Values per Unshared / Invalid host tag event: about 50 KB, well under the broker's record limit.
-TAG_EDIT_VALUES = 1000
 
 
 class ShareIntentsHandler:
@@ -206,7 +194,6 @@ class Flusher:
             max_entries=MAX_PUSH_ENTRIES,
             url_list=is_url,
             uncertain=uncertain,
-            unfit_reason=UNFIT_IPV6,
         )
         refused: dict[str, str] = {}
         if isinstance(target, UrlTarget):
@@ -276,58 +263,33 @@ class Flusher:
     async def _entries(
         conn: Connection, key: str, *, whole: bool, uncertain: bool, exclude: Mapping[str, str], json_items: bool
     ) -> str:
-        """The entries of a call, read from a cursor and encoded chunk by chunk, comma-separated: a JSON
-        array's items (``json_items``, URL lists) or plain (file hash lists). The text is bounded by the
-        tenant's cap; no entry is kept as an object."""
-        parts: list[str] = []
-        async for chunk in repository.stream_entries(conn, key, whole=whole, uncertain=uncertain):
-            if exclude:
-                chunk = [e for e in chunk if e not in exclude]
-            if chunk:
-                parts.append(json.dumps(chunk)[1:-1] if json_items else ",".join(chunk))
-        return ",".join(parts)
+        """The entries of a call, comma-separated, as PostgreSQL writes them: a JSON array's items
+        (``json_items``, URL lists) or plain (file hash lists). The text is bounded by the tenant's
+        cap; no entry is kept as an object."""
+        return await repository.entries_text(
+            conn, key, whole=whole, uncertain=uncertain, exclude=list(exclude), json_items=json_items
+        )
 
     async def _record(self, conn: Connection, p: Pushed) -> None:
-        """Record the push and publish its tag changes in one transaction: the events go first, so a
-        crash between them republishes (tag edits are idempotent) and never loses one."""
-        added: dict[str, int] = {}
+        """Record the push in one transaction; nothing is published (the read side derives the values'
+        status from the list state)."""
         async with conn.transaction():
-            await repository.record_push(
+            entries = await repository.record_push(
                 conn,
                 p.list_key,
                 version=p.version,
+                prepared=p.prepared,
                 uncertain=p.uncertain,
                 refused=p.refused,
-                tags=(UNSHARED_TAG, INVALID_HOST),
-                entries=p.prepared.entries,
-                bytes_=p.prepared.bytes,
                 cap=p.cap,
                 next_push_in_seconds=self.settings.push_min_interval_seconds,
             )
-            async for tag, add, values in repository.stream_tags(conn, p.list_key):
-                events = await self._tag_edits({tag: values}, add=add)
-                await publish_all(self.broker, self.topics.indicator_events, events)
-                if add:
-                    added[tag] = added.get(tag, 0) + len(values)
-        UNSHARED.labels(p.list_key).inc(added.get(UNSHARED_TAG, 0))
-        INVALID.labels(p.list_key).inc(added.get(INVALID_HOST, 0))
-        LIST_ENTRIES.labels(p.list_key).set(p.prepared.entries - len(p.refused))
+        UNSHARED.labels(p.list_key).inc(max(0, p.prepared.left_out - p.prepared.left_out_before))
+        INVALID.labels(p.list_key).inc(len(p.refused))
+        LIST_ENTRIES.labels(p.list_key).set(entries)
         LIST_BYTES.labels(p.list_key).set(p.prepared.bytes)
         PUSHES.labels(p.list_key, "ok").inc()
         PUSH_SECONDS.labels(p.list_key).observe(time.perf_counter() - p.started)
-
-    async def _tag_edits(self, by_tag: dict[str, list[str]], *, add: bool) -> list[Outgoing]:
-        """One event per tag and partition for up to TAG_EDIT_VALUES values, not one per value: a list
-        at its cap may leave most of a million candidates out. Each event goes to the partition its
-        values hash to (keyed by the first), so every indicator's events stay in order."""
-        out: list[Outgoing] = []
-        for tag, values in by_tag.items():
-            for partition, group in await group_by_partition(self.broker, self.topics.indicator_events, values):
-                for i in range(0, len(group), TAG_EDIT_VALUES):
-                    chunk = group[i : i + TAG_EDIT_VALUES]
-                    ev = IndicatorTagEditMany(values=chunk, add=[tag] if add else [], remove=[] if add else [tag])
-                    out.append(Outgoing(key=chunk[0].encode(), value=encode(ev), partition=partition))
-        return out
 
     async def _failed(self, key: str, exc: BaseException) -> None:
         PUSHES.labels(key, "failed").inc()

@@ -3,7 +3,7 @@ reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +24,42 @@ _DELETE_MEMBERS = """
 DELETE FROM list_members AS m USING unnest($1::text[], $2::text[]) AS x(l, v)
 WHERE m.list_key = x.l AND m.value = x.v
 """
-# A new intent makes its list due at once (a failing list keeps its backoff).
+# A new intent makes its list due at once (a failing list keeps its backoff). It runs first: the row
+# lock orders it with the record of a push under way (see record_push), and it tells which lists keep
+# their cut (changes are tracked only for those; a list without one is worked out whole anyway).
 _TOUCH_LISTS = """
 INSERT INTO list_state (list_key, version) SELECT unnest($1::text[]), 1
 ON CONFLICT (list_key) DO UPDATE SET version = list_state.version + 1
+RETURNING list_key, cut_trusted
+"""
+# Each changed member as it was at the last push (the first change since that push keeps it), before
+# the change is applied; a change that is no change (same priority and cost) is not one.
+_TRACK_CHANGES = """
+INSERT INTO list_changes AS c (list_key, value, old_priority, old_cost, old_type, old_candidate)
+SELECT x.l, x.v, m.priority, m.cost_bytes, m.type,
+       NOT EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = x.l AND o.value = x.v AND o.outcome = 'rejected')
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[]) AS x(l, v, p, c)
+LEFT JOIN list_members m ON m.list_key = x.l AND m.value = x.v
+WHERE x.l = ANY($5::text[]) AND (m.value IS NOT NULL OR x.p IS NOT NULL)
+  AND (m.value IS NULL OR x.p IS NULL OR (m.priority, m.cost_bytes) IS DISTINCT FROM (x.p, x.c))
+ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
 """
 
 
 async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
+    if not intents:
+        return
+    touched = await conn.fetch(_TOUCH_LISTS, sorted({i.list_key for i in intents}))
+    tracked = [r["list_key"] for r in touched if r["cut_trusted"]]
+    if tracked:
+        await conn.execute(
+            _TRACK_CHANGES,
+            [i.list_key for i in intents],
+            [i.value for i in intents],
+            [i.priority if i.add else None for i in intents],
+            [i.cost_bytes if i.add else None for i in intents],
+            tracked,
+        )
     adds = [i for i in intents if i.add]
     removes = [i for i in intents if not i.add]
     if adds:
@@ -48,8 +76,6 @@ async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
         await conn.execute(_DELETE_MEMBERS, keys, values)
         # A value that leaves the list has no outcome in it any more (it is retried if it comes back).
         await conn.execute(_DELETE_MEMBERS.replace("list_members", "list_outcomes"), keys, values)
-    if intents:
-        await conn.execute(_TOUCH_LISTS, sorted({i.list_key for i in intents}))
 
 
 async def due_lists(conn: Conn, limit: int) -> list[str]:
@@ -106,66 +132,171 @@ async def mark_uncertain(conn: Conn, list_key: str) -> bool:
 
 
 # The push being prepared or recorded, per list, on the flusher's connection (session-local, never
-# logged): only what changes. ``change`` is 'append' (a selected value whose entry the tenant does not
-# hold yet; ``entry`` is what is sent), 'remove' (an entry the tenant holds that must go; value = entry),
-# 'left_out' (a value newly left out, or left out for another reason; ``reason``) or 'shared' (a value
-# selected again whose left-out outcome must go).
-_CREATE_CHANGES = """
-CREATE TEMP TABLE IF NOT EXISTS push_changes (
-    list_key text NOT NULL, change text NOT NULL, value text NOT NULL, entry text, reason text NOT NULL DEFAULT ''
+# logged), only what changes:
+# - push_seen: the list's changed members as this push saw them (what they were at the last push, what
+#   they are now; *_priority NULL: not a member), with the change's seq;
+# - push_moved: the values whose place may have changed (the changed members, and the members between
+#   the old cut and the new one): kept or left out before and after, and their entries;
+# - push_changes: 'append' (a kept value whose entry the tenant does not hold yet; ``entry`` is what is
+#   sent) and 'remove' (an entry the tenant holds that no kept value makes any more; value = entry).
+_CREATE_WORK = (
+    """
+    CREATE TEMP TABLE IF NOT EXISTS push_seen (
+        list_key text NOT NULL, value text NOT NULL, seq bigint NOT NULL,
+        old_priority float8, old_cost int, old_type text, old_candidate boolean NOT NULL,
+        new_priority float8, new_cost int, new_type text, new_candidate boolean NOT NULL
+    )
+    """,
+    """
+    CREATE TEMP TABLE IF NOT EXISTS push_moved (
+        list_key text NOT NULL, value text NOT NULL, was_kept boolean NOT NULL, old_entry text,
+        now_kept boolean NOT NULL, new_entry text, was_left boolean NOT NULL, now_left boolean NOT NULL
+    )
+    """,
+    "CREATE TEMP TABLE IF NOT EXISTS push_changes (list_key text NOT NULL, change text NOT NULL, value text NOT NULL, "
+    "entry text)",
 )
-"""
-# Tag changes of the push being recorded, streamed to indicator events before the record commits.
-_CREATE_TAGS = "CREATE TEMP TABLE IF NOT EXISTS push_tags (list_key text, tag text, add boolean, value text)"
+_WORK_TABLES = ("push_seen", "push_moved", "push_changes")
 
-# The selection within the cap, set-wise: the running byte count in priority order (the value breaks
-# ties, in code point order like the Python str order), cut at the first value that does not fit or at
-# the entry limit. Costs are positive, so "used <= cap" keeps exactly a prefix. Refused values are never
-# candidates. ``entry`` is the value as the tenant holds it: a URL list has no scheme and no IPv6.
-_RANKED = """
-WITH ranked AS MATERIALIZED (
-    SELECT m.value,
-           CASE WHEN NOT $4 THEN m.value
-                WHEN m.type = 'ipv6' THEN NULL
-                WHEN m.type = 'url' AND (m.value LIKE 'http://%' OR m.value LIKE 'https://%' OR m.value LIKE 'ftp://%')
-                    THEN substr(m.value, strpos(m.value, '://') + 3)
-                ELSE m.value END AS entry,
-           1 + sum(m.cost_bytes) OVER w AS used, row_number() OVER w AS n
+# The selection's order is (-priority, value COLLATE "C"): highest priority first, the value breaking
+# ties in code point order like the Python str order (index list_members_cut, migration 0011). A key
+# "at or before the cut" is one the cut keeps.
+_REFUSED = "EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = $1 AND o.value = {v} AND o.outcome = 'rejected')"
+_CANDIDATE = "NOT " + _REFUSED.format(v="m.value")
+
+
+def _key(cmp: str, p: int, *, priority: str = "m.priority", value: str = "m.value") -> str:
+    """The member's key compared with the key in parameters $p (priority) and $p+1 (value)."""
+    return f'(-{priority}, {value} COLLATE "C") {cmp} (-${p}::float8, ${p + 1}::text COLLATE "C")'
+
+
+_SNAPSHOT = f"""
+INSERT INTO push_seen
+SELECT c.list_key, c.value, c.seq, c.old_priority, c.old_cost, c.old_type, c.old_candidate,
+       m.priority, m.cost_bytes, m.type, m.value IS NOT NULL AND NOT {_REFUSED.format(v="c.value")}
+FROM list_changes c LEFT JOIN list_members m ON m.list_key = c.list_key AND m.value = c.value
+WHERE c.list_key = $1
+"""
+# What the changes take out of the kept prefix and bring into it, the cut ($2, $3) staying where it is.
+_ADJUST = f"""
+SELECT coalesce(sum(old_cost) FILTER (WHERE was_in), 0) AS out_bytes, count(*) FILTER (WHERE was_in) AS out_n,
+       coalesce(sum(new_cost) FILTER (WHERE now_in), 0) AS in_bytes, count(*) FILTER (WHERE now_in) AS in_n
+FROM (SELECT s.old_cost, s.new_cost,
+             coalesce(s.old_priority IS NOT NULL AND s.old_candidate
+                      AND {_key("<=", 2, priority="s.old_priority", value="s.value")}, false) AS was_in,
+             coalesce(s.new_priority IS NOT NULL AND s.new_candidate
+                      AND {_key("<=", 2, priority="s.new_priority", value="s.value")}, false) AS now_in
+      FROM push_seen s WHERE s.list_key = $1) x
+"""
+# Moving the cut forward: walk the candidates after it ({after}) with a running byte count and stop
+# at the first that does not fit ($2 bytes and $3 values kept so far; cap $4 bytes, $5 values); the
+# new cut is the one before it. The walk reads only as far as the cap lets the list grow.
+_GROW = f"""
+SELECT w.run - w.cost AS run, w.rn - 1 AS rn, w.prev_priority, w.prev_value FROM (
+    SELECT m.cost_bytes AS cost, sum(m.cost_bytes) OVER w AS run, row_number() OVER w AS rn,
+           lag(m.priority) OVER w AS prev_priority, lag(m.value) OVER w AS prev_value
     FROM list_members m
-    WHERE m.list_key = $1 AND NOT EXISTS (
-        SELECT 1 FROM list_outcomes r WHERE r.list_key = $1 AND r.value = m.value AND r.outcome = 'rejected')
-    WINDOW w AS (ORDER BY m.priority DESC, m.value COLLATE "C" ROWS UNBOUNDED PRECEDING)
-), sel AS (
-    SELECT value, entry, used <= $2 AND n <= $3 AS kept, used FROM ranked
+    WHERE m.list_key = $1 {{after}} AND {_CANDIDATE}
+    WINDOW w AS (ORDER BY -m.priority, m.value COLLATE "C" ROWS UNBOUNDED PRECEDING)
+) w WHERE $2::bigint + w.run > $4 OR $3::bigint + w.rn > $5
+LIMIT 1
+"""
+# Every candidate after the cut fits: the cut moves to the last one.
+_REST = f"""
+SELECT coalesce(sum(m.cost_bytes), 0) AS run, count(*) AS rn
+FROM list_members m WHERE m.list_key = $1 {{after}} AND {_CANDIDATE}
+"""
+_LAST = f"""
+SELECT m.priority, m.value FROM list_members m WHERE m.list_key = $1 {{upto}} AND {_CANDIDATE}
+ORDER BY -m.priority DESC, m.value COLLATE "C" DESC LIMIT 1
+"""
+# Moving the cut backward: walk the kept candidates from the cut ($6, $7) back, giving up bytes until
+# what stays fits; the new cut is the one before the last given up.
+_SHRINK = f"""
+SELECT w.run, w.rn, w.next_priority, w.next_value FROM (
+    SELECT sum(m.cost_bytes) OVER w AS run, row_number() OVER w AS rn,
+           lead(m.priority) OVER w AS next_priority, lead(m.value) OVER w AS next_value
+    FROM list_members m
+    WHERE m.list_key = $1 AND {_key("<=", 6)} AND {_CANDIDATE}
+    WINDOW w AS (ORDER BY -m.priority DESC, m.value COLLATE "C" DESC ROWS UNBOUNDED PRECEDING)
+) w WHERE $2::bigint - w.run <= $4 AND $3::bigint - w.rn <= $5
+LIMIT 1
+"""
+# The changed members' places before (cut $3, $4) and after (cut $5, $6).
+_MOVED_CHANGED = f"""
+INSERT INTO push_moved
+SELECT $1, s.value, k.was_kept, list_entry(s.value, s.old_type, $2), k.now_kept, list_entry(s.value, s.new_type, $2),
+       s.old_priority IS NOT NULL AND s.old_candidate AND NOT k.was_kept,
+       s.new_priority IS NOT NULL AND s.new_candidate AND NOT k.now_kept
+FROM push_seen s, LATERAL (
+    SELECT coalesce(s.old_priority IS NOT NULL AND s.old_candidate
+                    AND {_key("<=", 3, priority="s.old_priority", value="s.value")}, false) AS was_kept,
+           coalesce(s.new_priority IS NOT NULL AND s.new_candidate
+                    AND {_key("<=", 5, priority="s.new_priority", value="s.value")}, false) AS now_kept
+) k
+WHERE s.list_key = $1
+"""
+# The unchanged candidates the cut passed over: up to ($4, $5) {after} the other cut; $3: the cut grew.
+_MOVED_RANGE = f"""
+INSERT INTO push_moved
+SELECT $1, m.value, NOT $3::boolean, list_entry(m.value, m.type, $2), $3::boolean, list_entry(m.value, m.type, $2),
+       $3::boolean, NOT $3::boolean
+FROM list_members m
+WHERE m.list_key = $1 AND {_key("<=", 4)} {{after}} AND {_CANDIDATE}
+  AND NOT EXISTS (SELECT 1 FROM push_seen s WHERE s.list_key = $1 AND s.value = m.value)
+"""
+# The diff of the moved values against what the tenant holds: an entry goes only when no kept value
+# (new cut $3, $4) makes it any more (a URL entry is made by the value itself or with a scheme).
+_DIFF_MOVED = f"""
+INSERT INTO push_changes (list_key, change, value, entry)
+SELECT $1, 'append', mv.value, mv.new_entry FROM push_moved mv
+WHERE mv.list_key = $1 AND mv.now_kept AND mv.new_entry IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry)
+UNION ALL
+SELECT $1, 'remove', e.entry, e.entry
+FROM (SELECT DISTINCT old_entry AS entry FROM push_moved WHERE list_key = $1 AND was_kept AND old_entry IS NOT NULL) e
+WHERE EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = e.entry)
+  AND NOT EXISTS (
+      SELECT 1 FROM list_members m
+      WHERE m.list_key = $1 AND m.value = ANY (ARRAY[e.entry, 'http://' || e.entry, 'https://' || e.entry,
+                                                     'ftp://' || e.entry])
+        AND list_entry(m.value, m.type, $2) = e.entry AND {_key("<=", 3)} AND {_CANDIDATE})
+"""
+# The whole diff (no trusted cut, a cap changed, or the tenant's content unknown: then nothing is
+# "held" and everything kept is an append): the kept values (up to the cut $3, $4) against list_pushed.
+_DIFF_WHOLE = f"""
+WITH kept AS MATERIALIZED (
+    SELECT m.value, list_entry(m.value, m.type, $2) AS entry FROM list_members m
+    WHERE m.list_key = $1 AND {_key("<=", 3)} AND {_CANDIDATE}
 ), held AS (
     SELECT p.value FROM list_pushed p WHERE p.list_key = $1 AND NOT $5
-), kept_entries AS (
-    SELECT DISTINCT entry FROM sel WHERE kept AND entry IS NOT NULL
-), changes AS (
-    INSERT INTO push_changes (list_key, change, value, entry, reason)
-    SELECT $1, 'append', s.value, s.entry, '' FROM sel s
-    WHERE s.kept AND s.entry IS NOT NULL AND NOT EXISTS (SELECT 1 FROM held h WHERE h.value = s.entry)
-    UNION ALL
-    SELECT $1, 'remove', h.value, h.value, '' FROM held h
-    WHERE NOT EXISTS (SELECT 1 FROM kept_entries k WHERE k.entry = h.value)
-    UNION ALL
-    SELECT $1, 'left_out', w.value, NULL, w.reason
-    FROM (SELECT value, CASE WHEN kept THEN $6 ELSE '' END AS reason FROM sel WHERE NOT kept OR entry IS NULL) w
-    WHERE NOT EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = $1 AND o.value = w.value
-                      AND o.outcome = 'left_out' AND o.reason = w.reason)
-    UNION ALL
-    SELECT $1, 'shared', s.value, s.entry, '' FROM sel s
-    WHERE s.kept AND s.entry IS NOT NULL
-      AND EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = $1 AND o.value = s.value)
-    RETURNING change
 )
-SELECT (SELECT count(*) FROM sel WHERE kept) AS kept,
-       (SELECT coalesce(max(used), 1) FROM sel WHERE kept) AS bytes,
-       (SELECT count(*) FROM kept_entries) AS entries,
-       (SELECT count(*) FROM changes WHERE change = 'append') AS appends,
-       (SELECT count(*) FROM changes WHERE change = 'remove') AS removes,
-       EXISTS (SELECT 1 FROM held) AS holds_any
+INSERT INTO push_changes (list_key, change, value, entry)
+SELECT $1, 'append', k.value, k.entry FROM kept k
+WHERE k.entry IS NOT NULL AND NOT EXISTS (SELECT 1 FROM held h WHERE h.value = k.entry)
+UNION ALL
+SELECT $1, 'remove', h.value, h.value FROM held h WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.entry = h.value)
 """
+_LEFT_OUT_WHOLE = f"SELECT count(*) FROM list_members m WHERE m.list_key = $1 {{after}} AND {_CANDIDATE}"
+_COUNTS = """
+SELECT count(*) FILTER (WHERE change = 'append') AS appends, count(*) FILTER (WHERE change = 'remove') AS removes,
+       NOT $2 AND EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1) AS holds_any
+FROM push_changes WHERE list_key = $1
+"""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The last kept member's key (None: nothing kept), and what the kept members cost."""
+
+    priority: float | None
+    value: str | None
+    bytes: int = 1
+    count: int = 0
+
+    def sort_key(self) -> tuple[float, str] | None:
+        """The key in the selection's order (PostgreSQL's "C" collation is the code point order)."""
+        return None if self.priority is None or self.value is None else (-self.priority, self.value)
 
 
 @dataclass(frozen=True)
@@ -174,28 +305,120 @@ class PreparedPush:
 
     kept: int  # values within the cap
     bytes: int  # their cost, as the tenant's cap counts it
-    entries: int  # distinct entries they make
     appends: int  # values whose entry the tenant does not hold yet
     removes: int  # entries the tenant holds that must go
     holds_any: bool  # whether the tenant is known to hold anything of ours
+    cut: Cut  # the selection, recorded with the push
+    left_out: int  # candidates beyond the cut
+    left_out_before: int  # the same at the last push
+    whole: bool  # worked out from the start of the order, not from the last push's cut
+
+
+def _after(p: int) -> str:
+    return f"AND {_key('>', p)}"
+
+
+async def _move_cut(conn: Conn, list_key: str, start: Cut, cap_bytes: int, max_entries: int) -> Cut:
+    """The longest prefix of the order that fits, found from ``start`` (a prefix whose cost is known)."""
+    limits = (start.bytes, start.count, cap_bytes, max_entries)
+    if start.bytes > cap_bytes or start.count > max_entries:
+        if start.value is None:
+            return Cut(None, None)
+        row = await conn.fetchrow(_SHRINK, list_key, *limits, start.priority, start.value)
+        if row is None:
+            return Cut(None, None)
+        return Cut(row["next_priority"], row["next_value"], start.bytes - row["run"], start.count - row["rn"])
+    after = "" if start.value is None else _after(6)
+    cut_args = () if start.value is None else (start.priority, start.value)
+    row = await conn.fetchrow(_GROW.format(after=after), list_key, *limits, *cut_args)
+    if row is not None:
+        if row["rn"] == 0:
+            return await _settle(conn, list_key, start)
+        return Cut(row["prev_priority"], row["prev_value"], start.bytes + row["run"], start.count + row["rn"])
+    after = "" if start.value is None else _after(2)
+    rest = await conn.fetchrow(_REST.format(after=after), list_key, *cut_args)
+    assert rest is not None
+    if rest["rn"] == 0:
+        return await _settle(conn, list_key, start)
+    last = await conn.fetchrow(_LAST.format(upto=""), list_key)
+    assert last is not None
+    return Cut(last["priority"], last["value"], start.bytes + rest["run"], start.count + rest["rn"])
+
+
+async def _settle(conn: Conn, list_key: str, cut: Cut) -> Cut:
+    """The cut on the last kept candidate: the changes may have taken out the member it was on."""
+    if cut.value is None or cut.count == 0:
+        return Cut(None, None)
+    last = await conn.fetchrow(_LAST.format(upto=f"AND {_key('<=', 2)}"), list_key, cut.priority, cut.value)
+    assert last is not None
+    return Cut(last["priority"], last["value"], cut.bytes, cut.count)
 
 
 async def prepare_push(
-    conn: Conn, list_key: str, *, cap_bytes: int, max_entries: int, url_list: bool, uncertain: bool, unfit_reason: str
+    conn: Conn, list_key: str, *, cap_bytes: int, max_entries: int, url_list: bool, uncertain: bool
 ) -> PreparedPush:
     """Select within the cap and diff against what the tenant holds (nothing when ``uncertain``), in
-    PostgreSQL; only the changes are written (to ``push_changes``), nothing is loaded."""
-    await conn.execute(_CREATE_CHANGES)
-    await conn.execute("DELETE FROM push_changes WHERE list_key = $1", list_key)
-    row = await conn.fetchrow(_RANKED, list_key, cap_bytes, max_entries, url_list, uncertain, unfit_reason)
-    assert row is not None
+    PostgreSQL, from one snapshot; only the changes are written (to ``push_changes``), nothing is
+    loaded. With a trusted cut, only the changed members and the members the cut passes over are
+    read; otherwise the selection is worked out from the start of the order (first push, cap changed,
+    the tenant's content unknown), reading only as far as the cap reaches."""
+    await forget_push(conn, list_key)
+    async with conn.transaction(isolation="repeatable_read"):
+        st = await conn.fetchrow(
+            "SELECT cut_priority, cut_value, cut_bytes, cut_count, cut_trusted, cap_bytes, left_out "
+            "FROM list_state WHERE list_key = $1",
+            list_key,
+        )
+        assert st is not None
+        await conn.execute(_SNAPSHOT, list_key)
+        whole = uncertain or not st["cut_trusted"] or st["cap_bytes"] != cap_bytes
+        old = Cut(st["cut_priority"], st["cut_value"], st["cut_bytes"], st["cut_count"])
+        if whole:
+            cut = await _move_cut(conn, list_key, Cut(None, None), cap_bytes, max_entries)
+            await conn.execute(_DIFF_WHOLE, list_key, url_list, cut.priority, cut.value, uncertain)
+            after = "" if cut.value is None else _after(2)
+            cut_args = () if cut.value is None else (cut.priority, cut.value)
+            left_out: int = await conn.fetchval(_LEFT_OUT_WHOLE.format(after=after), list_key, *cut_args)
+        else:
+            adjust = await conn.fetchrow(_ADJUST, list_key, old.priority, old.value)
+            assert adjust is not None
+            start = Cut(
+                old.priority,
+                old.value,
+                old.bytes - adjust["out_bytes"] + adjust["in_bytes"],
+                old.count - adjust["out_n"] + adjust["in_n"],
+            )
+            cut = await _move_cut(conn, list_key, start, cap_bytes, max_entries)
+            await conn.execute(_MOVED_CHANGED, list_key, url_list, old.priority, old.value, cut.priority, cut.value)
+            old_key, new_key = old.sort_key(), cut.sort_key()
+            if old_key != new_key:
+                grew = old_key is None or (new_key is not None and new_key > old_key)
+                low, high = (old, cut) if grew else (cut, old)
+                after = "" if low.value is None else _after(6)
+                low_args = () if low.value is None else (low.priority, low.value)
+                await conn.execute(
+                    _MOVED_RANGE.format(after=after), list_key, url_list, grew, high.priority, high.value, *low_args
+                )
+            await conn.execute(_DIFF_MOVED, list_key, url_list, cut.priority, cut.value)
+            moved = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE now_left) AS now_left, count(*) FILTER (WHERE was_left) AS was_left "
+                "FROM push_moved WHERE list_key = $1",
+                list_key,
+            )
+            assert moved is not None
+            left_out = st["left_out"] + moved["now_left"] - moved["was_left"]
+        counts = await conn.fetchrow(_COUNTS, list_key, uncertain)
+        assert counts is not None
     return PreparedPush(
-        int(row["kept"]),
-        int(row["bytes"]),
-        int(row["entries"]),
-        int(row["appends"]),
-        int(row["removes"]),
-        bool(row["holds_any"]),
+        cut.count,
+        cut.bytes,
+        counts["appends"],
+        counts["removes"],
+        bool(counts["holds_any"]),
+        cut,
+        left_out,
+        st["left_out"],
+        whole,
     )
 
 
@@ -209,68 +432,76 @@ UNION
 SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
 """
 _APPENDS = "SELECT DISTINCT entry FROM push_changes WHERE list_key = $1 AND change = 'append'"
+# A call's entries as one text, comma-separated, written by PostgreSQL: JSON strings (a URL list's
+# array items) or plain (a file hash list). One value of at most the tenant's upload limit, and no row
+# or object per entry in the sink (a replace of a 190,000-entry list is one string, not 190,000 rows).
+_ENTRIES_TEXT = """
+SELECT coalesce(string_agg(CASE WHEN ${json} THEN to_json(e.entry)::text ELSE e.entry END, ','), '')
+FROM ({entries}) AS e(entry) WHERE NOT (e.entry = ANY(${exclude}::text[]))
+"""
 
 
-async def stream_entries(
-    conn: Conn, list_key: str, *, whole: bool, uncertain: bool, chunk: int = 10_000
-) -> AsyncIterator[list[str]]:
-    """The entries of a push in chunks from a cursor: the whole list to hold, or only the appends."""
-    async with conn.transaction():
-        if whole:
-            cursor = await conn.cursor(_WHOLE, list_key, uncertain)
-        else:
-            cursor = await conn.cursor(_APPENDS, list_key)
-        while rows := await cursor.fetch(chunk):
-            yield [r[0] for r in rows]
+async def entries_text(
+    conn: Conn, list_key: str, *, whole: bool, uncertain: bool, exclude: Sequence[str], json_items: bool
+) -> str:
+    """The entries of a push (the whole list to hold, or only the appends), less ``exclude``, as one
+    comma-separated text: JSON array items (``json_items``) or plain."""
+    if whole:
+        query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
+        text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
+    else:
+        query = _ENTRIES_TEXT.format(entries=_APPENDS, exclude=2, json=3)
+        text = await conn.fetchval(query, list_key, list(exclude), json_items)
+    return text
 
 
-_RECORD_PUSHED = """
-WITH gone AS (
-    DELETE FROM list_pushed p USING push_changes c
-    WHERE p.list_key = $1 AND c.list_key = $1 AND c.change = 'remove' AND c.value = p.value
-)
+_RECORD_REMOVED = """
+DELETE FROM list_pushed p USING push_changes c
+WHERE p.list_key = $1 AND c.list_key = $1 AND c.change = 'remove' AND c.value = p.value
+"""
+_RECORD_APPENDED = """
 INSERT INTO list_pushed (list_key, value)
 SELECT DISTINCT $1, entry FROM push_changes
 WHERE list_key = $1 AND change = 'append' AND NOT (entry = ANY($2::text[]))
 ON CONFLICT DO NOTHING
 """
-# Outcomes change only where the push changed them; a value that left the list meanwhile (its
-# intents' transaction removed its outcome) gets none. Tag changes are collected for the events.
-_RECORD_SHARED = """
-WITH cleared AS (
-    DELETE FROM list_outcomes o USING push_changes c
-    WHERE o.list_key = $1 AND c.list_key = $1 AND c.change = 'shared' AND c.value = o.value
-      AND NOT (c.entry = ANY($2::text[]))
-    RETURNING o.value, o.outcome
+# The changes this push saw are consumed. A member changed again while the push was under way keeps
+# its change, now measured from what this push saw (EvalPlanQual re-reads a row changed meanwhile).
+_CONSUME_CHANGES = (
+    """
+    DELETE FROM list_changes c USING push_seen s
+    WHERE c.list_key = $1 AND s.list_key = $1 AND c.value = s.value AND c.seq = s.seq
+    """,
+    """
+    UPDATE list_changes c SET old_priority = s.new_priority, old_cost = s.new_cost, old_type = s.new_type,
+                              old_candidate = s.new_candidate
+    FROM push_seen s WHERE c.list_key = $1 AND s.list_key = $1 AND c.value = s.value AND c.seq <> s.seq
+    """,
 )
-INSERT INTO push_tags (list_key, tag, add, value)
-SELECT $1, CASE outcome WHEN 'left_out' THEN $3 ELSE $4 END, false, value FROM cleared
-"""
-_RECORD_LEFT_OUT = """
-WITH changed AS (
-    INSERT INTO list_outcomes AS o (list_key, value, outcome, reason)
-    SELECT $1, c.value, 'left_out', c.reason FROM push_changes c
-    WHERE c.list_key = $1 AND c.change = 'left_out'
-      AND EXISTS (SELECT 1 FROM list_members m WHERE m.list_key = $1 AND m.value = c.value)
-    ON CONFLICT (list_key, value) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason
-    RETURNING o.value, o.xmax = 0 AS inserted
-)
-INSERT INTO push_tags (list_key, tag, add, value) SELECT $1, $2, true, value FROM changed WHERE inserted
-"""
+# Values whose entry the tenant refused: a 'rejected' outcome (they stop being candidates) and a change
+# (the next push takes them out of the kept prefix they were pushed in). A value that left the list
+# meanwhile (its intents' transaction removed its outcome) gets none.
 _RECORD_REJECTED = """
 WITH refused AS (
     SELECT DISTINCT c.value, x.reason FROM push_changes c
     JOIN unnest($2::text[], $3::text[]) AS x(entry, reason) ON x.entry = c.entry
     WHERE c.list_key = $1 AND c.change = 'append'
       AND EXISTS (SELECT 1 FROM list_members m WHERE m.list_key = $1 AND m.value = c.value)
-), changed AS (
+), outcome AS (
     INSERT INTO list_outcomes AS o (list_key, value, outcome, reason)
     SELECT $1, value, 'rejected', reason FROM refused
     ON CONFLICT (list_key, value) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason
-    RETURNING o.value
 )
-INSERT INTO push_tags (list_key, tag, add, value) SELECT $1, $4, true, value FROM changed
+INSERT INTO list_changes (list_key, value, old_priority, old_cost, old_type, old_candidate)
+SELECT $1, m.value, m.priority, m.cost_bytes, m.type, true
+FROM refused r JOIN list_members m ON m.list_key = $1 AND m.value = r.value
+ON CONFLICT (list_key, value) DO UPDATE SET old_candidate = true
 """
+
+
+def _rows(status: str) -> int:
+    """The row count of a command status ("DELETE 3", "INSERT 0 3")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def record_push(
@@ -278,75 +509,63 @@ async def record_push(
     list_key: str,
     *,
     version: int,
+    prepared: PreparedPush,
     uncertain: bool,
     refused: dict[str, str],
-    tags: tuple[str, str],
-    entries: int,
-    bytes_: int,
     cap: int,
     next_push_in_seconds: float = 0.0,
-) -> None:
-    """Apply the prepared push's changes (run it in the transaction that publishes the tag events read
-    by ``stream_tags``): what the tenant now holds, the outcomes that changed, and the list flushed up
-    to ``version``. ``refused``: entries the tenant refused, with its reason; ``tags``: the names of
-    the left-out and the refused tags."""
-    unshared, invalid = tags
-    await conn.execute(_CREATE_TAGS)
-    await conn.execute("DELETE FROM push_tags WHERE list_key = $1", list_key)
+) -> int:
+    """Apply the prepared push's changes: what the tenant now holds, the refusals, the changes consumed,
+    the cut, and the list flushed up to ``version``. ``refused``: entries the tenant refused, with its
+    reason. Returns the entries the tenant now holds.
+
+    The cut becomes trusted (changes tracked from now on) unless intents arrived since ``version`` while
+    it was not: those were not tracked. apply_intents locks the list's state row first, so either it
+    commits first (and this UPDATE sees its version) or it sees the cut trusted and tracks its changes."""
+    bad = list(refused)
+    held_before = 0
     if uncertain:
         await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", list_key)
-    bad = list(refused)
-    await conn.execute(_RECORD_PUSHED, list_key, bad)
-    await conn.execute(_RECORD_SHARED, list_key, bad, unshared, invalid)
-    await conn.execute(_RECORD_LEFT_OUT, list_key, unshared)
+    else:
+        held_before = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", list_key)
+    removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
+    appended = _rows(await conn.execute(_RECORD_APPENDED, list_key, bad))
+    for statement in _CONSUME_CHANGES:
+        await conn.execute(statement, list_key)
     if refused:
-        await conn.execute(_RECORD_REJECTED, list_key, bad, [refused[e] for e in bad], invalid)
+        await conn.execute(_RECORD_REJECTED, list_key, bad, [refused[e] for e in bad])
+    entries = held_before - removed + appended
+    cut = prepared.cut
     await conn.execute(
         """
         UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
             uncertain = false, next_attempt_at = now() + make_interval(secs => $6),
-            entries = $3, bytes = $4, cap_bytes = $5,
-            left_out = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'left_out'),
-            rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected')
+            entries = $3, bytes = $4, cap_bytes = $5, left_out = $7,
+            rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected'),
+            cut_priority = $8, cut_value = $9, cut_bytes = $4, cut_count = $10,
+            cut_trusted = cut_trusted OR version = $2
         WHERE list_key = $1
         """,
         list_key,
         version,
-        entries - len(refused),
-        bytes_,
+        entries,
+        cut.bytes,
         cap,
         next_push_in_seconds,
+        prepared.left_out,
+        cut.priority,
+        cut.value,
+        cut.count,
     )
-
-
-async def stream_tags(conn: Conn, list_key: str, chunk: int = 50_000) -> AsyncIterator[tuple[str, bool, list[str]]]:
-    """The recorded push's tag changes, (tag, add, values) in chunks, from a cursor (inside the
-    record's transaction)."""
-    cursor = await conn.cursor("SELECT tag, add, value FROM push_tags WHERE list_key = $1 ORDER BY tag, add", list_key)
-    while rows := await cursor.fetch(chunk):
-        group: list[str] = []
-        current: tuple[str, bool] | None = None
-        for tag, add, value in rows:
-            if current is not None and (tag, add) != current:
-                yield (*current, group)
-                group = []
-            current = (tag, add)
-            group.append(value)
-        if current is not None:
-            yield (*current, group)
-
-
-async def tag_counts(conn: Conn, list_key: str) -> dict[tuple[str, bool], int]:
-    rows = await conn.fetch("SELECT tag, add, count(*) FROM push_tags WHERE list_key = $1 GROUP BY 1, 2", list_key)
-    return {(r[0], r[1]): r[2] for r in rows}
+    return entries
 
 
 async def forget_push(conn: Conn, list_key: str) -> None:
-    """Drop a push's working rows (after it was recorded, or when it failed)."""
-    await conn.execute(_CREATE_CHANGES)
-    await conn.execute(_CREATE_TAGS)
-    await conn.execute("DELETE FROM push_changes WHERE list_key = $1", list_key)
-    await conn.execute("DELETE FROM push_tags WHERE list_key = $1", list_key)
+    """Drop a push's working rows (before it is prepared, after it was recorded, or when it failed)."""
+    for statement in _CREATE_WORK:
+        await conn.execute(statement)
+    for table in _WORK_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", list_key)
 
 
 async def record_failure(conn: Conn, list_key: str, error: str, retry_in_seconds: float) -> None:

@@ -1,0 +1,219 @@
+"""The incremental push against the full recomputation, on random change sequences, in PostgreSQL.
+
+Each example applies batches of intents to one list through the sink's own SQL (apply_intents), pushes
+after each batch (prepare_push, the tenant refusing some appended entries, record_push), sometimes with
+more intents arriving between the preparation and the record, sometimes with the tenant's content
+unknown or the cap changed. After every push, the recorded cut, the bytes, the entries the tenant holds,
+the appends and removals, and every value's status in ``list_value_status`` must be what the reference
+selection (``select_within_cap`` over every member, from scratch) gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cte_common.events import ShareIntent
+from cte_common.indicators import IndicatorType
+from cte_common.sharing import Candidate, cost_bytes, select_within_cap
+from netskope_sink.lists import repository
+from tests.conftest import Env
+
+VALUES = [f"{scheme}{host}{n}.example" for n in range(8) for scheme, host in (("", "a"), ("https://", "a"), ("", "Z"))]
+VALUES += ["2001:db8::1", "2001:db8::2"]
+PRIORITIES = (1.0, 2.0, 3.0)
+
+
+def kind(value: str, url_list: bool) -> IndicatorType:
+    if ":" in value and "//" not in value:
+        return IndicatorType.IPV6
+    if not url_list:
+        return IndicatorType.SHA256
+    return IndicatorType.URL if "//" in value else IndicatorType.DOMAIN
+
+
+def entry(value: str, url_list: bool) -> str | None:
+    if not url_list:
+        return value
+    if kind(value, url_list) == IndicatorType.IPV6:
+        return None
+    return value.partition("://")[2] or value
+
+
+intent = st.tuples(st.sampled_from(VALUES), st.one_of(st.none(), st.sampled_from(PRIORITIES)))
+
+
+@dataclass
+class Step:
+    intents: list[tuple[str, float | None]]
+    during: list[tuple[str, float | None]]  # applied between the preparation and the record
+    refuse: float  # share of the appended entries the tenant refuses
+    uncertain: bool
+    cap_share: float | None  # a new cap, as a share of every member's cost
+
+
+steps = st.lists(
+    st.builds(
+        Step,
+        intents=st.lists(intent, max_size=12),
+        during=st.one_of(st.just([]), st.lists(intent, max_size=4)),
+        refuse=st.sampled_from([0.0, 0.0, 0.0, 0.5]),
+        uncertain=st.sampled_from([False, False, False, True]),
+        cap_share=st.one_of(st.none(), st.none(), st.sampled_from([0.2, 0.5, 1.5])),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@dataclass
+class Model:
+    """The list as the reference sees it: every member, every refusal, what the tenant holds."""
+
+    url_list: bool
+    trusted: bool = False  # changes are tracked since the last push (none arrived during the first one)
+    members: dict[str, tuple[float, int]] = field(default_factory=dict)
+    rejected: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)
+
+    def changed(self, intents: list[tuple[str, float | None]]) -> set[str]:
+        """The values whose membership or priority the intents change."""
+        last = dict(intents)
+        return {
+            v
+            for v, p in last.items()
+            if (v in self.members if p is None else v not in self.members or self.members[v][0] != p)
+        }
+
+    def apply(self, intents: list[tuple[str, float | None]]) -> None:
+        # The last intent per value is the one the sink applies (latest_intents).
+        for value, priority in dict(intents).items():
+            if priority is None:
+                self.members.pop(value, None)
+                self.rejected.discard(value)
+            else:
+                self.members[value] = (priority, cost_bytes(value))
+
+    def select(self, cap: int, max_entries: int) -> list[Candidate]:
+        usable = [Candidate(v, p, c) for v, (p, c) in self.members.items() if v not in self.rejected]
+        return select_within_cap(usable, cap, max_entries)[0]
+
+
+@pytest.fixture(scope="module")
+def scratch(env: Env) -> Iterator[tuple[asyncio.AbstractEventLoop, asyncpg.Connection[Any]]]:
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(env.database_url))
+    try:
+        yield loop, conn
+    finally:
+        loop.run_until_complete(conn.close())
+        loop.close()
+
+
+async def apply(conn: asyncpg.Connection[Any], key: str, intents: list[tuple[str, float | None]], url: bool) -> None:
+    events = [
+        ShareIntent(
+            list_key=key, value=v, type=kind(v, url), add=p is not None, priority=p or 0.0, cost_bytes=cost_bytes(v)
+        )
+        for v, p in dict(intents).items()
+    ]
+    async with conn.transaction():
+        await repository.apply_intents(conn, events)
+
+
+async def run_example(
+    conn: asyncpg.Connection[Any], url_list: bool, initial: list[tuple[str, float | None]], plan: list[Step]
+) -> None:
+    key = f"cut-{secrets.token_hex(4)}/{'url' if url_list else 'file'}/l"
+    model = Model(url_list)
+    total = sum(cost_bytes(v) for v in VALUES)
+    cap, max_entries = 1 + total // 3, 12
+    try:
+        await conn.execute("INSERT INTO list_state (list_key) VALUES ($1)", key)
+        await apply(conn, key, initial, url_list)
+        model.apply(initial)
+        for step in plan:
+            await apply(conn, key, step.intents, url_list)
+            model.apply(step.intents)
+            if step.cap_share is not None:
+                cap = 1 + int(total * step.cap_share)
+            version = await repository.list_version(conn, key)
+            prepared = await repository.prepare_push(
+                conn, key, cap_bytes=cap, max_entries=max_entries, url_list=url_list, uncertain=step.uncertain
+            )
+            kept = model.select(cap, max_entries)
+            kept_entries = {e for c in kept if (e := entry(c.value, url_list)) is not None}
+            held = set() if step.uncertain else model.held
+            assert prepared.kept == len(kept)
+            assert prepared.bytes == 1 + sum(c.cost for c in kept)
+            want_cut = (kept[-1].priority, kept[-1].value) if kept else (None, None)
+            assert (prepared.cut.priority, prepared.cut.value) == want_cut
+            assert prepared.left_out == len(model.members) - len(model.rejected) - len(kept)
+            changes = await conn.fetch("SELECT change, value, entry FROM push_changes WHERE list_key = $1", key)
+            appends = {r["entry"] for r in changes if r["change"] == "append"}
+            removes = {r["value"] for r in changes if r["change"] == "remove"}
+            assert appends == kept_entries - held
+            assert removes == held - kept_entries
+            refused_entries = sorted(appends)[: int(len(appends) * step.refuse)]
+            refused = dict.fromkeys(refused_entries, "Invalid host")
+            await apply(conn, key, step.during, url_list)
+            async with conn.transaction():
+                entries = await repository.record_push(
+                    conn, key, version=version, prepared=prepared, uncertain=step.uncertain, refused=refused, cap=cap
+                )
+            await repository.forget_push(conn, key)
+            model.held = kept_entries - set(refused_entries)
+            pushed = {r[0] for r in await conn.fetch("SELECT value FROM list_pushed WHERE list_key = $1", key)}
+            assert pushed == model.held
+            assert entries == len(model.held)
+            # Statuses, as the read side sees them, against the push just recorded.
+            during = model.changed(step.during)
+            model.apply(step.during)
+            model.rejected |= {
+                c.value for c in kept if entry(c.value, url_list) in refused and c.value in model.members
+            }
+            model.trusted = model.trusted or not step.during
+            rows = await conn.fetch("SELECT value, status FROM list_value_status WHERE list_key = $1", key)
+            kept_values = {c.value for c in kept}
+            want = {}
+            for value in model.members:
+                if value in model.rejected:
+                    want[value] = "rejected"
+                elif value in during or not model.trusted:
+                    want[value] = "pending"
+                elif value in kept_values:
+                    want[value] = "shared" if entry(value, url_list) is not None else "unfit"
+                else:
+                    want[value] = "left_out"
+            assert {r["value"]: r["status"] for r in rows} == want
+    finally:
+        for table in ("list_members", "list_outcomes", "list_changes", "list_pushed", "list_state"):
+            await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    url_list=st.booleans(),
+    initial=st.lists(st.tuples(st.sampled_from(VALUES), st.sampled_from(PRIORITIES)), max_size=20),
+    plan=steps,
+)
+def test_the_incremental_push_is_the_full_recomputation(
+    scratch: tuple[asyncio.AbstractEventLoop, asyncpg.Connection[Any]],
+    url_list: bool,
+    initial: list[tuple[str, float]],
+    plan: list[Step],
+) -> None:
+    loop, conn = scratch
+    try:
+        loop.run_until_complete(run_example(conn, url_list, list(initial), plan))
+    except AssertionError:
+        print(f"url_list={url_list} initial={initial} plan={plan}")  # noqa: T201 (the example, when it fails)
+        raise
