@@ -72,7 +72,10 @@ class AppState:
             found = await (
                 self._user_access(conn, claims.sub) if claims.kind == "user" else self._client_access(conn, claims.sub)
             )
-        self._access[key] = (found, now)
+        # A user who must still change the password is not cached: the change may be made through
+        # another API process, whose ``forget`` this one never hears of, and must take effect at once.
+        if found is None or not found.password_change_required:
+            self._access[key] = (found, now)
         return found
 
     @staticmethod
