@@ -138,11 +138,15 @@ class Services:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.running: dict[str, Service] = {}
 
-    def start(self, name: str, env: dict[str, str], ready_url: str, timeout: float = 90.0) -> Service:
-        command = f"cte-{name}"
+    def start(
+        self, name: str, env: dict[str, str], ready_url: str, timeout: float = 90.0, command: str = ""
+    ) -> Service:
+        """Start ``cte-<name>`` (or ``command``, for a second replica under a name of its own)."""
+        command = command or f"cte-{name}"
+        log_name = command if name == command.removeprefix("cte-") else f"{command}-{name}"
         with contextlib.suppress(FileNotFoundError):
-            (self.log_dir / f"{command}.log").unlink()
-        service = Service(command, env, ready_url, self.log_dir)
+            (self.log_dir / f"{log_name}.log").unlink()
+        service = Service(command, env, ready_url, self.log_dir, name=log_name)
         self.running[name] = service
         try:
             service.start(timeout=timeout)

@@ -102,6 +102,9 @@ class Bench:
         self.topics = Topics(self.prefix)
         self.services = Services()
         self.ports = {name: free_port() for name in SERVICES}
+        # Further members of the rule-engine's consumer group (--rule-engines), each a process of its own.
+        self.replicas = [f"rule-engine-{n}" for n in range(2, args.rule_engines + 1)]
+        self.ports.update({name: free_port() for name in self.replicas})
         self.secrets_key = new_key()
         self.pool: asyncpg.Pool | None = None
         self.api: httpx.AsyncClient | None = None
@@ -147,13 +150,13 @@ class Bench:
         )
         s.start("ingest-api", self.env(CTE_API_PORT=str(p["ingest-api"])), f"{self.api_url}/healthz")
         # Consumer groups of their own, so a test run sharing the broker never joins them.
-        s.start(
-            "rule-engine",
-            self.env(
-                CTE_RULE_ENGINE_METRICS_PORT=str(p["rule-engine"]), CTE_CONSUMER_GROUP=f"{self.prefix}-rule-engine"
-            ),
-            self.metrics_url("rule-engine"),
-        )
+        for name in ("rule-engine", *self.replicas):
+            s.start(
+                name,
+                self.env(CTE_RULE_ENGINE_METRICS_PORT=str(p[name]), CTE_CONSUMER_GROUP=f"{self.prefix}-rule-engine"),
+                self.metrics_url(name),
+                command="cte-rule-engine",
+            )
         s.start(
             "netskope-sink",
             self.env(CTE_SINK_METRICS_PORT=str(p["netskope-sink"]), CTE_CONSUMER_GROUP=f"{self.prefix}-netskope-sink"),
@@ -298,6 +301,8 @@ class Bench:
         groups: dict[str, Callable[[], list[int]]] = {
             name: (lambda name=name: process_tree(self.services.pid(name))) for name in SERVICES
         }
+        # The rule-engine's figures are its group's: every member's CPU together.
+        groups["rule-engine"] = lambda: [self.services.pid(n) for n in ("rule-engine", *self.replicas)]
         groups["kafka"] = lambda: [kafka] if kafka else []
         groups["postgresql"] = lambda: self.pg_pids
         return CpuMeter(groups)
@@ -308,6 +313,8 @@ class Bench:
             out[name] = await scrape(
                 self.watch, self.metrics_url(name) if name != "ingest-api" else f"{self.api_url}/metrics"
             )
+        for name in self.replicas:  # their counters add to the first member's (metric() sums series)
+            out["rule-engine"] += await scrape(self.watch, self.metrics_url(name))
         return out
 
     # --- the pipeline ----------------------------------------------------------------------------------
@@ -357,6 +364,8 @@ class Bench:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
                     re = await scrape(self.watch, self.metrics_url("rule-engine"))
+                    for name in self.replicas:
+                        re += await scrape(self.watch, self.metrics_url(name))
                     sink = await scrape(self.watch, self.metrics_url("netskope-sink"))
                     timeline.append(
                         (
@@ -1018,6 +1027,9 @@ def main() -> int:
         help="seconds the pipeline may take until every list is flushed (default: 180 + size / 400)",
     )
     parser.add_argument("--skip-read-path", action="store_true", help="leave out the read-path benchmark")
+    parser.add_argument(
+        "--rule-engines", type=int, default=1, help="rule-engine processes (members of one consumer group)"
+    )
     parser.add_argument("--no-stack", action="store_true", help="use the running Kafka and PostgreSQL as they are")
     parser.add_argument(
         "--allow-non-durable",
@@ -1040,6 +1052,7 @@ def main() -> int:
         {
             "benchmark": "pipeline",
             "size": args.size,
+            "rule_engines": args.rule_engines,
             "date": now_iso(),
             **git_commit(),
             "machine": machine(),

@@ -276,7 +276,9 @@ async def save_decisions(conn: Conn, changes: DecisionChanges) -> None:
     if changes.deletes:
         await conn.execute(_DELETE_DECISIONS, [d[0] for d in changes.deletes], [d[1] for d in changes.deletes])
     if changes.allow_hits:
-        await conn.execute(_ADD_ALLOW_HITS, list(changes.allow_hits), list(changes.allow_hits.values()))
+        # In entry order: several rule-engines add to the same rows, and one order cannot deadlock.
+        entries = sorted(changes.allow_hits)
+        await conn.execute(_ADD_ALLOW_HITS, entries, [changes.allow_hits[e] for e in entries])
 
 
 # --- re-evaluations ------------------------------------------------------------------------------------
