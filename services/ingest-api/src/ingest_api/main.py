@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +46,7 @@ from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
 from ingest_api.rules.handlers import reevaluations_router, rule_ce_router, rules_router
 from ingest_api.settings import Settings
 from ingest_api.shared import (
+    CLOSED_CONNECTION,
     OUTAGES,
     AppState,
     ItemError,
@@ -263,6 +265,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         for kind in kinds:
             app.add_exception_handler(kind, on_outage)
+
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def on_closed_connection(request: Request, exc: asyncpg.InterfaceError) -> JSONResponse:
+        # asyncpg says only this, by message, when a request's connection was closed under it by a
+        # server that went away between two statements; any other InterfaceError is a bug and stays one.
+        if str(exc) != CLOSED_CONNECTION:
+            raise exc
+        return await on_unavailable(request, Unavailable("PostgreSQL", repr(exc)))
 
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -176,6 +176,9 @@ OUTAGES: dict[str, tuple[type[Exception], ...]] = {
     ),
     "Kafka": (KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NodeNotReadyError),
 }
+# asyncpg's InterfaceError text for a connection closed under a request (the server went away between
+# two of its statements): an outage, unlike every other InterfaceError.
+CLOSED_CONNECTION = "connection is closed"
 # Seconds a client is asked to wait before it tries again: about a broker's or a database's restart.
 RETRY_AFTER_SECONDS = 5
 
