@@ -320,8 +320,8 @@ def limits(r: dict[str, Any]) -> list[str]:
         api_cores = api_cpu / p["http_seconds"] if p.get("http_seconds") else 0
         out.append(
             f"**HTTP ingest** reached {p['http_per_second']:,.0f} /s, {rows['http_ingest']['ratio']:.2f}{TIMES} the "
-            f"raw produce rate ({produce['per_second']:,.0f} /s; the target is 0.5{TIMES}). The ingest-api (one "
-            f"process) spent {api_per_k * 1000:,.0f} ms of CPU per 1,000 indicators (HTTP, JSON parsing, validation "
+            f"raw produce rate ({produce['per_second']:,.0f} /s; the target is 0.5{TIMES}). The ingest-api (all its "
+            f"processes) spent {api_per_k * 1000:,.0f} ms of CPU per 1,000 indicators (HTTP, JSON parsing, validation "
             f"and canonicalisation, building, serializing and publishing the events, the 201 answer) against "
             f"{raw_per_k * 1000:,.0f} ms for the raw producer on the same events: {factor:.1f}{TIMES} as much. At that "
             f"cost a whole core would carry about {ceiling:,.0f} /s; it got {api_cores:.2f} cores while the POSTs "
