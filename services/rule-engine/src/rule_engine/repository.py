@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from cte_common.db import Connection
 from cte_common.indicators import IndicatorType, Severity
@@ -348,3 +349,23 @@ async def rules_unmuted_since(conn: Conn, since: datetime) -> list[str]:
 async def pending_jobs(conn: Conn) -> int:
     n: int = await conn.fetchval("SELECT count(*) FROM reevaluations WHERE finished_at IS NULL")
     return n
+
+
+# Sightings of requests sent with an Idempotency-Key (cte_common.keyed_events): applied once.
+
+# Kept well past the API's key lifetime (a day): a retry can only come while its key lives.
+APPLIED_SIGHTINGS_KEPT = "2 days"
+
+
+async def first_applications(conn: Conn, event_ids: Sequence[UUID]) -> set[UUID]:
+    """Record ``event_ids`` as applied; the ones not applied before (in the caller's transaction, with
+    the consumer's positions). Also forgets up to 1,000 ids older than ``APPLIED_SIGHTINGS_KEPT``."""
+    await conn.execute(
+        "DELETE FROM applied_sightings WHERE event_id IN (SELECT event_id FROM applied_sightings"
+        f" WHERE applied_at < now() - interval '{APPLIED_SIGHTINGS_KEPT}' LIMIT 1000)"
+    )
+    rows = await conn.fetch(
+        "INSERT INTO applied_sightings (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}

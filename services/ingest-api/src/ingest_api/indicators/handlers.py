@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
 from cte_common.db import Connection
 from cte_common.events import AnyIndicatorEvent, IndicatorDelete, IndicatorRetraction, IndicatorTagEdit
 from cte_common.indicator_schema import IndicatorOut
 from ingest_api.configurations.repository import source_configurations
 from ingest_api.exchange_settings import repository as exchange_settings
+from ingest_api.idempotency.handlers import EventIds, IdempotencyKey, once
 from ingest_api.indicators import repository
 from ingest_api.indicators.domain import (
     build_sighting,
@@ -41,6 +42,7 @@ from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
 from ingest_api.shared import (
     MAX_SKIP,
     WRITE_ERRORS,
+    AppState,
     ItemError,
     Reader,
     State,
@@ -74,10 +76,18 @@ router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRIT
 )
 async def post_indicators(
     state: State,
-    _: Writer,
+    claims: Writer,
+    request: Request,
     raw: Annotated[list[Any], Body(include_in_schema=False)],
+    idempotency_key: IdempotencyKey = None,
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
 ) -> Response | list[IndicatorOut]:
+    return await once(  # type: ignore[no-any-return]
+        state, claims, idempotency_key, request, 201, lambda ids: _post_indicators(state, raw, wait, ids)
+    )
+
+
+async def _post_indicators(state: AppState, raw: list[Any], wait: bool, ids: EventIds) -> Response | list[IndicatorOut]:
     # The hot path: items checked without a model each (IndicatorIn only where the lean checks are not
     # sure, so the answers are the same), the events encoded and published in envelopes, the answer
     # written by orjson (domain.validate_batch_lean, sighting_records, sightings_answer).
@@ -96,6 +106,9 @@ async def post_indicators(
         criterion = await exchange_settings.criterion(conn)
         await ensure_tags(conn, sorted({t for i in items for t in i.tags}))
     sightings = sighting_records(items, configs, criterion, now)  # type: ignore[arg-type]
+    if ids is not None:
+        for index, sighting in enumerate(sightings):
+            sighting.event_id = ids(index)
     marks = await publish_sightings(state, sightings)
     for kind, n in Counter(s.type.value for s in sightings).items():
         INDICATORS_ACCEPTED.labels(kind).inc(n)
@@ -155,9 +168,19 @@ async def _find_value(conn: Connection, value: str, source: str | None = None) -
 )
 async def patch_indicator(
     state: State,
-    _: Writer,
+    claims: Writer,
+    request: Request,
     body: Annotated[IndicatorIn | RetractionIn, Body()],
+    idempotency_key: IdempotencyKey = None,
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+) -> IndicatorOut | bool:
+    return await once(  # type: ignore[no-any-return]
+        state, claims, idempotency_key, request, 201, lambda ids: _patch_indicator(state, body, wait, ids)
+    )
+
+
+async def _patch_indicator(
+    state: AppState, body: IndicatorIn | RetractionIn, wait: bool, ids: EventIds
 ) -> IndicatorOut | bool:
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
@@ -182,6 +205,8 @@ async def patch_indicator(
         criterion = await exchange_settings.criterion(conn)
         await ensure_tags(conn, body.tags)
     sighting = build_sighting(body, configs[body.source], criterion, now)  # type: ignore[arg-type]
+    if ids is not None:
+        sighting = sighting.model_copy(update={"event_id": ids(0)})
     marks = await publish_indicator_events(state, [sighting])
     INDICATORS_ACCEPTED.labels(sighting.type.value).inc()
     if wait:
@@ -194,10 +219,19 @@ async def patch_indicator(
 @router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)")
 async def bulk_edit(
     state: State,
-    _: Writer,
+    claims: Writer,
+    request: Request,
     edit: BulkEditIn,
+    idempotency_key: IdempotencyKey = None,
     wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
 ) -> BulkEditOut:
+    # A tag edit applied twice ends the same: the key only makes the repeat answer the same.
+    return await once(  # type: ignore[no-any-return]
+        state, claims, idempotency_key, request, 201, lambda _ids: _bulk_edit(state, edit, wait)
+    )
+
+
+async def _bulk_edit(state: AppState, edit: BulkEditIn, wait: bool) -> BulkEditOut:
     tags = edit.tags
     marks: list[tuple[str, int, int]] = []
     updated = 0
