@@ -143,3 +143,13 @@ async def test_an_error_answer_gives_the_key_back(system: System) -> None:
     await system.configure({"name": "Later"})
     assert (await system.api.post(PATH, json=body, headers=key)).status_code == 201
     await system.apply_pending()
+
+
+async def test_a_request_and_its_retry_in_one_batch_are_applied_once(system: System, db: Pool) -> None:
+    key = _key()
+    body = [{"value": "same-batch.example", "type": "domain", "source": "DW"}]
+    assert (await system.api.post(PATH, json=body, headers=key)).status_code == 201
+    await db.execute("DELETE FROM idempotency_keys WHERE key = $1", key["Idempotency-Key"])
+    assert (await system.api.post(PATH, json=body, headers=key)).status_code == 201
+    assert await system.apply_pending() == 2  # both records, handed over together
+    assert await _hits(db, "same-batch.example") == (1, 1)

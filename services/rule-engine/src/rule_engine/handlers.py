@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from uuid import UUID
 
 from faststream.kafka import KafkaBroker
 
@@ -155,7 +156,7 @@ class IndicatorEventsHandler:
                 first = await repository.first_applications(conn, keyed)
                 if len(first) < len(keyed):
                     KEYED_REPEATS.inc(len(keyed) - len(first))
-                    decoded = [d for d in decoded if not is_keyed(d.event.event_id) or d.event.event_id in first]
+                    decoded = [d for d in decoded if not is_keyed(d.event.event_id) or _take(first, d.event.event_id)]
             # A tag edit of many indicators expands into one event per value: applied in slices, in
             # order, within the one transaction (each slice sees what the slices before it wrote), and
             # expanded only when its slice comes, so memory stays flat whatever the batch holds.
@@ -198,6 +199,15 @@ class IndicatorEventsHandler:
         if changed:
             await self.decider.refresh(conn)
             await self.decider.decide(conn, self.broker, self.topics, dict(changed), states, count_allow_hits=True)
+
+
+def _take(first: set[UUID], event_id: UUID) -> bool:
+    """Whether ``event_id`` is in ``first``, taking it out: a request and its retry may both be in a
+    batch, and only the first of the two is applied."""
+    if event_id in first:
+        first.discard(event_id)
+        return True
+    return False
 
 
 class ConfigChangesHandler:
