@@ -58,10 +58,12 @@ async def once(
     claims: TokenClaims,
     key: str | None,
     request: Request,
-    status_code: int,
+    response: Response,
     run: Callable[[EventIds], Awaitable[Any]],
+    status_code: int = status.HTTP_201_CREATED,
 ) -> Any:
-    """``run``'s answer; with a key, applied once and answered the same (see the module docstring)."""
+    """``run``'s answer; with a key, applied once and answered the same (see the module docstring).
+    ``response`` is the route's, whose status ``run`` may set."""
     if key is None:
         return await run(None)
     principal = f"{claims.kind}:{claims.sub}"
@@ -116,7 +118,10 @@ async def once(
     if isinstance(result, Response):
         answer = result
     else:
-        answer = Response(orjson.dumps(jsonable_encoder(result)), status_code, media_type="application/json")
+        # The status the route set (a 202: accepted, not yet visible), else its usual one.
+        answer = Response(
+            orjson.dumps(jsonable_encoder(result)), response.status_code or status_code, media_type="application/json"
+        )
     async with state.pool.acquire() as conn:
         await repository.finish(conn, principal, key, owner, answer.status_code, bytes(answer.body))
     return answer

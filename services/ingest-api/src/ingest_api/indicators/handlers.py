@@ -52,9 +52,22 @@ from ingest_api.shared import (
     filter_where,
 )
 from ingest_api.tags.repository import ensure_tags, missing_tags
-from ingest_api.write_path import publish_indicator_events, publish_sightings, wait_for_read_model
+from ingest_api.write_path import publish_indicator_events, publish_sightings, visible
 
 router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRITE_ERRORS)
+
+Wait = Annotated[
+    bool | None,
+    Query(
+        description="Without it (the reference's semantics), the write answers once the read model shows it, "
+        "with what is stored; past CTE_WAIT_TIMEOUT_SECONDS, 202 with what was accepted (durable, not yet "
+        "visible). `false`: answer as soon as Kafka has it (the fastest acknowledgement, for feeds that never "
+        "read back). `true`: wait, and past the bound answer 504."
+    ),
+]
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted (durable in Kafka) but not yet shown by the read model within the bound"}
+}
 
 
 @router.post(
@@ -72,22 +85,30 @@ router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRIT
             },
         }
     },
-    responses={422: error_answer("Invalid items: every one is listed", Unprocessable)},
+    responses={422: error_answer("Invalid items: every one is listed", Unprocessable), **ACCEPTED},
 )
 async def post_indicators(
     state: State,
     claims: Writer,
     request: Request,
     raw: Annotated[list[Any], Body(include_in_schema=False)],
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    wait: Wait = None,
 ) -> Response | list[IndicatorOut]:
     return await once(  # type: ignore[no-any-return]
-        state, claims, idempotency_key, request, 201, lambda ids: _post_indicators(state, raw, wait, ids)
+        state,
+        claims,
+        idempotency_key,
+        request,
+        response,
+        lambda ids: _post_indicators(state, raw, wait, ids, response),
     )
 
 
-async def _post_indicators(state: AppState, raw: list[Any], wait: bool, ids: EventIds) -> Response | list[IndicatorOut]:
+async def _post_indicators(
+    state: AppState, raw: list[Any], wait: bool | None, ids: EventIds, response: Response
+) -> Response | list[IndicatorOut]:
     # The hot path: items checked without a model each (IndicatorIn only where the lean checks are not
     # sure, so the answers are the same), the events encoded and published in envelopes, the answer
     # written by orjson (domain.validate_batch_lean, sighting_records, sightings_answer).
@@ -112,16 +133,20 @@ async def _post_indicators(state: AppState, raw: list[Any], wait: bool, ids: Eve
     marks = await publish_sightings(state, sightings)
     for kind, n in Counter(s.type.value for s in sightings).items():
         INDICATORS_ACCEPTED.labels(kind).inc(n)
-    if wait:
-        await wait_for_read_model(state, marks)
+    if await visible(state, marks, wait, response):
         async with state.pool.acquire() as conn:
-            values = list(dict.fromkeys(s.value for s in sightings))
-            return await _indicators_by_value(conn, values)
-    return Response(sightings_answer(sightings), status.HTTP_201_CREATED, media_type="application/json")
+            return await _indicators_in_order(conn, [s.value for s in sightings])
+    return Response(
+        sightings_answer(sightings), response.status_code or status.HTTP_201_CREATED, media_type="application/json"
+    )
 
 
-async def _indicators_by_value(conn: Connection, values: list[str]) -> list[IndicatorOut]:
-    return await _answers(conn, await repository.list_indicators_by_value(conn, values))
+async def _indicators_in_order(conn: Connection, values: list[str]) -> list[IndicatorOut]:
+    """The stored indicators of ``values``, in the order of their first mention (as the request named
+    them)."""
+    ordered = list(dict.fromkeys(values))
+    found = {i.value: i for i in await _answers(conn, await repository.list_indicators_by_value(conn, ordered))}
+    return [found[v] for v in ordered if v in found]
 
 
 async def _answers(conn: Connection, rows: list[dict[str, Any]]) -> list[IndicatorOut]:
@@ -165,22 +190,29 @@ async def _find_value(conn: Connection, value: str, source: str | None = None) -
     summary="Update a single indicator",
     description="Either an indicator (merged like a POST: to change its reputation, say) or a retraction "
     "`{value, source, retracted}`.",
+    responses=ACCEPTED,
 )
 async def patch_indicator(
     state: State,
     claims: Writer,
     request: Request,
     body: Annotated[IndicatorIn | RetractionIn, Body()],
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    wait: Wait = None,
 ) -> IndicatorOut | bool:
     return await once(  # type: ignore[no-any-return]
-        state, claims, idempotency_key, request, 201, lambda ids: _patch_indicator(state, body, wait, ids)
+        state,
+        claims,
+        idempotency_key,
+        request,
+        response,
+        lambda ids: _patch_indicator(state, body, wait, ids, response),
     )
 
 
 async def _patch_indicator(
-    state: AppState, body: IndicatorIn | RetractionIn, wait: bool, ids: EventIds
+    state: AppState, body: IndicatorIn | RetractionIn, wait: bool | None, ids: EventIds, response: Response
 ) -> IndicatorOut | bool:
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
@@ -194,8 +226,7 @@ async def _patch_indicator(
             marks = await publish_indicator_events(
                 state, [IndicatorRetraction(value=stored, source=body.source, retracted=body.retracted)]
             )
-            if wait:
-                await wait_for_read_model(state, marks)
+            await visible(state, marks, wait, response)
             return True
         if await _find_value(conn, body.value) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Indicator with value='{body.value}' does not exist.")
@@ -209,29 +240,30 @@ async def _patch_indicator(
         sighting = sighting.model_copy(update={"event_id": ids(0)})
     marks = await publish_indicator_events(state, [sighting])
     INDICATORS_ACCEPTED.labels(sighting.type.value).inc()
-    if wait:
-        await wait_for_read_model(state, marks)
+    if await visible(state, marks, wait, response):
         async with state.pool.acquire() as conn:
-            return (await _indicators_by_value(conn, [sighting.value]))[0]
+            [found] = await _indicators_in_order(conn, [sighting.value])
+            return found
     return sighting_out(sighting)
 
 
-@router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)")
+@router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)", responses=ACCEPTED)
 async def bulk_edit(
     state: State,
     claims: Writer,
     request: Request,
     edit: BulkEditIn,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    wait: Wait = None,
 ) -> BulkEditOut:
     # A tag edit applied twice ends the same: the key only makes the repeat answer the same.
     return await once(  # type: ignore[no-any-return]
-        state, claims, idempotency_key, request, 201, lambda _ids: _bulk_edit(state, edit, wait)
+        state, claims, idempotency_key, request, response, lambda _ids: _bulk_edit(state, edit, wait, response)
     )
 
 
-async def _bulk_edit(state: AppState, edit: BulkEditIn, wait: bool) -> BulkEditOut:
+async def _bulk_edit(state: AppState, edit: BulkEditIn, wait: bool | None, response: Response) -> BulkEditOut:
     tags = edit.tags
     marks: list[tuple[str, int, int]] = []
     updated = 0
@@ -251,17 +283,17 @@ async def _bulk_edit(state: AppState, edit: BulkEditIn, wait: bool) -> BulkEditO
             ]
             marks += await publish_indicator_events(state, events)
             updated += len(chunk)
-    if wait:
-        await wait_for_read_model(state, marks)
+    await visible(state, marks, wait, response)
     return BulkEditOut(updated=updated)
 
 
-@router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators")
+@router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators", responses=ACCEPTED)
 async def bulk_delete(
     state: State,
     _: Writer,
     body: BulkDeleteIn,
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    response: Response,
+    wait: Wait = None,
 ) -> BulkDeleteOut:
     marks: list[tuple[str, int, int]] = []
     deleted = 0
@@ -269,8 +301,7 @@ async def bulk_delete(
         async for chunk in _locate(conn, body.query, body.values, None):
             marks += await publish_indicator_events(state, [IndicatorDelete(value=v) for v in chunk])
             deleted += len(chunk)
-    if wait:
-        await wait_for_read_model(state, marks)
+    await visible(state, marks, wait, response)
     return BulkDeleteOut(deleted=deleted)
 
 
