@@ -20,7 +20,7 @@ Conn = Connection
 # consumer position lock taken before) keep their merges of one indicator serial.
 _LOAD_INDICATORS = """
 SELECT value, type, test, active, expires_at, source, first_seen, last_seen, reputation, severity,
-       comments, extended_information, internal_hits, external_hits
+       comments, extended_information, internal_hits, external_hits, safe
 FROM indicators WHERE value = ANY($1::text[])
 FOR UPDATE
 """
@@ -32,12 +32,12 @@ FROM indicator_sources WHERE value = ANY($1::text[])
 _UPSERT_INDICATORS = """
 INSERT INTO indicators AS i (value, type, test, active, expires_at, source, first_seen, last_seen,
                              reputation, severity, comments, extended_information,
-                             internal_hits, external_hits)
+                             internal_hits, external_hits, safe)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::timestamptz[], $6::text[],
                      $7::timestamptz[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
-                     $12::text[], $13::bigint[], $14::bigint[])
+                     $12::text[], $13::bigint[], $14::bigint[], $15::bool[])
 ON CONFLICT (value) DO UPDATE SET
-    active = EXCLUDED.active, expires_at = EXCLUDED.expires_at,
+    active = EXCLUDED.active, expires_at = EXCLUDED.expires_at, safe = EXCLUDED.safe,
     first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
     internal_hits = EXCLUDED.internal_hits, external_hits = EXCLUDED.external_hits,
     updated_at = now()
@@ -81,6 +81,7 @@ async def load_states(conn: Conn, values: Sequence[str]) -> dict[str, IndicatorS
             expires_at=r["expires_at"],
             active=r["active"],
             test=r["test"],
+            safe=r["safe"],
             internal_hits=r["internal_hits"],
             external_hits=r["external_hits"],
         )
@@ -150,6 +151,7 @@ async def _save_states(conn: Conn, states: Sequence[IndicatorState]) -> None:
         [s.extended_information for s in states],
         [s.internal_hits for s in states],
         [s.external_hits for s in states],
+        [s.safe for s in states],
     )
     entries = [(s.value, e) for s in states for e in s.sources.values()]
     await conn.execute(

@@ -20,6 +20,7 @@ from ingest_api.indicators import repository
 from ingest_api.indicators.domain import (
     build_sighting,
     claimed_sources,
+    ignored_fields,
     indicator_out,
     sighting_out,
     sighting_records,
@@ -34,11 +35,12 @@ from ingest_api.indicators.schemas import (
     BulkEditOut,
     IndicatorCountOut,
     IndicatorIn,
+    PatchIn,
     QueryLocator,
     RetractionIn,
     ValuesLocator,
 )
-from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
+from ingest_api.metrics import IGNORED_FIELDS, INDICATORS_ACCEPTED, INDICATORS_REJECTED
 from ingest_api.shared import (
     MAX_SKIP,
     WRITE_ERRORS,
@@ -65,9 +67,11 @@ Wait = Annotated[
         "read back). `true`: wait, and past the bound answer 504."
     ),
 ]
-ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Accepted (durable in Kafka) but not yet shown by the read model within the bound"}
-}
+
+
+def accepted(model: Any) -> dict[int | str, dict[str, Any]]:
+    """The 202 of a write without ``wait``: what was accepted (durable), not yet shown by the read model."""
+    return {202: {"model": model, "description": "Accepted (durable in Kafka), not yet shown within the bound"}}
 
 
 @router.post(
@@ -85,7 +89,7 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
             },
         }
     },
-    responses={422: error_answer("Invalid items: every one is listed", Unprocessable), **ACCEPTED},
+    responses={422: error_answer("Invalid items: every one is listed", Unprocessable), **accepted(list[IndicatorOut])},
 )
 async def post_indicators(
     state: State,
@@ -120,7 +124,10 @@ async def _post_indicators(
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
         configs = await source_configurations(conn, claimed_sources(raw))
-        items, errors = validate_batch_lean(raw, set(configs))
+        ignored: Counter[str] = Counter()
+        items, errors = validate_batch_lean(raw, set(configs), ignored)
+        for field, n in ignored.items():
+            IGNORED_FIELDS.labels(field).inc(n)
         if errors:
             INDICATORS_REJECTED.labels("invalid").inc(len({e["index"] for e in errors}))
             raise ItemError(errors)
@@ -190,17 +197,20 @@ async def _find_value(conn: Connection, value: str, source: str | None = None) -
     summary="Update a single indicator",
     description="Either an indicator (merged like a POST: to change its reputation, say) or a retraction "
     "`{value, source, retracted}`.",
-    responses=ACCEPTED,
+    responses=accepted(IndicatorOut | bool),
 )
 async def patch_indicator(
     state: State,
     claims: Writer,
     request: Request,
-    body: Annotated[IndicatorIn | RetractionIn, Body()],
+    body: Annotated[PatchIn, Body()],
     response: Response,
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
 ) -> IndicatorOut | bool:
+    if isinstance(body, IndicatorIn):
+        for field in ignored_fields(await request.json()):
+            IGNORED_FIELDS.labels(field).inc()
     return await once(  # type: ignore[no-any-return]
         state,
         claims,
@@ -247,7 +257,12 @@ async def _patch_indicator(
     return sighting_out(sighting)
 
 
-@router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)", responses=ACCEPTED)
+@router.patch(
+    "/bulk",
+    status_code=status.HTTP_201_CREATED,
+    summary="Bulk update indicators (tags)",
+    responses=accepted(BulkEditOut),
+)
 async def bulk_edit(
     state: State,
     claims: Writer,
@@ -287,7 +302,9 @@ async def _bulk_edit(state: AppState, edit: BulkEditIn, wait: bool | None, respo
     return BulkEditOut(updated=updated)
 
 
-@router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators", responses=ACCEPTED)
+@router.delete(
+    "/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators", responses=accepted(BulkDeleteOut)
+)
 async def bulk_delete(
     state: State,
     _: Writer,
