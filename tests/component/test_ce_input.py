@@ -87,3 +87,13 @@ async def test_a_retraction_is_told_from_an_indicator(system: System) -> None:
     item = await system.indicator("retracted.cein.example")
     assert item is not None
     assert item["sources"][0]["retracted"] is True
+
+
+async def test_a_url_with_a_wildcard_label_is_accepted(system: System) -> None:
+    r = await system.api.post(PATH, json=[{"value": "*.Wild.cein.example", "type": "url", "source": "CEIN"}])
+    assert r.status_code == 201, r.text
+    assert r.json()[0]["value"] == "*.wild.cein.example"
+    r = await system.api.post(PATH, json=[{"value": "*wild.cein.example", "type": "url", "source": "CEIN"}])
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "value"
+    await system.apply_pending()
