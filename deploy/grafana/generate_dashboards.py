@@ -240,9 +240,13 @@ def pipeline_overview() -> Any:
             [
                 Target(
                     f"sum by (reason) (rate(cte_ingest_indicators_rejected_total[{RATE}])) or vector(0)", "{{reason}}"
-                )
+                ),
+                Target(f"sum by (field) (rate(cte_ingest_ignored_fields_total[{RATE}]))", "ignored field {{field}}"),
+                Target(f"sum(rate(cte_keyed_sightings_repeated_total[{RATE}]))", "repeat skipped (Idempotency-Key)"),
             ],
-            "Items the API refused with a 4xx, per second, by reason (validation is all or nothing per batch).",
+            "Items the API refused with a 4xx, per second, by reason (validation is all or nothing per batch); "
+            "input fields the reference ignores, ignored here too, by name; sightings of a retried request sent "
+            "with an Idempotency-Key that the rule-engine skipped as already applied.",
             unit="cps",
         ),
         Panel(

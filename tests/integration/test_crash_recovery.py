@@ -32,6 +32,7 @@ async def test_killed_rule_engine_applies_accepted_indicator_exactly_once(
     services.rule_engine.kill()
     r = client.post(
         "/api/cte/indicators/",
+        params={"wait": "false"},  # accepted while nothing projects: nothing to wait for
         json=[{"value": "crash.example", "type": "domain", "source": "crash-src", "severity": "critical"}],
     )
     assert r.status_code == 201  # accepted while nothing projects: Kafka holds it
@@ -57,7 +58,7 @@ async def test_kill_during_a_large_batch_applies_each_event_once(services: Runni
     values = [f"host-{n}.bulk.example" for n in range(6000)]
     for start in range(0, len(values), 1000):
         chunk = [{"value": v, "type": "hostname", "source": "bulk-src"} for v in values[start : start + 1000]]
-        assert client.post("/api/cte/indicators/", json=chunk).status_code == 201
+        assert client.post("/api/cte/indicators/", params={"wait": "false"}, json=chunk).status_code == 201
     # Kill while it is projecting (whatever it has done so far), then restart.
     deadline = time.monotonic() + 20
     while await db.fetchval("SELECT count(*) FROM indicators WHERE source = 'bulk-src'") < 500:

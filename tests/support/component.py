@@ -93,6 +93,7 @@ class System:
         self,
         *,
         api: httpx.AsyncClient,
+        api_settings: ApiSettings,
         tenant: httpx.AsyncClient,
         tenant_transport: httpx.AsyncBaseTransport,
         pool: Pool,
@@ -104,6 +105,7 @@ class System:
         ager: AgerSettings,
     ) -> None:
         self.api = api
+        self.api_settings = api_settings  # the running API's own: a test may change a bound for a while
         self.tenant = tenant  # the fake tenant: /_sim/state and the other test routes
         self.pool = pool
         self.broker = broker  # the consumer services' (publishing straight onto a topic, say)
@@ -235,7 +237,16 @@ async def running_system(
         api_app = create_api_app(api_settings)
         await stack.enter_async_context(api_app.router.lifespan_context(api_app))
         api = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app), base_url="http://api.component", timeout=30)
+            # The component tier applies the topic by hand, so its writes ask for the fastest
+            # acknowledgement: the default (answered once the read model shows the write) would wait
+            # for a rule-engine nobody runs meanwhile. Tests of the default mode clear the parameter and
+            # send their writes through ``answered_after_apply``.
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=api_app),
+                base_url="http://api.component",
+                timeout=30,
+                params={"wait": "false"},
+            )
         )
         signed_in = await api.post(
             "/api/auth",
@@ -263,6 +274,7 @@ async def running_system(
 
         system = System(
             api=api,
+            api_settings=api_settings,
             tenant=tenant,
             tenant_transport=tenant_transport,
             pool=pool,

@@ -152,9 +152,9 @@ def test_canonical_form(kind: T, value: str, expected: str) -> None:
         (
             T.HOSTNAME,
             "*.example.com",
-            "a leading '*.' wildcard is only accepted for type domain, not hostname",
+            "a leading '*.' wildcard is only accepted for types domain and url, not hostname",
         ),
-        (T.FQDN, "*.example.com", "a leading '*.' wildcard is only accepted for type domain, not fqdn"),
+        (T.FQDN, "*.example.com", "a leading '*.' wildcard is only accepted for types domain and url, not fqdn"),
         (
             T.DOMAIN,
             "a.*.example.com",
@@ -198,11 +198,8 @@ def test_canonical_form(kind: T, value: str, expected: str) -> None:
         (T.URL, "http://[192.0.2.1]/", "url cannot be parsed: An IPv4 address cannot be in brackets"),
         (T.URL, "http://[v1.fe]/", "url host [v1.fe] is not a valid IPv6 address"),
         (T.URL, "http://[fe80::1%25eth0]/", "url IPv6 host must not carry a zone index (%...)"),
-        (
-            T.URL,
-            "http://*.example.com/",
-            "a leading '*.' wildcard is only accepted for type domain, not url host",
-        ),
+        (T.URL, "*example.com", "url host label '*example' may only contain letters, digits, hyphens and underscores"),
+        (T.URL, "*.1.2.3.4/a", "url host is an IP address in an unusual form; write it as a.b.c.d"),
         (
             T.URL,
             "http://ex!ample.com/",
@@ -498,3 +495,22 @@ def test_canonical_values_keep_their_type(kind: T, value: str) -> None:
     outcome = _outcome(kind, value)
     if isinstance(outcome, str):
         assert _keeps_its_type(kind, outcome), (kind, value, outcome)
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("*.Example.com", "*.example.com"),
+        ("*.example.com/Path?q=1", "*.example.com/Path?q=1"),
+        ("HTTP://*.Example.COM:8080/a", "http://*.example.com:8080/a"),
+        ("*.gov", "*.gov"),
+    ],
+)
+def test_a_url_may_start_with_a_wildcard_label_as_netskope_url_lists_take_it(raw: str, canonical: str) -> None:
+    """URL lists accept ``*.host`` (the tenant's grammar, which the fake tenant checks): the list entry
+    the sink makes of the canonical URL (its scheme dropped) is one the tenant takes."""
+    from fake_tenant.domain import url_entry_problem
+
+    assert canonicalize(T.URL, raw) == canonical
+    entry = canonical.split("://", 1)[-1]
+    assert url_entry_problem(entry) is None

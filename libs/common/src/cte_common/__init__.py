@@ -12,6 +12,8 @@ Vocabulary and events
   changes) and their JSON encoding.
 - ``topics``: the topic names and specifications, and the ``cte-topics`` command that creates them.
 - ``sightings``: how a source configuration (override reputation, aging criteria) shapes a sighting.
+- ``keyed_events``: the event ids of a request sent with an Idempotency-Key (the same on every retry), by
+  which the rule-engine applies each of its sightings once.
 
 Decisions
 - ``query``: the filter language (a package): its AST, the JSON and text forms, the SQL compiler and

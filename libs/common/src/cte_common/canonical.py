@@ -146,7 +146,7 @@ def _name(what: str, value: str, *, allow_wildcard: bool, ip_reason: str) -> str
     wildcard = value.startswith("*.")
     if wildcard:
         if not allow_wildcard:
-            raise InvalidIndicator(f"a leading '*.' wildcard is only accepted for type domain, not {what}")
+            raise InvalidIndicator(f"a leading '*.' wildcard is only accepted for types domain and url, not {what}")
         value = value[2:]
 
     # UTS 46 mapping of the whole name folds case, width and the ideographic full stops to ".", so
@@ -239,10 +239,11 @@ def _url(value: str) -> str:
         try:
             host = str(ipaddress.IPv4Address(host_text))
         except ValueError:
+            # A leading "*." as Netskope URL lists take it (``*.example.com``, the whole first label).
             host = _name(
                 "url host",
                 host_text,
-                allow_wildcard=False,
+                allow_wildcard=True,
                 ip_reason="url host is an IP address in an unusual form; write it as a.b.c.d",
             )
 

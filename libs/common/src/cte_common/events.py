@@ -81,6 +81,10 @@ class IndicatorSighting(Event):
     tags_strategy: TagsStrategy = "append"
     # Sightings posted through the API are explicit edits: their comments and tags always apply.
     from_api: bool = False
+    # The reference's input fields: a source may report an indicator as safe (not malicious), or as
+    # inactive. Merged as the reference merges ``active``: true if the stored or the new one is.
+    safe: bool = False
+    active: bool = True
 
 
 class SightingRecord(msgspec.Struct, kw_only=True):
@@ -108,6 +112,8 @@ class SightingRecord(msgspec.Struct, kw_only=True):
     criterion: str
     tags_strategy: str
     from_api: bool
+    safe: bool = False
+    active: bool = True
 
 
 _RECORD_ENCODER = msgspec.json.Encoder()

@@ -117,6 +117,8 @@ def make_sighting(
     test: bool = False,
     from_api: bool = False,
     event_id: UUID | None = None,
+    safe: bool = False,
+    active: bool = True,
 ) -> IndicatorSighting:
     """The sighting with the configuration's effects resolved (:class:`SightingPolicy`), so replaying it
     needs no configuration."""
@@ -142,4 +144,6 @@ def make_sighting(
         criterion=criterion,
         tags_strategy=policy.tags_strategy,
         from_api=from_api,
+        safe=safe,
+        active=active,
     )

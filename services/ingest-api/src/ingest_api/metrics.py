@@ -10,6 +10,12 @@ INDICATORS_ACCEPTED = Counter(
 INDICATORS_REJECTED = Counter(
     "cte_ingest_indicators_rejected_total", "Indicators refused with a 4xx, by reason.", ["reason"]
 )
+IGNORED_FIELDS = Counter(
+    "cte_ingest_ignored_fields_total",
+    "Keys of an indicator written that the reference's input model ignores (a field of its answer by name, "
+    "else other), ignored here too.",
+    ["field"],
+)
 HTTP_REQUESTS = Counter(
     "cte_http_requests_total",
     "HTTP requests answered, by route template, method and status.",

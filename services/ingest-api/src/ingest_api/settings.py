@@ -30,6 +30,10 @@ class Settings(CommonSettings):
     # How long a write waits for Kafka to acknowledge its events before it answers 503 (the broker is
     # unreachable): well under a client's usual timeout, and above a healthy acknowledgement's milliseconds.
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Idempotency-Key: how long a key and its answer are kept, and how long a request holds its key
+    # before a retry may take it over (its process died): above the longest request (publish and wait).
+    idempotency_key_hours: float = Field(default=24.0, gt=0)
+    idempotency_lease_seconds: float = Field(default=30.0, gt=0)
     # How long /readyz waits for each dependency's answer.
     ready_timeout_seconds: float = Field(default=2.0, gt=0)
     # The rule-engine's consumer name, whose positions tell when the read model shows a write.

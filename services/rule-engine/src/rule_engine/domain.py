@@ -55,6 +55,7 @@ class IndicatorState:
     expires_at: datetime | None
     active: bool = True
     test: bool = False
+    safe: bool = False
     internal_hits: int = 0
     external_hits: int = 0
     sources: dict[str, SourceEntry] = field(default_factory=dict)
@@ -99,7 +100,8 @@ def _new_entry(ev: IndicatorSighting) -> SourceEntry:
 
 
 def apply_sighting(state: IndicatorState | None, ev: IndicatorSighting) -> IndicatorState:
-    sighting_active = ev.expires_at is None or ev.expires_at > ev.occurred_at
+    # A source may report it inactive (the reference's input ``active``), else it is while not expired.
+    sighting_active = ev.active and (ev.expires_at is None or ev.expires_at > ev.occurred_at)
     if state is None:
         return IndicatorState(
             value=ev.value,
@@ -114,6 +116,7 @@ def apply_sighting(state: IndicatorState | None, ev: IndicatorSighting) -> Indic
             expires_at=ev.expires_at,
             active=sighting_active,
             test=ev.test,
+            safe=ev.safe,
             internal_hits=1 if ev.internal else 0,
             external_hits=0 if ev.internal else 1,
             sources={ev.source: _new_entry(ev)},
@@ -149,6 +152,7 @@ def apply_sighting(state: IndicatorState | None, ev: IndicatorSighting) -> Indic
         last_seen=max(state.last_seen, ev.last_seen),
         expires_at=_later_expiry(state.expires_at, ev.expires_at),
         active=state.active or sighting_active,
+        safe=state.safe or ev.safe,
         internal_hits=state.internal_hits + (1 if ev.internal else 0),
         external_hits=state.external_hits + (0 if ev.internal else 1),
         sources=sources,
@@ -245,7 +249,7 @@ def indicator_view(state: IndicatorState) -> IndicatorView:
         "value": state.value,
         "type": state.type.value,
         "test": state.test,
-        "safe": False,
+        "safe": state.safe,
         "active": state.active,
         "expiresAt": state.expires_at,
         "internalHits": state.internal_hits,

@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from uuid import UUID
 
 from faststream.kafka import KafkaBroker
 
@@ -46,6 +47,7 @@ from cte_common.events import (
     encode,
 )
 from cte_common.kafka import Outgoing, publish_all
+from cte_common.keyed_events import is_keyed
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import AllowList, Evaluator
 from cte_common.topics import Topics
@@ -56,6 +58,7 @@ from rule_engine.metrics import (
     DECISIONS,
     EXPIRY_APPLY_LAG,
     INDICATORS_WRITTEN,
+    KEYED_REPEATS,
     MERGES,
     READ_MODEL_WRITE_SECONDS,
     REEVALUATED,
@@ -146,6 +149,14 @@ class IndicatorEventsHandler:
         async def apply(conn: Connection, fresh: list[Record]) -> None:
             decoded = await decode_indicator_records_or_park(self.broker, self.topics.dead_letter, CONSUMER, fresh)
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
+            # Sightings of a request sent with an Idempotency-Key are applied once: a retry of the
+            # request carries the same event ids (cte_common.keyed_events).
+            keyed = [d.event.event_id for d in decoded if is_keyed(d.event.event_id)]
+            if keyed:
+                first = await repository.first_applications(conn, keyed)
+                if len(first) < len(keyed):
+                    KEYED_REPEATS.inc(len(keyed) - len(first))
+                    decoded = [d for d in decoded if not is_keyed(d.event.event_id) or _take(first, d.event.event_id)]
             # A tag edit of many indicators expands into one event per value: applied in slices, in
             # order, within the one transaction (each slice sees what the slices before it wrote), and
             # expanded only when its slice comes, so memory stays flat whatever the batch holds.
@@ -188,6 +199,15 @@ class IndicatorEventsHandler:
         if changed:
             await self.decider.refresh(conn)
             await self.decider.decide(conn, self.broker, self.topics, dict(changed), states, count_allow_hits=True)
+
+
+def _take(first: set[UUID], event_id: UUID) -> bool:
+    """Whether ``event_id`` is in ``first``, taking it out: a request and its retry may both be in a
+    batch, and only the first of the two is applied."""
+    if event_id in first:
+        first.discard(event_id)
+        return True
+    return False
 
 
 class ConfigChangesHandler:

@@ -29,3 +29,7 @@ EXPIRY_APPLY_LAG = Histogram(
     "Time from an indicator's due time to its expiry taking effect in the read model (and its lists' intents).",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+KEYED_REPEATS = Counter(
+    "cte_keyed_sightings_repeated_total",
+    "Sightings of a retried request sent with an Idempotency-Key, already applied and so skipped.",
+)

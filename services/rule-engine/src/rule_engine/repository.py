@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from cte_common.db import Connection
 from cte_common.indicators import IndicatorType, Severity
@@ -19,7 +20,7 @@ Conn = Connection
 # consumer position lock taken before) keep their merges of one indicator serial.
 _LOAD_INDICATORS = """
 SELECT value, type, test, active, expires_at, source, first_seen, last_seen, reputation, severity,
-       comments, extended_information, internal_hits, external_hits
+       comments, extended_information, internal_hits, external_hits, safe
 FROM indicators WHERE value = ANY($1::text[])
 FOR UPDATE
 """
@@ -31,12 +32,12 @@ FROM indicator_sources WHERE value = ANY($1::text[])
 _UPSERT_INDICATORS = """
 INSERT INTO indicators AS i (value, type, test, active, expires_at, source, first_seen, last_seen,
                              reputation, severity, comments, extended_information,
-                             internal_hits, external_hits)
+                             internal_hits, external_hits, safe)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::timestamptz[], $6::text[],
                      $7::timestamptz[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
-                     $12::text[], $13::bigint[], $14::bigint[])
+                     $12::text[], $13::bigint[], $14::bigint[], $15::bool[])
 ON CONFLICT (value) DO UPDATE SET
-    active = EXCLUDED.active, expires_at = EXCLUDED.expires_at,
+    active = EXCLUDED.active, expires_at = EXCLUDED.expires_at, safe = EXCLUDED.safe,
     first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
     internal_hits = EXCLUDED.internal_hits, external_hits = EXCLUDED.external_hits,
     updated_at = now()
@@ -80,6 +81,7 @@ async def load_states(conn: Conn, values: Sequence[str]) -> dict[str, IndicatorS
             expires_at=r["expires_at"],
             active=r["active"],
             test=r["test"],
+            safe=r["safe"],
             internal_hits=r["internal_hits"],
             external_hits=r["external_hits"],
         )
@@ -149,6 +151,7 @@ async def _save_states(conn: Conn, states: Sequence[IndicatorState]) -> None:
         [s.extended_information for s in states],
         [s.internal_hits for s in states],
         [s.external_hits for s in states],
+        [s.safe for s in states],
     )
     entries = [(s.value, e) for s in states for e in s.sources.values()]
     await conn.execute(
@@ -350,3 +353,23 @@ async def rules_unmuted_since(conn: Conn, since: datetime) -> list[str]:
 async def pending_jobs(conn: Conn) -> int:
     n: int = await conn.fetchval("SELECT count(*) FROM reevaluations WHERE finished_at IS NULL")
     return n
+
+
+# Sightings of requests sent with an Idempotency-Key (cte_common.keyed_events): applied once.
+
+# Kept well past the API's key lifetime (a day): a retry can only come while its key lives.
+APPLIED_SIGHTINGS_KEPT = "2 days"
+
+
+async def first_applications(conn: Conn, event_ids: Sequence[UUID]) -> set[UUID]:
+    """Record ``event_ids`` as applied; the ones not applied before (in the caller's transaction, with
+    the consumer's positions). Also forgets up to 1,000 ids older than ``APPLIED_SIGHTINGS_KEPT``."""
+    await conn.execute(
+        "DELETE FROM applied_sightings WHERE event_id IN (SELECT event_id FROM applied_sightings"
+        f" WHERE applied_at < now() - interval '{APPLIED_SIGHTINGS_KEPT}' LIMIT 1000)"
+    )
+    rows = await conn.fetch(
+        "INSERT INTO applied_sightings (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timezone
 from typing import Any
@@ -34,6 +35,18 @@ from ingest_api.indicators.schemas import (
 )
 
 _INDICATOR_ADAPTER: TypeAdapter[IndicatorIn] = TypeAdapter(IndicatorIn)
+_INPUT_FIELDS = frozenset(IndicatorIn.model_fields)
+# What an ignored key is counted as: a field of the reference's answer (a GET result sent back) by its
+# name, anything else as "other" (clients choose the keys: the metric's labels stay few).
+_ANSWER_FIELDS = frozenset(IndicatorOut.model_fields) | {"retracted", "updated", "sharedWith", "destinations"}
+
+
+def ignored_fields(entry: Any) -> list[str]:
+    """The keys of an indicator (a JSON object) that IndicatorIn ignores, as the labels they are counted
+    under."""
+    if not isinstance(entry, dict):
+        return []
+    return [k if k in _ANSWER_FIELDS else "other" for k in entry if k not in _INPUT_FIELDS]
 
 
 def item_error(index: int, field: str | None, reason: str) -> dict[str, Any]:
@@ -147,6 +160,8 @@ def lean_item(entry: Any) -> ValidIndicator:
         lastSeen=last_seen,
         expiresAt=_time(item.expiresAt),
         test=item.test,
+        safe=item.safe,
+        active=item.active,
     )
 
 
@@ -172,20 +187,25 @@ def _valid(item: IndicatorIn) -> ValidIndicator:
         lastSeen=_plain_tz(item.lastSeen),
         expiresAt=_plain_tz(item.expiresAt),
         test=item.test,
+        safe=item.safe,
+        active=item.active,
     )
 
 
 def validate_batch_lean(
-    raw: Sequence[Any], known_sources: set[str]
+    raw: Sequence[Any], known_sources: set[str], ignored: Counter[str] | None = None
 ) -> tuple[list[ValidIndicator], list[dict[str, Any]]]:
     """:func:`validate_batch`'s items and errors, the same ones (the property tests compare them): each
-    item through :func:`lean_item`, and through IndicatorIn where it is not sure."""
+    item through :func:`lean_item`, and through IndicatorIn where it is not sure. The keys IndicatorIn
+    ignores are counted in ``ignored`` (:func:`ignored_fields`)."""
     items: list[ValidIndicator] = []
     errors: list[dict[str, Any]] = []
     for index, entry in enumerate(raw):
         try:
             item = lean_item(entry)
         except _NotSure:
+            if ignored is not None:
+                ignored.update(ignored_fields(entry))
             slow = _validate_item(index, entry, known_sources, errors)
             if slow is not None:
                 items.append(_valid(slow))
@@ -226,6 +246,8 @@ def sighting_records(
                 criterion=criterion,
                 tags_strategy=policy.tags_strategy,
                 from_api=True,
+                safe=i.safe,
+                active=i.active,
             )
         )
     return out
@@ -260,8 +282,8 @@ def _sighting_answer(ev: IndicatorSighting | SightingRecord) -> dict[str, Any]:
         "value": ev.value,
         "type": ev.type,
         "test": ev.test,
-        "safe": False,
-        "active": ev.expires_at is None or ev.expires_at > ev.occurred_at,
+        "safe": ev.safe,
+        "active": ev.active and (ev.expires_at is None or ev.expires_at > ev.occurred_at),
         "internalHits": internal,
         "externalHits": 1 - internal,
         "expiresAt": ev.expires_at,
@@ -304,6 +326,8 @@ def build_sighting(
         extended_information=item.extendedInformation,
         test=item.test,
         from_api=True,
+        safe=item.safe,
+        active=item.active,
     )
 
 

@@ -8,17 +8,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
 from cte_common.db import Connection
 from cte_common.events import AnyIndicatorEvent, IndicatorDelete, IndicatorRetraction, IndicatorTagEdit
 from cte_common.indicator_schema import IndicatorOut
 from ingest_api.configurations.repository import source_configurations
 from ingest_api.exchange_settings import repository as exchange_settings
+from ingest_api.idempotency.handlers import EventIds, IdempotencyKey, once
 from ingest_api.indicators import repository
 from ingest_api.indicators.domain import (
     build_sighting,
     claimed_sources,
+    ignored_fields,
     indicator_out,
     sighting_out,
     sighting_records,
@@ -33,14 +35,16 @@ from ingest_api.indicators.schemas import (
     BulkEditOut,
     IndicatorCountOut,
     IndicatorIn,
+    PatchIn,
     QueryLocator,
     RetractionIn,
     ValuesLocator,
 )
-from ingest_api.metrics import INDICATORS_ACCEPTED, INDICATORS_REJECTED
+from ingest_api.metrics import IGNORED_FIELDS, INDICATORS_ACCEPTED, INDICATORS_REJECTED
 from ingest_api.shared import (
     MAX_SKIP,
     WRITE_ERRORS,
+    AppState,
     ItemError,
     Reader,
     State,
@@ -50,9 +54,24 @@ from ingest_api.shared import (
     filter_where,
 )
 from ingest_api.tags.repository import ensure_tags, missing_tags
-from ingest_api.write_path import publish_indicator_events, publish_sightings, wait_for_read_model
+from ingest_api.write_path import publish_indicator_events, publish_sightings, visible
 
 router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRITE_ERRORS)
+
+Wait = Annotated[
+    bool | None,
+    Query(
+        description="Without it (the reference's semantics), the write answers once the read model shows it, "
+        "with what is stored; past CTE_WAIT_TIMEOUT_SECONDS, 202 with what was accepted (durable, not yet "
+        "visible). `false`: answer as soon as Kafka has it (the fastest acknowledgement, for feeds that never "
+        "read back). `true`: wait, and past the bound answer 504."
+    ),
+]
+
+
+def accepted(model: Any) -> dict[int | str, dict[str, Any]]:
+    """The 202 of a write without ``wait``: what was accepted (durable), not yet shown by the read model."""
+    return {202: {"model": model, "description": "Accepted (durable in Kafka), not yet shown within the bound"}}
 
 
 @router.post(
@@ -70,13 +89,29 @@ router = APIRouter(prefix="/cte/indicators", tags=["Indicators"], responses=WRIT
             },
         }
     },
-    responses={422: error_answer("Invalid items: every one is listed", Unprocessable)},
+    responses={422: error_answer("Invalid items: every one is listed", Unprocessable), **accepted(list[IndicatorOut])},
 )
 async def post_indicators(
     state: State,
-    _: Writer,
+    claims: Writer,
+    request: Request,
     raw: Annotated[list[Any], Body(include_in_schema=False)],
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+) -> Response | list[IndicatorOut]:
+    return await once(  # type: ignore[no-any-return]
+        state,
+        claims,
+        idempotency_key,
+        request,
+        response,
+        lambda ids: _post_indicators(state, raw, wait, ids, response),
+    )
+
+
+async def _post_indicators(
+    state: AppState, raw: list[Any], wait: bool | None, ids: EventIds, response: Response
 ) -> Response | list[IndicatorOut]:
     # The hot path: items checked without a model each (IndicatorIn only where the lean checks are not
     # sure, so the answers are the same), the events encoded and published in envelopes, the answer
@@ -89,26 +124,36 @@ async def post_indicators(
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
         configs = await source_configurations(conn, claimed_sources(raw))
-        items, errors = validate_batch_lean(raw, set(configs))
+        ignored: Counter[str] = Counter()
+        items, errors = validate_batch_lean(raw, set(configs), ignored)
+        for field, n in ignored.items():
+            IGNORED_FIELDS.labels(field).inc(n)
         if errors:
             INDICATORS_REJECTED.labels("invalid").inc(len({e["index"] for e in errors}))
             raise ItemError(errors)
         criterion = await exchange_settings.criterion(conn)
         await ensure_tags(conn, sorted({t for i in items for t in i.tags}))
     sightings = sighting_records(items, configs, criterion, now)  # type: ignore[arg-type]
+    if ids is not None:
+        for index, sighting in enumerate(sightings):
+            sighting.event_id = ids(index)
     marks = await publish_sightings(state, sightings)
     for kind, n in Counter(s.type.value for s in sightings).items():
         INDICATORS_ACCEPTED.labels(kind).inc(n)
-    if wait:
-        await wait_for_read_model(state, marks)
+    if await visible(state, marks, wait, response):
         async with state.pool.acquire() as conn:
-            values = list(dict.fromkeys(s.value for s in sightings))
-            return await _indicators_by_value(conn, values)
-    return Response(sightings_answer(sightings), status.HTTP_201_CREATED, media_type="application/json")
+            return await _indicators_in_order(conn, [s.value for s in sightings])
+    return Response(
+        sightings_answer(sightings), response.status_code or status.HTTP_201_CREATED, media_type="application/json"
+    )
 
 
-async def _indicators_by_value(conn: Connection, values: list[str]) -> list[IndicatorOut]:
-    return await _answers(conn, await repository.list_indicators_by_value(conn, values))
+async def _indicators_in_order(conn: Connection, values: list[str]) -> list[IndicatorOut]:
+    """The stored indicators of ``values``, in the order of their first mention (as the request named
+    them)."""
+    ordered = list(dict.fromkeys(values))
+    found = {i.value: i for i in await _answers(conn, await repository.list_indicators_by_value(conn, ordered))}
+    return [found[v] for v in ordered if v in found]
 
 
 async def _answers(conn: Connection, rows: list[dict[str, Any]]) -> list[IndicatorOut]:
@@ -157,12 +202,32 @@ async def _find_value(conn: Connection, value: str, source: str | None = None) -
     summary="Update a single indicator",
     description="Either an indicator (merged like a POST: to change its reputation, say) or a retraction "
     "`{value, source, retracted}`.",
+    responses=accepted(IndicatorOut | bool),
 )
 async def patch_indicator(
     state: State,
-    _: Writer,
-    body: Annotated[IndicatorIn | RetractionIn, Body()],
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    claims: Writer,
+    request: Request,
+    body: Annotated[PatchIn, Body()],
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+) -> IndicatorOut | bool:
+    if isinstance(body, IndicatorIn):
+        for field in ignored_fields(await request.json()):
+            IGNORED_FIELDS.labels(field).inc()
+    return await once(  # type: ignore[no-any-return]
+        state,
+        claims,
+        idempotency_key,
+        request,
+        response,
+        lambda ids: _patch_indicator(state, body, wait, ids, response),
+    )
+
+
+async def _patch_indicator(
+    state: AppState, body: IndicatorIn | RetractionIn, wait: bool | None, ids: EventIds, response: Response
 ) -> IndicatorOut | bool:
     now = datetime.now(UTC)
     async with state.pool.acquire() as conn:
@@ -176,8 +241,7 @@ async def patch_indicator(
             marks = await publish_indicator_events(
                 state, [IndicatorRetraction(value=stored, source=body.source, retracted=body.retracted)]
             )
-            if wait:
-                await wait_for_read_model(state, marks)
+            await visible(state, marks, wait, response)
             return True
         if await _find_value(conn, body.value) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Indicator with value='{body.value}' does not exist.")
@@ -187,22 +251,39 @@ async def patch_indicator(
         criterion = await exchange_settings.criterion(conn)
         await ensure_tags(conn, body.tags)
     sighting = build_sighting(body, configs[body.source], criterion, now)  # type: ignore[arg-type]
+    if ids is not None:
+        sighting = sighting.model_copy(update={"event_id": ids(0)})
     marks = await publish_indicator_events(state, [sighting])
     INDICATORS_ACCEPTED.labels(sighting.type.value).inc()
-    if wait:
-        await wait_for_read_model(state, marks)
+    if await visible(state, marks, wait, response):
         async with state.pool.acquire() as conn:
-            return (await _indicators_by_value(conn, [sighting.value]))[0]
+            [found] = await _indicators_in_order(conn, [sighting.value])
+            return found
     return sighting_out(sighting)
 
 
-@router.patch("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk update indicators (tags)")
+@router.patch(
+    "/bulk",
+    status_code=status.HTTP_201_CREATED,
+    summary="Bulk update indicators (tags)",
+    responses=accepted(BulkEditOut),
+)
 async def bulk_edit(
     state: State,
-    _: Writer,
+    claims: Writer,
+    request: Request,
     edit: BulkEditIn,
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
 ) -> BulkEditOut:
+    # A tag edit applied twice ends the same: the key only makes the repeat answer the same.
+    return await once(  # type: ignore[no-any-return]
+        state, claims, idempotency_key, request, response, lambda _ids: _bulk_edit(state, edit, wait, response)
+    )
+
+
+async def _bulk_edit(state: AppState, edit: BulkEditIn, wait: bool | None, response: Response) -> BulkEditOut:
     tags = edit.tags
     marks: list[tuple[str, int, int]] = []
     updated = 0
@@ -222,17 +303,19 @@ async def bulk_edit(
             ]
             marks += await publish_indicator_events(state, events)
             updated += len(chunk)
-    if wait:
-        await wait_for_read_model(state, marks)
+    await visible(state, marks, wait, response)
     return BulkEditOut(updated=updated)
 
 
-@router.delete("/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators")
+@router.delete(
+    "/bulk", status_code=status.HTTP_201_CREATED, summary="Bulk delete indicators", responses=accepted(BulkDeleteOut)
+)
 async def bulk_delete(
     state: State,
     _: Writer,
     body: BulkDeleteIn,
-    wait: Annotated[bool, Query(description="Answer once the read model shows the write.")] = False,
+    response: Response,
+    wait: Wait = None,
 ) -> BulkDeleteOut:
     marks: list[tuple[str, int, int]] = []
     deleted = 0
@@ -240,8 +323,7 @@ async def bulk_delete(
         async for chunk in _locate(conn, body.query, body.values, None):
             marks += await publish_indicator_events(state, [IndicatorDelete(value=v) for v in chunk])
             deleted += len(chunk)
-    if wait:
-        await wait_for_read_model(state, marks)
+    await visible(state, marks, wait, response)
     return BulkDeleteOut(deleted=deleted)
 
 

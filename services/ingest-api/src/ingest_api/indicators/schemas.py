@@ -4,11 +4,20 @@ attribute names). The indicator itself is :class:`cte_common.indicator_schema.In
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cte_common.canonical import InvalidIndicator, canonicalize
 from cte_common.indicators import IndicatorType, Severity
@@ -25,9 +34,11 @@ REPUTATION_MIN, REPUTATION_MAX = 1, 10
 
 
 class IndicatorIn(BaseModel):
-    """One indicator of a POST body, in the reference's field names."""
+    """One indicator of a POST body, in the reference's field names. Keys the reference's input model
+    does not know are ignored, as the reference ignores them (an indicator read by GET can be sent back);
+    the handlers count them (``cte_ingest_ignored_fields_total``)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     # type is declared before value so the value's validator can canonicalise for it.
     type: IndicatorType
@@ -42,6 +53,9 @@ class IndicatorIn(BaseModel):
     lastSeen: datetime | None = None
     expiresAt: datetime | None = None
     test: bool = False
+    # The reference's: not malicious (a DLP plugin's hashes, say), and inactive from the start.
+    safe: bool = False
+    active: bool = True
 
     @field_validator("value")
     @classmethod
@@ -100,6 +114,8 @@ class LeanIndicatorIn(msgspec.Struct, forbid_unknown_fields=True):
     lastSeen: str | None = None
     expiresAt: str | None = None
     test: bool = False
+    safe: bool = False
+    active: bool = True
 
 
 class ValidIndicator(msgspec.Struct):
@@ -117,6 +133,8 @@ class ValidIndicator(msgspec.Struct):
     lastSeen: datetime | None
     expiresAt: datetime | None
     test: bool
+    safe: bool = False
+    active: bool = True
 
 
 def is_http_url(value: str) -> bool:
@@ -137,6 +155,20 @@ class RetractionIn(BaseModel):
     value: str = Field(min_length=1, max_length=8192)
     source: str = Field(min_length=1, max_length=200)
     retracted: bool
+
+
+def _patch_kind(body: Any) -> str:
+    """A PATCH body is a retraction when it says ``retracted`` and names no type; else an indicator
+    (whose ignored keys may include ``retracted``, as in an indicator read by GET and sent back)."""
+    if isinstance(body, dict):
+        return "retraction" if "retracted" in body and "type" not in body else "indicator"
+    return "retraction" if isinstance(body, RetractionIn) else "indicator"
+
+
+PatchIn = Annotated[
+    Annotated[IndicatorIn, Tag("indicator")] | Annotated[RetractionIn, Tag("retraction")],
+    Discriminator(_patch_kind),
+]
 
 
 class QueryLocator(BaseModel):
