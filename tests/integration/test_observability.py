@@ -216,7 +216,8 @@ def traffic(pipeline: Pipeline, prometheus: Prometheus) -> dict[str, str]:
     post(
         [
             {"value": f"https://obs-{sfx}.example/login", "type": "url", "severity": "high"},
-            {"value": f"obs-{sfx}.example", "type": "domain", "severity": "low"},
+            # "sharedWith" is a field of the reference's answer, ignored on input and counted.
+            {"value": f"obs-{sfx}.example", "type": "domain", "severity": "low", "sharedWith": []},
             {"value": f"198.51.100.{int(sfx, 16) % 250 + 1}", "type": "ipv4", "severity": "medium"},
             {"value": HASH_MD5, "type": "md5", "severity": "medium"},
         ]
