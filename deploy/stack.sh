@@ -286,6 +286,16 @@ install_prometheus() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 }
 
+# Debian's Chromium: the browser tests drive it through Playwright (Playwright's own browser download
+# is not used, so nothing is fetched at test time).
+install_chromium() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    is_root || die "chromium not found; run as root or: sudo apt-get install -y chromium"
+    log "install: installing Debian's chromium package"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+}
+
 install_kafka() {
     local libs="$KAFKA_LIBS" stamp="$KAFKA_LIBS.sha256" sum tmp
     sum=$(sha256sum "$POM" | cut -d' ' -f1)
@@ -313,6 +323,7 @@ cmd_install() {
     install_python
     install_postgres
     install_prometheus
+    install_chromium
     install_kafka
 }
 

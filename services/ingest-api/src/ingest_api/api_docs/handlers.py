@@ -1,15 +1,20 @@
-"""``/api/docs``: Swagger UI from the swagger-ui-bundle package's files, served by the API itself, so the
-page works on an offline or air-gapped install. Its Authorize button takes a bearer token, or a user's
+"""``/api/docs``: Swagger UI from the swagger-ui-py package's files (Swagger UI 5, which renders OpenAPI
+3.1 documents such as ours; 4.x refuses them), served by the API itself, so the page works on an offline
+or air-gapped install. Its Authorize button takes a bearer token, or a user's
 username and password (the OAuth2 password flow against /api/auth)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
+from swagger_ui import __file__ as _swagger_ui_init
 
+# The package's Swagger UI files (the directory also holds Swagger Editor's; the page loads only the UI's).
+SWAGGER_UI_DIR = Path(_swagger_ui_init).parent / "static"
 DOCS_URL = "/api/docs"
 ASSETS_URL = f"{DOCS_URL}/assets"
 OAUTH2_REDIRECT_URL = f"{DOCS_URL}/oauth2-redirect"
@@ -17,7 +22,7 @@ OAUTH2_REDIRECT_URL = f"{DOCS_URL}/oauth2-redirect"
 
 def install(app: FastAPI, openapi_url: str) -> None:
     """Serve the page and its assets on ``app`` (outside the OpenAPI document)."""
-    app.mount(ASSETS_URL, StaticFiles(directory=swagger_ui_path), name="swagger-ui-assets")
+    app.mount(ASSETS_URL, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui-assets")
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
