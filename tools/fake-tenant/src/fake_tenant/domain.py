@@ -10,7 +10,6 @@ why where a rule is a reading of the reference rather than a quote of it.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import re
 import uuid
@@ -22,6 +21,8 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fake_tenant.url_grammar import regex_entry_problem, url_entry_problem
 
 MiB = 1024 * 1024
 URL_LIST_TYPES = ("exact", "regex")
@@ -74,96 +75,6 @@ def list_bytes(values: Iterable[str]) -> int:
 
 
 # ---------------------------------------------------------------------------- URL-list grammar
-
-_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_NUMERIC_HOST = re.compile(r"[0-9.]+")
-_PORT = re.compile(r"[0-9]{1,5}")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-WILDCARD_REASON = "wildcards are allowed only as a leading '*.'"
-# The common accepted shape, ``[*.]hostname[/path]`` with a non-numeric last label, in one match:
-# lists hold up to 300,000 entries. Anything else goes through the full rules; the fast path
-# accepts nothing they refuse (tests/unit/test_fake_tenant_domain.py checks it).
-_FAST_ACCEPT = re.compile(
-    r"(?:\*\.)?(?=[^/]{1,253}(?:/|$))"
-    rf"(?:{_LABEL}\.)*(?=[A-Za-z0-9-]*[A-Za-z-]){_LABEL}"
-    r"(?:/[!-)+-~]*)?"
-)
-
-
-def url_entry_problem(entry: object) -> str | None:
-    """Why the tenant refuses ``entry`` in an ``exact`` URL list, or None when it is accepted.
-
-    Accepted (Netskope's documented formats): ``host``, ``host/path``, ``*.host`` (a leading
-    ``*.`` is the only wildcard), ``host:port``, IPv4 and IPv4 CIDR, combined as
-    ``[*.]host[:port][/path]``. IPv6 is refused like the tenant does. Everything stricter than the
-    docs (no scheme, ASCII only, no underscore in host names) is this fake's reading.
-    """
-    if isinstance(entry, str) and _FAST_ACCEPT.fullmatch(entry):
-        return None
-    return url_entry_problem_in_full(entry)
-
-
-def url_entry_problem_in_full(entry: object) -> str | None:
-    """:func:`url_entry_problem` without its fast path."""
-    if not isinstance(entry, str):
-        return "not a string"
-    if not entry:
-        return "empty entry"
-    if not entry.isascii():
-        return "non-ASCII characters: use the punycode form of the host"
-    # ASCII by now, so the only printable whitespace is the space.
-    if not entry.isprintable() or " " in entry:
-        return "whitespace or control characters"
-    if _SCHEME.match(entry):
-        return "a scheme is not allowed: use host or host/path"
-    host_port, slash, path = entry.partition("/")
-    if host_port.startswith("[") or host_port.count(":") > 1:
-        return "IPv6 addresses are not supported"
-    host, colon, port = host_port.partition(":")
-    if colon and (not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535):
-        return "invalid port"
-    wildcard = host.startswith("*.")
-    if wildcard:
-        host = host[2:]
-    if "*" in host or "*" in path:
-        return WILDCARD_REASON
-    if not host:
-        return "missing host"
-    if _NUMERIC_HOST.fullmatch(host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return "invalid IPv4 address"
-        if wildcard:
-            return "a wildcard cannot prefix an IP address"
-        if slash and path.isdigit():
-            # ipv4/NN is a CIDR range, not a path.
-            if colon:
-                return "a CIDR range cannot have a port"
-            if int(path) > 32:
-                return "invalid CIDR prefix length"
-        return None
-    if len(host) > 253:
-        return "host name longer than 253 characters"
-    if not _HOSTNAME.fullmatch(host):
-        return "invalid host name"
-    if host.rsplit(".", 1)[-1].isdigit():
-        return "invalid host name: numeric top-level label"
-    return None
-
-
-def regex_entry_problem(entry: object) -> str | None:
-    """Why the tenant refuses ``entry`` in a ``regex`` URL list (it must compile), or None."""
-    if not isinstance(entry, str):
-        return "not a string"
-    if not entry:
-        return "empty entry"
-    try:
-        re.compile(entry)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    return None
 
 
 def rejected_entries(entries: Sequence[object], list_type: str) -> list[list[Any]]:
