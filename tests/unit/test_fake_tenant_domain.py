@@ -14,6 +14,7 @@ from fake_tenant.domain import (
     DUPLICATE_REQUEST,
     FAULT_KINDS,
     AlertExport,
+    ExportIn,
     FaultInjector,
     FaultsIn,
     FileHashLists,
@@ -411,6 +412,29 @@ def test_sliding_window_allows_24_per_5_seconds_per_token() -> None:
     assert limiter.check("t", 105.005) is not None  # 100.01 is still in the window
     assert limiter.check("t", 105.011) is None
     assert SlidingWindowLimiter(limit=0, window=1.0).check("t", 0.0) is None  # 0 turns it off
+
+
+def test_export_endpoints_allow_4_per_second_each_and_report_their_window() -> None:
+    export = AlertExport(page_size=10_000, wait_time=30)
+    states = [export.rate("tok", "malware", 10.0 + i * 0.1) for i in range(4)]
+    assert [w for w, _ in states] == [None] * 4
+    assert [s.remaining for _, s in states if s is not None] == [3, 2, 1, 0]
+    assert states[0][1] is not None
+    assert states[0][1].headers() == {"RateLimit-Limit": "4", "RateLimit-Remaining": "3", "RateLimit-Reset": "1"}
+    wait, window = export.rate("tok", "malware", 10.5)
+    assert wait == pytest.approx(0.5)
+    assert window is not None
+    assert window.headers() == {"RateLimit-Limit": "4", "RateLimit-Remaining": "0", "RateLimit-Reset": "1"}
+    assert export.rate("tok", "malsite", 10.5)[0] is None  # per endpoint
+    assert export.rate("tok", "malware", 11.0)[0] is None  # 10.0 left the window
+    settings = export.configure(ExportIn(page_size=5, wait_time=2, rate_limit=0))
+    assert settings == {"page_size": 5, "wait_time": 2, "rate_limit": 0, "rate_window": 1.0}
+    assert all(export.rate("tok", "malware", 11.0) == (None, None) for _ in range(10))  # 0 turns it off
+
+
+def test_the_default_page_holds_10000_alerts_as_documented() -> None:
+    assert TenantConfig().alert_page_size == 10_000
+    assert (TenantConfig().alert_rate_limit, TenantConfig().alert_rate_window) == (4, 1.0)
 
 
 # ---------------------------------------------------------------------------- alert export

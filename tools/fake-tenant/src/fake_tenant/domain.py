@@ -10,6 +10,7 @@ why where a rule is a reading of the reference rather than a quote of it.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import uuid
@@ -449,12 +450,26 @@ class AlertIterator:
     last_page: list[dict[str, Any]] = field(default_factory=list)
 
 
+class ExportIn(BaseModel):
+    """``PUT /_sim/export``: the alert export's page size, wait_time and per-endpoint rate limit, changed
+    while the tenant runs (a reset restores the configured ones). Omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page_size: int | None = Field(default=None, ge=1)
+    wait_time: int | None = Field(default=None, ge=0)
+    rate_limit: int | None = Field(default=None, ge=0, description="requests per window per endpoint (0: off)")
+    rate_window: float | None = Field(default=None, gt=0)
+
+
 class AlertExport:
     """``GET /api/v2/events/dataexport/alerts/{malware|malsite}?index=&operation=``."""
 
-    def __init__(self, page_size: int, wait_time: int) -> None:
+    def __init__(self, page_size: int, wait_time: int, rate_limit: int = 4, rate_window: float = 1.0) -> None:
         self.page_size = page_size
         self.wait_time = wait_time
+        # Documented: 4 requests per second per iterator endpoint (per token here: each client's own).
+        self.limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self._alerts: dict[str, list[dict[str, Any]]] = {t: [] for t in ALERT_TYPES}
         self._iterators: dict[tuple[str, str], AlertIterator] = {}
 
@@ -533,6 +548,34 @@ class AlertExport:
             it.hwm = max(it.hwm, int(max(float(a["timestamp"]) for a in page)))
         return page
 
+    def configure(self, change: ExportIn) -> dict[str, Any]:
+        self.page_size = change.page_size if change.page_size is not None else self.page_size
+        self.wait_time = change.wait_time if change.wait_time is not None else self.wait_time
+        if change.rate_limit is not None or change.rate_window is not None:
+            self.limiter = SlidingWindowLimiter(
+                change.rate_limit if change.rate_limit is not None else self.limiter.limit,
+                change.rate_window if change.rate_window is not None else self.limiter.window,
+            )
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "page_size": self.page_size,
+            "wait_time": self.wait_time,
+            "rate_limit": self.limiter.limit,
+            "rate_window": self.limiter.window,
+        }
+
+    def rate(self, token: str, alert_type: str, now: float) -> tuple[float | None, RateWindow | None]:
+        """Count one request to an export endpoint: (None, or the seconds to wait when refused; the
+        window after it, None while the limit is off). Rate limits apply per endpoint (documented), so
+        per alert type here."""
+        if self.limiter.limit <= 0:
+            return None, None
+        key = f"{token}\n{alert_type}"
+        wait = self.limiter.check(key, now)
+        return wait, self.limiter.window_state(key, now)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "alerts": {t: len(log) for t, log in self._alerts.items()},
@@ -567,6 +610,33 @@ class SlidingWindowLimiter:
             return hits[0] + self.window - now
         hits.append(now)
         return None
+
+    def window_state(self, key: str, now: float) -> RateWindow:
+        """What the window holds for ``key`` at ``now`` (after :meth:`check`), for the RateLimit headers."""
+        hits = self._hits.get(key, deque())
+        live = [t for t in hits if t > now - self.window]
+        # Reset: until the oldest request in the window leaves it, which frees a place.
+        reset = (live[0] + self.window - now) if live else 0.0
+        return RateWindow(self.limit, max(0, self.limit - len(live)), reset)
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """A limiter's window as the dataexport endpoints report it (documented: "Using the REST API v2
+    dataexport Iterator Endpoints", Rate Limits): the limit, what is left of it, and the seconds until
+    the window frees a place."""
+
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            # Whole seconds, like Retry-After (the documentation's examples show whole seconds).
+            "RateLimit-Reset": str(math.ceil(self.reset_seconds)),
+        }
 
 
 # ---------------------------------------------------------------------------- faults
@@ -676,8 +746,10 @@ class TenantConfig:
     url_list_max_bytes: int = 7 * MiB
     url_list_max_entries: int = 300_000
     file_hash_list_max_bytes: int = 8 * MiB
-    alert_page_size: int = 1000
+    alert_page_size: int = 10_000
     alert_wait_time: int = 30
+    alert_rate_limit: int = 4
+    alert_rate_window: float = 1.0
     v1_rate_limit: int = 24
     v1_rate_window: float = 5.0
     v2_rate_limit: int = 100
@@ -698,7 +770,7 @@ class Tenant:
         c = self.config
         self.urllists = UrlLists(c.url_list_max_bytes, c.url_list_max_entries)
         self.filehashlists = FileHashLists(c.file_hash_list_max_bytes)
-        self.alerts = AlertExport(c.alert_page_size, c.alert_wait_time)
+        self.alerts = AlertExport(c.alert_page_size, c.alert_wait_time, c.alert_rate_limit, c.alert_rate_window)
         self.v1_limiter = SlidingWindowLimiter(c.v1_rate_limit, c.v1_rate_window)
         self.v2_limiter = SlidingWindowLimiter(c.v2_rate_limit, c.v2_rate_window)
         self.faults = FaultInjector(c.fault_seed)
