@@ -6,6 +6,7 @@ No Kafka or PostgreSQL here: only the ``cte-fake-tenant`` process.
 from __future__ import annotations
 
 import ipaddress
+import json
 import ssl
 import time
 from collections.abc import Iterator
@@ -43,8 +44,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "CTE_FAKE_TENANT_V2_TOKEN": V2_TOKEN,
         "CTE_FAKE_TENANT_ALERT_PAGE_SIZE": "2",
         "CTE_FAKE_TENANT_ALERT_WAIT_TIME": "7",
-        # These tests send bursts; the v2 limit has its own test on the TLS server.
+        # These tests send bursts; the v2 limit has its own test on the TLS server, the export's own
+        # (set with PUT /_sim/export) test_export_endpoints_allow_4_requests_per_second_with_headers.
         "CTE_FAKE_TENANT_V2_RATE_LIMIT": "0",
+        "CTE_FAKE_TENANT_ALERT_RATE_LIMIT": "0",
         "CTE_LOG_LEVEL": "INFO",
     }
     url = f"http://127.0.0.1:{port}"
@@ -169,11 +172,11 @@ def test_url_list_refusals(client: httpx.Client) -> None:
     not_json = client.post(URLLIST, headers={**V2, "content-type": "application/json"}, content=b"{not json")
     assert (not_json.status_code, not_json.json()["message"]) == (400, "request body is not valid JSON")
 
-    entries = ["ok.com", "google.com/*", "ex*ample.com", "::1", "http://x.com", "1.2.3.4/40", "fine.org/p"]
+    entries = ["ok.com", "google.com/*", "ex*ample.com", "::1", "ftp://x.com", "1.2.3.4/40", "fine.org/p"]
     r = client.post(URLLIST, headers=V2, json={"name": "Mixed", "data": {"urls": entries, "type": "exact"}})
     assert r.status_code == 400
     message = r.json()["message"]
-    assert [m[0] for m in message] == ["google.com/*", "ex*ample.com", "::1", "http://x.com", "1.2.3.4/40"]
+    assert [m[0] for m in message] == ["google.com/*", "ex*ample.com", "::1", "ftp://x.com", "1.2.3.4/40"]
     assert all(isinstance(m[1], str) and m[1] for m in message)
     list_id = client.get(URLLIST, headers=V2).json()[0]["id"]
     r = client.patch(f"{URLLIST}/{list_id}/append", headers=V2, json={"data": {"urls": ["b.com", "c.com/*"]}})
@@ -324,6 +327,46 @@ def test_alert_export_iterators(client: httpx.Client) -> None:
     assert client.post("/_sim/alerts", json={"type": "virus", "alerts": []}).status_code == 400
     iterators = state(client)["iterators"]
     assert iterators["malware/ce"]["position"] == 3
+
+
+def test_export_endpoints_allow_4_requests_per_second_with_headers(client: httpx.Client) -> None:
+    settings = client.put("/_sim/export", json={"rate_limit": 4, "rate_window": 1.0})
+    assert settings.json() == {"page_size": 2, "wait_time": 7, "rate_limit": 4, "rate_window": 1.0}
+    answers = [export(client, "malware", "ce", "next") for _ in range(5)]
+    assert [r.status_code for r in answers[:4]] == [200] * 4
+    assert [r.headers["RateLimit-Limit"] for r in answers[:4]] == ["4"] * 4
+    assert [r.headers["RateLimit-Remaining"] for r in answers[:4]] == ["3", "2", "1", "0"]
+    refused = answers[4]  # five within a second, unless this machine took a whole second over them
+    start = client.get("/_sim/requests").json()["requests"][-5]["time"]
+    if refused.status_code == 200:
+        assert client.get("/_sim/requests").json()["requests"][-1]["time"] - start >= 1.0
+        return
+    assert refused.status_code == 429
+    assert refused.json() == {"message": "API rate limit exceeded"}
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert refused.headers["RateLimit-Reset"] == refused.headers["Retry-After"] == "1"
+    assert export(client, "malsite", "ce", "next").status_code == 200  # per endpoint
+    time.sleep(1.0)
+    assert export(client, "malware", "ce", "next").status_code == 200
+
+
+def test_a_page_holds_10000_alerts_by_default(client: httpx.Client) -> None:
+    client.put("/_sim/export", json={"page_size": 10_000}).raise_for_status()
+    alerts = [{"timestamp": 1_700_000_000, "md5": f"{i:032x}"} for i in range(10_001)]
+    assert client.post("/_sim/alerts", json={"type": "malware", "alerts": alerts}).status_code == 200
+    first = export(client, "malware", "big", "next").json()
+    assert (len(first["result"]), first["wait_time"]) == (10_000, 0)
+    assert len(export(client, "malware", "big", "next").json()["result"]) == 1
+
+
+def test_url_lists_take_the_documented_valid_examples_and_refuse_the_invalid_ones(client: httpx.Client) -> None:
+    examples = json.loads((Path(__file__).parents[1] / "data" / "netskope_url_grammar.json").read_text())["examples"]
+    valid = [e["entry"] for e in examples if e["class"] == "valid"]
+    invalid = [e["entry"] for e in examples if e["class"] == "invalid"]
+    assert create(client, "Documented", valid)["data"]["urls"] == valid
+    r = client.post(URLLIST, headers=V2, json={"name": "Refused", "data": {"urls": valid + invalid, "type": "exact"}})
+    assert r.status_code == 400
+    assert [entry for entry, _reason in r.json()["message"]] == invalid
 
 
 # ---------------------------------------------------------------------------- faults, log, reset

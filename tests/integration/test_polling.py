@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import random
 import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
@@ -31,6 +32,7 @@ from cte_common.kafka import make_broker, publish_all
 from cte_common.topics import Topics
 from netskope_sink.alerts import handlers as polling
 from netskope_sink.alerts import repository as polling_repository
+from netskope_sink.alerts.domain import iterator_index
 from netskope_sink.alerts.handlers import Poller
 from netskope_sink.alerts.schemas import Target, targets_from_rows
 from netskope_sink.settings import Settings
@@ -81,12 +83,22 @@ def api(pipeline: Pipeline) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def tenant(pipeline: Pipeline) -> Iterator[httpx.Client]:
     client = httpx.Client(base_url=pipeline.tenant_url, timeout=30)
-    client.post("/_sim/reset").raise_for_status()
+    reset(client)
     try:
         yield client
     finally:
         client.put("/_sim/faults", json={}).raise_for_status()
+        client.post("/_sim/reset").raise_for_status()  # the export's configured settings again
         client.close()
+
+
+# A caught-up iterator is polled again after the tenant's wait_time: 1 s here (30 s by default).
+WAIT_TIME = 1
+
+
+def reset(tenant: httpx.Client) -> None:
+    tenant.post("/_sim/reset").raise_for_status()
+    tenant.put("/_sim/export", json={"wait_time": WAIT_TIME}).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +310,7 @@ async def test_every_alert_is_taken_exactly_once_across_kills_and_lost_answers(
     total = sum(len(m) + len(s) for m, s in chunks)
 
     # Only this test's alerts in the export (the configuration takes the last 7 days).
-    tenant.post("/_sim/reset").raise_for_status()
+    reset(tenant)
     # Lost answers on the export only: 500s, drops, and timeouts after the tenant moved its cursor.
     r = tenant.put(
         "/_sim/faults",
@@ -476,9 +488,12 @@ async def windows(
     assert await drain(losing, conn, target) == 1  # taken from the resend
     assert lost == 1
     enqueue(tenant, "malsite", alerts(urls[11:12]))
-    gone = await in_process["poller"]()._client(target).export_alerts("malsite", target.index, "next")
-    assert len(gone["result"]) == 1  # answered to a process that died before taking it
-    assert await drain(in_process["poller"](), conn, target) == 1  # the next round's resend takes it
+    dying = in_process["poller"]()
+    cp = await dying._checkpoint(conn, target)
+    assert not cp.next_sent  # nothing broken: a drain would go straight to `next`
+    gone = await dying._next(conn, dying._client(target), target, cp)
+    assert len(gone.alerts) == 1  # answered to a process that died before taking it
+    assert await drain(in_process["poller"](), conn, target) == 1  # the next drain's resend takes it
     assert await drain(in_process["poller"](), conn, target) == 0  # and nothing is taken twice
 
     def once_each() -> None:
@@ -491,3 +506,122 @@ async def windows(
     row = await db.fetchrow("SELECT * FROM poll_checkpoints WHERE configuration = $1", name)
     assert row is not None
     assert (row["alerts"], row["indicators"], row["pending"], row["started"]) == (12, 12, False, True)
+
+
+# ---------------------------------------------------------------------------- pacing
+
+
+EXPORT = "/api/v2/events/dataexport/alerts/"
+
+
+def export_requests(tenant: httpx.Client, since: int) -> list[dict[str, Any]]:
+    r = tenant.get("/_sim/requests", params={"since": since, "path_prefix": EXPORT})
+    assert r.status_code == 200, r.text
+    requests: list[dict[str, Any]] = r.json()["requests"]
+    return requests
+
+
+def last_seq(tenant: httpx.Client) -> int:
+    return int(tenant.get("/_sim/requests", params={"path_prefix": "/nothing"}).json()["total"])
+
+
+def assert_within_the_rate_limit(requests: list[dict[str, Any]]) -> None:
+    """Netskope allows 4 requests per second per dataexport endpoint: no 5 calls to one endpoint within
+    a second, by the tenant's arrival times, and no 429."""
+    for endpoint in {r["path"] for r in requests}:
+        times = sorted(r["time"] for r in requests if r["path"] == endpoint)
+        spans = [later - earlier for earlier, later in zip(times, times[4:], strict=False)]
+        assert not spans or min(spans) >= 1.0, (endpoint, min(spans))
+    assert not [r for r in requests if r["status"] == 429]
+
+
+class Call(NamedTuple):
+    operation: str
+    status: int | None
+    time: float
+    seq: int
+
+
+def operations(requests: list[dict[str, Any]], index: str) -> list[Call]:
+    """The calls on one iterator, in order."""
+    out = []
+    for r in requests:
+        query = dict(part.split("=", 1) for part in r["query"].split("&") if "=" in part)
+        if query.get("index") == index:
+            out.append(Call(query["operation"], r["status"], r["time"], r["seq"]))
+    return out
+
+
+def assert_resend_only_after_a_broken_page(ops: list[Call]) -> int:
+    """Every `resend` follows a call that failed (no answer taken) since the last page taken; answers
+    how many resends there were."""
+    broken, resends = False, 0
+    for operation, status, _, _ in ops:
+        if operation == "resend":
+            assert broken, ops
+            resends += 1
+            broken = status != 200
+        else:
+            broken = status != 200
+    return resends
+
+
+async def wait_started(db: asyncpg.Pool[Any], configuration: str) -> None:
+    deadline = time.monotonic() + 30
+    sql = "SELECT count(*) FILTER (WHERE started) FROM poll_checkpoints WHERE configuration = $1"
+    while await db.fetchval(sql, configuration) < 2:
+        assert time.monotonic() < deadline, "the iterators were never seeded"
+        await asyncio.sleep(0.2)
+
+
+async def test_the_poller_keeps_to_the_rate_limit_and_wait_time_and_resends_only_broken_pages(
+    api: httpx.Client, tenant: httpx.Client, poll_sink: Service, db: asyncpg.Pool[Any], env: Env
+) -> None:
+    name = f"poll-pace-{RUN}"
+    wait_time = 3
+    # Small pages, so a backlog takes many calls: without pacing, a drain would send them at once.
+    r = tenant.put("/_sim/export", json={"page_size": 20, "wait_time": wait_time})
+    assert r.status_code == 200, r.text
+    try:
+        configure(api, name, initialRangeDays=0)
+        await wait_started(db, name)
+        since = last_seq(tenant)
+        enqueue(tenant, "malware", [{"md5": md5(f"pace{i}"), "object": "p.exe"} for i in range(300)])
+        enqueue(tenant, "malsite", [{"url": f"pace-{RUN}-{i}.example/p"} for i in range(300)])
+        assert await wait_for_alerts(db, name, 600, 90) == 600
+        done = last_seq(tenant)
+        await asyncio.sleep(2 * wait_time + 1)  # caught up: polled again only every wait_time
+
+        requests = export_requests(tenant, since)
+        assert_within_the_rate_limit(requests)
+        for alert_type in ("malware", "malsite"):
+            ops = operations(requests, iterator_index(name, alert_type))
+            assert len([o for o in ops if o.operation == "next" and o.status == 200]) >= 15  # pages of 20
+            assert assert_resend_only_after_a_broken_page(ops) == 0  # nothing broke: no resend at all
+            # From the call that answered the last page (wait_time 3) on, calls are wait_time apart.
+            last_page = max(i for i, o in enumerate(ops) if o.seq <= done)
+            paced = [o.time for o in ops[last_page:]]
+            assert len(paced) >= 2, ops
+            gaps = [b - a for a, b in itertools.pairwise(paced)]
+            assert min(gaps) >= wait_time - 0.05, gaps
+
+        # Broken pages: some calls fail (500, dropped connections); each is recovered with `resend`.
+        r = tenant.put("/_sim/faults", json={"rate_500": 0.2, "rate_drop": 0.05, "paths": [EXPORT], "seed": 5})
+        assert r.status_code == 200, r.text
+        tenant.put("/_sim/export", json={"wait_time": 0}).raise_for_status()
+        since = last_seq(tenant)
+        enqueue(tenant, "malware", [{"md5": md5(f"broken{i}"), "object": "b.exe"} for i in range(300)])
+        enqueue(tenant, "malsite", [{"url": f"broken-{RUN}-{i}.example/b"} for i in range(300)])
+        assert await wait_for_alerts(db, name, 1200, 120) == 1200  # each once (the counts would pass it)
+        tenant.put("/_sim/faults", json={}).raise_for_status()
+        requests = export_requests(tenant, since)
+        assert_within_the_rate_limit(requests)
+        resends = sum(
+            assert_resend_only_after_a_broken_page(operations(requests, iterator_index(name, t)))
+            for t in ("malware", "malsite")
+        )
+        assert resends > 0  # the faults broke pages, and resend recovered them
+    finally:
+        tenant.put("/_sim/faults", json={}).raise_for_status()
+        tenant.put("/_sim/export", json={"page_size": 10_000, "wait_time": WAIT_TIME}).raise_for_status()
+        await stop_polling(api, env.database_url, name)

@@ -14,6 +14,7 @@ from fake_tenant.domain import (
     DUPLICATE_REQUEST,
     FAULT_KINDS,
     AlertExport,
+    ExportIn,
     FaultInjector,
     FaultsIn,
     FileHashLists,
@@ -25,11 +26,9 @@ from fake_tenant.domain import (
     TenantError,
     UrlLists,
     list_bytes,
-    regex_entry_problem,
     rejected_entries,
-    url_entry_problem,
-    url_entry_problem_in_full,
 )
+from fake_tenant.url_grammar import regex_entry_problem, url_entry_problem, url_entry_problem_in_full
 
 NOW = 1_780_000_000.0
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
@@ -84,7 +83,12 @@ def refused(exc: pytest.ExceptionInfo[TenantError]) -> list[str]:
         "1.2.3.4/some/path",
         "10.0.0.0/8",
         "192.168.1.0/24",
-        "0.0.0.0/0",
+        "1.0.0.0/8",
+        "http://example.com",
+        "HTTPS://example.com:443/a?b=c#d",
+        "10.0.0.1-10.0.0.9",
+        "example.com/a%2Fb",
+        "1-2.example",
     ],
 )
 def test_grammar_accepts_the_documented_formats(entry: str) -> None:
@@ -104,7 +108,16 @@ def test_grammar_accepts_the_documented_formats(entry: str) -> None:
         ("2001:db8::1", "IPv6 addresses are not supported"),
         ("2001:db8::/32", "IPv6 addresses are not supported"),
         ("[2001:db8::1]:443", "IPv6 addresses are not supported"),
-        ("http://example.com", "a scheme is not allowed: use host or host/path"),
+        ("ftp://example.com", "only an http or https scheme is allowed (and ignored)"),
+        ("0.0.0.0", "0.0.0.0 is not allowed"),  # noqa: S104
+        ("0.0.0.0/0", "0.0.0.0 is not allowed"),
+        ("1.2.3.4/24", "invalid CIDR: the prefix must be 0..32 and the host bits zero"),
+        ("10.0.0.9-10.0.0.1", "invalid IP range: the start address must be lower than the end address"),
+        ("10.0.0.1-10.0.0.1", "invalid IP range: the start address must be lower than the end address"),
+        ("10.0.0.1-10.0.0.9/x", "an IP range cannot have a wildcard, port, path or query"),
+        ("10.0.0.1-10.0.0.999", "invalid IP range: both ends must be IPv4 addresses other than 0.0.0.0"),
+        ("example.com/a<b", "invalid path: use percent-encoding for characters other than unreserved and !$&'()*+,;="),
+        ("example.com/100%", "invalid path: use percent-encoding for characters other than unreserved and !$&'()*+,;="),
         ("exa mple.com", "whitespace or control characters"),
         (" example.com", "whitespace or control characters"),
         ("bücher.de", "non-ASCII characters: use the punycode form of the host"),
@@ -114,14 +127,14 @@ def test_grammar_accepts_the_documented_formats(entry: str) -> None:
         ("1.2.3.999", "invalid IPv4 address"),
         ("1.2.3", "invalid IPv4 address"),
         ("01.2.3.4", "invalid IPv4 address"),
-        ("10.0.0.0/33", "invalid CIDR prefix length"),
+        ("10.0.0.0/33", "invalid CIDR: the prefix must be 0..32 and the host bits zero"),
         ("10.0.0.0:80/8", "a CIDR range cannot have a port"),
         ("example.com:0", "invalid port"),
         ("example.com:99999", "invalid port"),
         ("example.com:http", "invalid port"),
         ("-bad.example.com", "invalid host name"),
         ("under_score.example.com", "invalid host name"),
-        ("user@example.com", "invalid host name"),
+        ("user@example.com", "user:password@host is not supported"),
         ("a..example.com", "invalid host name"),
         ("example.com.", "invalid host name"),
         ("a.123", "invalid host name: numeric top-level label"),
@@ -135,7 +148,7 @@ def test_grammar_refuses_the_rest_with_a_reason(entry: object, reason: str) -> N
     assert url_entry_problem(entry) == reason
 
 
-@pytest.mark.parametrize("alphabet", ["ab-.*/:1 _\t9é", "a-.*/", "a1.-/:*", "ab.-", "a0./?=&%:"])
+@pytest.mark.parametrize("alphabet", ["ab-.*/:1 _\t9é", "a-.*/", "a1.-/:*", "ab.-", "a0./?=&%:", "a1.-/<[%#"])
 def test_the_fast_path_accepts_nothing_the_full_rules_refuse(alphabet: str) -> None:
     rng = random.Random(alphabet)
     for _ in range(20_000):
@@ -399,6 +412,29 @@ def test_sliding_window_allows_24_per_5_seconds_per_token() -> None:
     assert limiter.check("t", 105.005) is not None  # 100.01 is still in the window
     assert limiter.check("t", 105.011) is None
     assert SlidingWindowLimiter(limit=0, window=1.0).check("t", 0.0) is None  # 0 turns it off
+
+
+def test_export_endpoints_allow_4_per_second_each_and_report_their_window() -> None:
+    export = AlertExport(page_size=10_000, wait_time=30)
+    states = [export.rate("tok", "malware", 10.0 + i * 0.1) for i in range(4)]
+    assert [w for w, _ in states] == [None] * 4
+    assert [s.remaining for _, s in states if s is not None] == [3, 2, 1, 0]
+    assert states[0][1] is not None
+    assert states[0][1].headers() == {"RateLimit-Limit": "4", "RateLimit-Remaining": "3", "RateLimit-Reset": "1"}
+    wait, window = export.rate("tok", "malware", 10.5)
+    assert wait == pytest.approx(0.5)
+    assert window is not None
+    assert window.headers() == {"RateLimit-Limit": "4", "RateLimit-Remaining": "0", "RateLimit-Reset": "1"}
+    assert export.rate("tok", "malsite", 10.5)[0] is None  # per endpoint
+    assert export.rate("tok", "malware", 11.0)[0] is None  # 10.0 left the window
+    settings = export.configure(ExportIn(page_size=5, wait_time=2, rate_limit=0))
+    assert settings == {"page_size": 5, "wait_time": 2, "rate_limit": 0, "rate_window": 1.0}
+    assert all(export.rate("tok", "malware", 11.0) == (None, None) for _ in range(10))  # 0 turns it off
+
+
+def test_the_default_page_holds_10000_alerts_as_documented() -> None:
+    assert TenantConfig().alert_page_size == 10_000
+    assert (TenantConfig().alert_rate_limit, TenantConfig().alert_rate_window) == (4, 1.0)
 
 
 # ---------------------------------------------------------------------------- alert export

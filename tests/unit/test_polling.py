@@ -5,6 +5,7 @@ the tenant client's rule that a lost ``next`` is never blindly retried."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from netskope_sink.alerts.domain import (
 )
 from netskope_sink.alerts.schemas import Checkpoint, Page, targets_from_rows
 from netskope_sink.tenant.client import TenantClient, TenantUnavailable
+from netskope_sink.tenant.domain import rate_limit_pause
 
 TENANT = "https://acme.goskope.com"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -309,6 +311,8 @@ def test_page_tags_name_the_next_page() -> None:
         pending_digest=None,
         pending_offsets=None,
         pending_at=None,
+        next_sent=False,
+        due_at=None,
     )
     assert cp.page_tag() == "cte_c_malware/100/5"
 
@@ -363,6 +367,39 @@ async def test_a_failed_next_is_not_retried_but_a_refused_one_is() -> None:
         await client.export_alerts("malsite", "it", "next")
     assert lost.value.status is None
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "pause"),
+    [
+        ({"RateLimit-Limit": "4", "RateLimit-Remaining": "1", "RateLimit-Reset": "1"}, 0.0),
+        ({"RateLimit-Limit": "4", "RateLimit-Remaining": "0", "RateLimit-Reset": "1"}, 1.0),
+        ({"ratelimit-remaining": "0", "ratelimit-reset": "900"}, 60.0),  # at most the longest pause
+        ({"RateLimit-Remaining": "0"}, 0.0),
+        ({"RateLimit-Remaining": "none", "RateLimit-Reset": "1"}, 0.0),
+        ({}, 0.0),
+    ],
+)
+def test_rate_limit_headers_pause_an_endpoint_only_when_its_window_is_used_up(
+    headers: dict[str, str], pause: float
+) -> None:
+    assert rate_limit_pause(httpx.Headers(headers), 60.0) == pause
+
+
+async def test_an_endpoint_whose_window_is_used_up_waits_for_its_reset() -> None:
+    times: list[float] = []
+
+    def answer(request: httpx.Request, n: int) -> httpx.Response:
+        times.append(time.monotonic())
+        return httpx.Response(200, json=ANSWER, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "1"})
+
+    client, _seen = client_with(answer)
+    client.backoff_max = 0.3  # the longest pause, here
+    await client.export_alerts("malware", "it", "next")
+    await client.export_alerts("malsite", "it", "next")  # another endpoint: not held
+    await client.export_alerts("malware", "it", "resend")
+    assert times[1] - times[0] < 0.25
+    assert times[2] - times[0] >= 0.3
 
 
 async def test_idempotent_operations_are_retried_like_any_call() -> None:

@@ -19,6 +19,8 @@ Decisions
 - ``query``: the filter language (a package): its AST, the JSON and text forms, the SQL compiler and
   the Python evaluator.
 - ``sharing``: what a sharing selects, allow-lists, priorities and the selection within a list's cap.
+- ``url_list``: what a Netskope URL list can hold: the entry an indicator becomes, and why the tenant
+  would refuse one (its documented grammar), decided before a push.
 
 Kafka
 - ``kafka``: the broker every service builds, the producer libs/common owns on it, keyed publishing

@@ -192,6 +192,30 @@ _PORT_RE = re.compile(r"[0-9]{1,5}")  # ASCII digits only; int() would also take
 # RFC 3986 has no raw whitespace or controls, and urlsplit silently deletes tab/CR/LF, which would
 # make the stored identity differ from what was submitted without saying so.
 _URL_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f]|\s")
+# Characters RFC 3986 leaves out of a URI, which Netskope URL lists refuse in a path or query: written
+# percent-encoded, as a browser sends them, so the indicator stays the same resource and fits a list.
+_URL_UNSAFE_RE = re.compile(r'[<>"{}|\\^\[\]`]')
+# An IPv4 range host, ``a.b.c.d-w.x.y.z``, as Netskope URL lists take it.
+_IPV4_RANGE_RE = re.compile(r"((?:[0-9]+\.){3}[0-9]+)-((?:[0-9]+\.){3}[0-9]+)")
+# "ipv4/NN" is a CIDR range in a URL list, not a path (Netskope's rule); "ipv4/NN/more" is a path.
+_CIDR_PATH_RE = re.compile(r"/([0-9]+)")
+_UNSPECIFIED = ipaddress.IPv4Address(0)
+
+
+def _percent_encode_unsafe(text: str) -> str:
+    return _URL_UNSAFE_RE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+
+
+def _ipv4_range(start_text: str, end_text: str) -> str:
+    try:
+        start, end = ipaddress.IPv4Address(start_text), ipaddress.IPv4Address(end_text)
+    except ValueError:
+        raise InvalidIndicator("url host is an IP range whose ends are not both IPv4 addresses (a.b.c.d)") from None
+    if _UNSPECIFIED in (start, end):
+        raise InvalidIndicator("url host 0.0.0.0 is not an address a list can hold")
+    if not start < end:
+        raise InvalidIndicator("url host is an IP range whose start is not below its end")
+    return f"{start}-{end}"
 
 
 def _url(value: str) -> str:
@@ -216,6 +240,7 @@ def _url(value: str) -> str:
         raise InvalidIndicator(f"url cannot be parsed: {err}"[:200]) from None
 
     netloc = parts.netloc
+    ip_range: re.Match[str] | None = None
     if "@" in netloc:
         raise InvalidIndicator("url must not contain user information (user@host)")
     if netloc.startswith("["):
@@ -236,16 +261,20 @@ def _url(value: str) -> str:
         port_text = port_text_or_empty if colon else None
         if not host_text:
             raise InvalidIndicator("url has no host")
+        ip_range = _IPV4_RANGE_RE.fullmatch(host_text)  # a.b.c.d-w.x.y.z, as URL lists take it
         try:
             host = str(ipaddress.IPv4Address(host_text))
         except ValueError:
-            # A leading "*." as Netskope URL lists take it (``*.example.com``, the whole first label).
-            host = _name(
-                "url host",
-                host_text,
-                allow_wildcard=True,
-                ip_reason="url host is an IP address in an unusual form; write it as a.b.c.d",
-            )
+            if ip_range:
+                host = _ipv4_range(ip_range.group(1), ip_range.group(2))
+            else:
+                # A leading "*." as Netskope URL lists take it (``*.example.com``, the whole first label).
+                host = _name(
+                    "url host",
+                    host_text,
+                    allow_wildcard=True,
+                    ip_reason="url host is an IP address in an unusual form; write it as a.b.c.d",
+                )
 
     port = ""
     if port_text == "":
@@ -259,11 +288,23 @@ def _url(value: str) -> str:
 
     # The fragment never reaches a server, so it is not part of the identity. An empty query ("a/?")
     # is dropped with it, since urlsplit cannot tell it from no query.
-    path, query = parts.path, parts.query
+    path, query = _percent_encode_unsafe(parts.path), _percent_encode_unsafe(parts.query)
     if query and not path:
         path = "/"
     elif path == "/" and not query:
         path = ""
+    if host == str(_UNSPECIFIED):
+        raise InvalidIndicator("url host 0.0.0.0 is not an address a list can hold")
+    if ip_range and (port or path or query):
+        raise InvalidIndicator("url host is an IP range, which cannot have a port, path or query")
+    if (cidr := _CIDR_PATH_RE.fullmatch(path)) and not query and _FAST_IPV4_RE.fullmatch(host):
+        if port:
+            raise InvalidIndicator("url reads as a CIDR range (a.b.c.d/NN), which cannot have a port")
+        try:
+            ipaddress.IPv4Network(f"{host}/{int(cidr.group(1))}")
+        except ValueError:
+            raise InvalidIndicator("url reads as a CIDR range (a.b.c.d/NN) whose host bits are not zero") from None
+        path = f"/{int(cidr.group(1))}"
 
     canonical = (f"{scheme}://" if scheme else "") + host + port + path + (f"?{query}" if query else "")
     if len(canonical) > _MAX_URL:
@@ -314,7 +355,7 @@ _LABEL = r"(?!xn--)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _FAST_NAME_RE = re.compile(rf"(?:{_LABEL}\.)*(?![0-9]+$){_LABEL}")
 _FAST_URL_RE = re.compile(
     r"(?:(?P<scheme>https?|ftp)://)?(?P<host>[a-z0-9_.-]+)(?::(?P<port>[1-9][0-9]{0,4}))?"
-    r"(?P<path>/[^?#\x00-\x20\x7f]*)?(?:\?(?P<query>[^#\x00-\x20\x7f]+))?"
+    r'(?P<path>/[^?#\x00-\x20\x7f<>"{}|\\^\[\]`]*)?(?:\?(?P<query>[^#\x00-\x20\x7f<>"{}|\\^\[\]`]+))?'
 )
 
 
@@ -336,7 +377,8 @@ def _fast_url(value: str) -> bool:
     if path is None and query is not None:
         return False  # "a?q": the full path writes the root path in, "a/?q"
     if _FAST_IPV4_RE.fullmatch(host):
-        return True
+        # 0.0.0.0 is refused, and "a.b.c.d/NN" is a CIDR range that the full path checks.
+        return host != "0.0.0.0" and not (query is None and path is not None and path[1:].isdigit())  # noqa: S104
     return _fast_name(host) and not host.replace(".", "").isdigit()
 
 

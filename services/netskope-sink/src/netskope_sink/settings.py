@@ -24,11 +24,17 @@ class Settings(CommonSettings):
     request_attempts: int = Field(default=5, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     backoff_max_seconds: float = Field(default=60.0, gt=0)
-    # Alert polling (Netskope configurations with enablePolling): how often every iterator is polled,
-    # how many pages one iterator may take per round, how many iterators are polled at once.
-    poll_interval_seconds: float = Field(default=10.0, gt=0)
+    # Alert polling (Netskope configurations with enablePolling): how often the poller looks for
+    # iterators that are due (the tenant's wait_time after their last page has passed), how many pages
+    # one iterator may take per round, how many iterators are polled at once.
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
     poll_max_pages: int = Field(default=50, ge=1)
     poll_concurrency: int = Field(default=2, ge=1)
+    # Netskope allows 4 requests per second per dataexport endpoint (each alert type's), counted over
+    # every sink replica like the API budgets; a wait_time longer than poll_max_wait_seconds is cut.
+    poll_endpoint_requests: int = Field(default=4, ge=1)
+    poll_endpoint_period_seconds: float = Field(default=1.0, gt=0)
+    poll_max_wait_seconds: float = Field(default=300.0, ge=0)
     # The reference waits 120 s for a dataexport page.
     poll_request_timeout_seconds: float = Field(default=120.0, gt=0)
     # Recovery of an interrupted page reads the indicator topic from where the page's sends started.

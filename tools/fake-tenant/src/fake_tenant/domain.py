@@ -10,7 +10,7 @@ why where a rule is a reading of the reference rather than a quote of it.
 
 from __future__ import annotations
 
-import ipaddress
+import math
 import random
 import re
 import uuid
@@ -22,6 +22,8 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fake_tenant.url_grammar import regex_entry_problem, url_entry_problem
 
 MiB = 1024 * 1024
 URL_LIST_TYPES = ("exact", "regex")
@@ -74,96 +76,6 @@ def list_bytes(values: Iterable[str]) -> int:
 
 
 # ---------------------------------------------------------------------------- URL-list grammar
-
-_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_NUMERIC_HOST = re.compile(r"[0-9.]+")
-_PORT = re.compile(r"[0-9]{1,5}")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-WILDCARD_REASON = "wildcards are allowed only as a leading '*.'"
-# The common accepted shape, ``[*.]hostname[/path]`` with a non-numeric last label, in one match:
-# lists hold up to 300,000 entries. Anything else goes through the full rules; the fast path
-# accepts nothing they refuse (tests/unit/test_fake_tenant_domain.py checks it).
-_FAST_ACCEPT = re.compile(
-    r"(?:\*\.)?(?=[^/]{1,253}(?:/|$))"
-    rf"(?:{_LABEL}\.)*(?=[A-Za-z0-9-]*[A-Za-z-]){_LABEL}"
-    r"(?:/[!-)+-~]*)?"
-)
-
-
-def url_entry_problem(entry: object) -> str | None:
-    """Why the tenant refuses ``entry`` in an ``exact`` URL list, or None when it is accepted.
-
-    Accepted (Netskope's documented formats): ``host``, ``host/path``, ``*.host`` (a leading
-    ``*.`` is the only wildcard), ``host:port``, IPv4 and IPv4 CIDR, combined as
-    ``[*.]host[:port][/path]``. IPv6 is refused like the tenant does. Everything stricter than the
-    docs (no scheme, ASCII only, no underscore in host names) is this fake's reading.
-    """
-    if isinstance(entry, str) and _FAST_ACCEPT.fullmatch(entry):
-        return None
-    return url_entry_problem_in_full(entry)
-
-
-def url_entry_problem_in_full(entry: object) -> str | None:
-    """:func:`url_entry_problem` without its fast path."""
-    if not isinstance(entry, str):
-        return "not a string"
-    if not entry:
-        return "empty entry"
-    if not entry.isascii():
-        return "non-ASCII characters: use the punycode form of the host"
-    # ASCII by now, so the only printable whitespace is the space.
-    if not entry.isprintable() or " " in entry:
-        return "whitespace or control characters"
-    if _SCHEME.match(entry):
-        return "a scheme is not allowed: use host or host/path"
-    host_port, slash, path = entry.partition("/")
-    if host_port.startswith("[") or host_port.count(":") > 1:
-        return "IPv6 addresses are not supported"
-    host, colon, port = host_port.partition(":")
-    if colon and (not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535):
-        return "invalid port"
-    wildcard = host.startswith("*.")
-    if wildcard:
-        host = host[2:]
-    if "*" in host or "*" in path:
-        return WILDCARD_REASON
-    if not host:
-        return "missing host"
-    if _NUMERIC_HOST.fullmatch(host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return "invalid IPv4 address"
-        if wildcard:
-            return "a wildcard cannot prefix an IP address"
-        if slash and path.isdigit():
-            # ipv4/NN is a CIDR range, not a path.
-            if colon:
-                return "a CIDR range cannot have a port"
-            if int(path) > 32:
-                return "invalid CIDR prefix length"
-        return None
-    if len(host) > 253:
-        return "host name longer than 253 characters"
-    if not _HOSTNAME.fullmatch(host):
-        return "invalid host name"
-    if host.rsplit(".", 1)[-1].isdigit():
-        return "invalid host name: numeric top-level label"
-    return None
-
-
-def regex_entry_problem(entry: object) -> str | None:
-    """Why the tenant refuses ``entry`` in a ``regex`` URL list (it must compile), or None."""
-    if not isinstance(entry, str):
-        return "not a string"
-    if not entry:
-        return "empty entry"
-    try:
-        re.compile(entry)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    return None
 
 
 def rejected_entries(entries: Sequence[object], list_type: str) -> list[list[Any]]:
@@ -538,12 +450,26 @@ class AlertIterator:
     last_page: list[dict[str, Any]] = field(default_factory=list)
 
 
+class ExportIn(BaseModel):
+    """``PUT /_sim/export``: the alert export's page size, wait_time and per-endpoint rate limit, changed
+    while the tenant runs (a reset restores the configured ones). Omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page_size: int | None = Field(default=None, ge=1)
+    wait_time: int | None = Field(default=None, ge=0)
+    rate_limit: int | None = Field(default=None, ge=0, description="requests per window per endpoint (0: off)")
+    rate_window: float | None = Field(default=None, gt=0)
+
+
 class AlertExport:
     """``GET /api/v2/events/dataexport/alerts/{malware|malsite}?index=&operation=``."""
 
-    def __init__(self, page_size: int, wait_time: int) -> None:
+    def __init__(self, page_size: int, wait_time: int, rate_limit: int = 4, rate_window: float = 1.0) -> None:
         self.page_size = page_size
         self.wait_time = wait_time
+        # Documented: 4 requests per second per iterator endpoint (per token here: each client's own).
+        self.limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self._alerts: dict[str, list[dict[str, Any]]] = {t: [] for t in ALERT_TYPES}
         self._iterators: dict[tuple[str, str], AlertIterator] = {}
 
@@ -622,6 +548,34 @@ class AlertExport:
             it.hwm = max(it.hwm, int(max(float(a["timestamp"]) for a in page)))
         return page
 
+    def configure(self, change: ExportIn) -> dict[str, Any]:
+        self.page_size = change.page_size if change.page_size is not None else self.page_size
+        self.wait_time = change.wait_time if change.wait_time is not None else self.wait_time
+        if change.rate_limit is not None or change.rate_window is not None:
+            self.limiter = SlidingWindowLimiter(
+                change.rate_limit if change.rate_limit is not None else self.limiter.limit,
+                change.rate_window if change.rate_window is not None else self.limiter.window,
+            )
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "page_size": self.page_size,
+            "wait_time": self.wait_time,
+            "rate_limit": self.limiter.limit,
+            "rate_window": self.limiter.window,
+        }
+
+    def rate(self, token: str, alert_type: str, now: float) -> tuple[float | None, RateWindow | None]:
+        """Count one request to an export endpoint: (None, or the seconds to wait when refused; the
+        window after it, None while the limit is off). Rate limits apply per endpoint (documented), so
+        per alert type here."""
+        if self.limiter.limit <= 0:
+            return None, None
+        key = f"{token}\n{alert_type}"
+        wait = self.limiter.check(key, now)
+        return wait, self.limiter.window_state(key, now)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "alerts": {t: len(log) for t, log in self._alerts.items()},
@@ -656,6 +610,33 @@ class SlidingWindowLimiter:
             return hits[0] + self.window - now
         hits.append(now)
         return None
+
+    def window_state(self, key: str, now: float) -> RateWindow:
+        """What the window holds for ``key`` at ``now`` (after :meth:`check`), for the RateLimit headers."""
+        hits = self._hits.get(key, deque())
+        live = [t for t in hits if t > now - self.window]
+        # Reset: until the oldest request in the window leaves it, which frees a place.
+        reset = (live[0] + self.window - now) if live else 0.0
+        return RateWindow(self.limit, max(0, self.limit - len(live)), reset)
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """A limiter's window as the dataexport endpoints report it (documented: "Using the REST API v2
+    dataexport Iterator Endpoints", Rate Limits): the limit, what is left of it, and the seconds until
+    the window frees a place."""
+
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            # Whole seconds, like Retry-After (the documentation's examples show whole seconds).
+            "RateLimit-Reset": str(math.ceil(self.reset_seconds)),
+        }
 
 
 # ---------------------------------------------------------------------------- faults
@@ -765,8 +746,10 @@ class TenantConfig:
     url_list_max_bytes: int = 7 * MiB
     url_list_max_entries: int = 300_000
     file_hash_list_max_bytes: int = 8 * MiB
-    alert_page_size: int = 1000
+    alert_page_size: int = 10_000
     alert_wait_time: int = 30
+    alert_rate_limit: int = 4
+    alert_rate_window: float = 1.0
     v1_rate_limit: int = 24
     v1_rate_window: float = 5.0
     v2_rate_limit: int = 100
@@ -787,7 +770,7 @@ class Tenant:
         c = self.config
         self.urllists = UrlLists(c.url_list_max_bytes, c.url_list_max_entries)
         self.filehashlists = FileHashLists(c.file_hash_list_max_bytes)
-        self.alerts = AlertExport(c.alert_page_size, c.alert_wait_time)
+        self.alerts = AlertExport(c.alert_page_size, c.alert_wait_time, c.alert_rate_limit, c.alert_rate_window)
         self.v1_limiter = SlidingWindowLimiter(c.v1_rate_limit, c.v1_rate_window)
         self.v2_limiter = SlidingWindowLimiter(c.v2_rate_limit, c.v2_rate_window)
         self.faults = FaultInjector(c.fault_seed)

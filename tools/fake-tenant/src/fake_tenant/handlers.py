@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fake_tenant.domain import V1_ERROR_CODE, FaultsIn, SlidingWindowLimiter, Tenant, TenantError
+from fake_tenant.domain import V1_ERROR_CODE, ExportIn, FaultsIn, SlidingWindowLimiter, Tenant, TenantError
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +188,27 @@ async def export_alerts(
 ) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    return JSONResponse(_tenant(request).alerts.export(alert_type, index, operation))
+    export = _tenant(request).alerts
+    # Documented: 4 requests per second per endpoint, RateLimit-* headers on every answer, and over
+    # the limit a 429 with Retry-After and {"message": "API rate limit exceeded"}.
+    wait, window = export.rate(request.headers[V2_TOKEN_HEADER], alert_type, time.monotonic())
+    headers = window.headers() if window is not None else {}
+    if wait is not None:
+        return JSONResponse({"message": "API rate limit exceeded"}, 429, headers | _retry_after(wait))
+    try:
+        return JSONResponse(export.export(alert_type, index, operation), headers=headers)
+    except TenantError as exc:
+        return v2_error(exc.status, exc.message, headers=headers)
 
 
 # ---------------------------------------------------------------------------- /_sim/
+
+
+def _invalid(exc: ValidationError) -> JSONResponse:
+    details = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'body'}: {str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors()
+    )
+    return v2_error(400, details)
 
 
 @sim_router.get("/healthz")
@@ -215,11 +232,7 @@ async def put_faults(request: Request) -> Response:
     try:
         config = FaultsIn.model_validate(body)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {str(e['msg']).removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        return v2_error(400, details)
+        return _invalid(exc)
     _tenant(request).faults.configure(config)
     log.info("faults set", extra={"faults": config.model_dump()})
     return JSONResponse(config.model_dump())
@@ -242,6 +255,21 @@ async def enqueue_alerts(request: Request) -> Response:
         return v2_error(400, "request body must be a JSON object")
     total = _tenant(request).alerts.enqueue(body.get("type"), body.get("alerts"), time.time())
     return JSONResponse({"type": body["type"], "enqueued": len(body["alerts"]), "total": total})
+
+
+@sim_router.get("/export")
+async def get_export(request: Request) -> Response:
+    return JSONResponse(_tenant(request).alerts.settings())
+
+
+@sim_router.put("/export")
+async def put_export(request: Request) -> Response:
+    body = await _json_body(request)
+    try:
+        change = ExportIn.model_validate(body)
+    except ValidationError as exc:
+        return _invalid(exc)
+    return JSONResponse(_tenant(request).alerts.configure(change))
 
 
 @sim_router.get("/requests")

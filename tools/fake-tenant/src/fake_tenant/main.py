@@ -23,6 +23,8 @@ def tenant_config(settings: Settings) -> TenantConfig:
         file_hash_list_max_bytes=settings.fake_tenant_file_hash_list_max_bytes,
         alert_page_size=settings.fake_tenant_alert_page_size,
         alert_wait_time=settings.fake_tenant_alert_wait_time,
+        alert_rate_limit=settings.fake_tenant_alert_rate_limit,
+        alert_rate_window=settings.fake_tenant_alert_rate_window_seconds,
         v1_rate_limit=settings.fake_tenant_v1_rate_limit,
         v1_rate_window=settings.fake_tenant_v1_rate_window_seconds,
         v2_rate_limit=settings.fake_tenant_v2_rate_limit,

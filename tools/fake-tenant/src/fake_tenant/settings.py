@@ -37,9 +37,12 @@ class Settings(BaseSettings):
     fake_tenant_v2_rate_limit: int = Field(default=100, ge=0)
     fake_tenant_v2_rate_window_seconds: float = Field(default=1.0, gt=0)
 
-    # Alert export: alerts per page, and the wait_time answered once an iterator has caught up.
-    fake_tenant_alert_page_size: int = Field(default=1000, ge=1)
+    # Alert export: alerts per page (documented: 10,000), the wait_time answered once an iterator has
+    # caught up, and the rate limit per endpoint (documented: 4 requests per second; 0 turns it off).
+    fake_tenant_alert_page_size: int = Field(default=10_000, ge=1)
     fake_tenant_alert_wait_time: int = Field(default=30, ge=0)
+    fake_tenant_alert_rate_limit: int = Field(default=4, ge=0)
+    fake_tenant_alert_rate_window_seconds: float = Field(default=1.0, gt=0)
 
     # Fault injection: the seed of its random draws (unset: a random seed), how long an injected
     # timeout holds the answer, and how many requests /_sim/requests keeps.

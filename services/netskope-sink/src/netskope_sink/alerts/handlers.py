@@ -2,13 +2,20 @@
 
 Every ``poll_interval_seconds`` the poller reads the active Netskope configurations with
 ``parameters.enablePolling`` and, for each alert type their ``threatDataTypes`` need (Malware →
-``malware``, URL → ``malsite``, Both → both), drains the tenant's dataexport iterator
-``GET /api/v2/events/dataexport/alerts/{type}?index=<name>&operation=<op>``. The iterator's name is
+``malware``, URL → ``malsite``, Both → both) whose iterator is due, drains the tenant's dataexport
+iterator ``GET /api/v2/events/dataexport/alerts/{type}?index=<name>&operation=<op>``. The iterator's name is
 stable per configuration and type (domain.iterator_index), so a restart continues it. The first call
 seeds it with the epoch of now - initialRangeDays (the configuration's parameter, else the tenant's);
 later calls are ``next``. Each alert becomes md5/sha256 (malware) or url (malsite) sightings of that
 configuration, built like an API POST would build them (domain.polled_page), and published to the
 indicator topic keyed by canonical value; the rule-engine merges them as for any source.
+
+Pacing, as Netskope's dataexport documentation asks: a page answered with ``wait_time`` 0 is followed
+by the next one at once; otherwise the iterator is not due again for ``wait_time`` seconds
+(``poll_checkpoints.due_at``, by the database's clock, which every sink process keeps to). Every call
+to an endpoint goes through that endpoint's request budget (4 per second, shared by the sink processes
+like the API budgets) and waits out an answer's ``RateLimit-Remaining: 0`` for its ``RateLimit-Reset``
+(tenant.client); a 429 is retried after its ``Retry-After``.
 
 One poller at a time per iterator: a session advisory lock, so several sink processes share the
 iterators like they share the lists.
@@ -20,12 +27,15 @@ windows could lose or repeat a page, and each is closed differently.
 
 1. A page the tenant answered but this side never took (a crash, or a timeout or dropped answer after
    the tenant had moved its cursor: the fake tenant's injected timeouts do exactly that). ``next`` is
-   therefore never retried blindly (only a 429, which the tenant refused, is). Whenever the poller
-   starts on an iterator (every round, by whichever process gets the lock) and after any failed
-   ``next``, it asks ``resend``: the tenant answers the last page it answered. If that page's digest
-   is the digest of the last page taken (the checkpoint's ``page_digest``), the lost call never moved
-   the cursor; otherwise it is the lost page and is taken now. Pages carry unique alerts (``_id``),
-   so two different pages never share a digest; an empty page needs nothing taken.
+   therefore never retried blindly (only a 429, which the tenant refused, is), and the checkpoint
+   records ``next_sent`` before each ``next``; taking its page (or an empty answer) clears it. Only a
+   broken page asks ``resend``: after a failed ``next`` in a drain, and when a drain starts on an
+   iterator whose ``next_sent`` is still set (whichever process gets the lock); a drain that finds
+   nothing broken goes straight to ``next``. The tenant answers ``resend`` with the last page it
+   answered. If that page's digest is the digest of the last page taken (the checkpoint's
+   ``page_digest``), the lost call never moved the cursor; otherwise it is the lost page and is taken
+   now. Pages carry unique alerts (``_id``), so two different pages never share a digest; an empty page
+   needs nothing taken.
 
 2. A page whose sightings were published but whose checkpoint was not committed (a crash between
    the two, or a publish that failed half-way). Publishing and committing cannot be one transaction,
@@ -79,7 +89,7 @@ from netskope_sink.metrics import (
     POLL_RECOVERED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantError
+from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +150,8 @@ class Poller:
         )
         # Iterators whose publish failed here: recovered only once queued sends have settled.
         self.not_before: dict[tuple[str, str], float] = {}
+        # Per tenant and dataexport endpoint (alert type): its request budget.
+        self.endpoint_budgets: dict[tuple[str, str], RequestBudget] = {}
 
     async def run_forever(self) -> None:
         try:
@@ -190,7 +202,7 @@ class Poller:
                 # edited) since it began must not be polled once whoever changed it has seen the lock free.
                 current = targets_from_rows(await repository.polled_configuration(conn, target.name))
                 fresh = next((t for t in current if t.alert_type == target.alert_type), None)
-                if fresh is None:
+                if fresh is None or not await repository.is_due(conn, fresh.name, fresh.alert_type):
                     return 0
                 return await self._drain(conn, self._client(fresh), fresh, criterion)
             finally:
@@ -199,6 +211,7 @@ class Poller:
     async def _drain(self, conn: Connection, client: TenantClient, target: Target, criterion: Criterion) -> int:
         cp = await self._checkpoint(conn, target)
         taken = 0
+        page: Page | None = None  # the tenant's last answer
         if cp.pending:
             page = await self._call(client, target, "resend")
             if page.digest == cp.pending_digest:
@@ -220,15 +233,21 @@ class Poller:
                 await repository.set_start_epoch(conn, target.name, target.alert_type, cp.start_epoch)
             page = await self._call(client, target, str(cp.start_epoch))
             taken += await self._take(conn, target, cp, page, criterion)
-        else:
-            # The tenant's last answer may be a page this side never took (a lost `next`).
+        elif cp.next_sent:
+            # A `next` whose page was never taken: the tenant's last answer may be that page.
             page = await self._call(client, target, "resend")
             taken += await self._take_if_new(conn, target, cp, page, criterion)
         failures = 0
         for _ in range(self.settings.poll_max_pages):
+            if page is not None and (page.wait_time > 0 or not page.alerts):
+                break  # caught up, or the tenant asks for a pause
             try:
-                page = await self._call(client, target, "next")
-            except TenantError as exc:
+                page = await self._next(conn, client, target, cp)
+            except TenantUnavailable as exc:
+                if exc.status == 429:
+                    # Refused before anything happened (after the client's own retries): try next round.
+                    await repository.paced(conn, target.name, target.alert_type, exc.retry_after or 0.0)
+                    raise
                 failures += 1
                 if failures >= MAX_FAILED_NEXT:
                     raise
@@ -238,16 +257,41 @@ class Poller:
                 continue
             failures = 0
             taken += await self._take(conn, target, cp, page, criterion)
-            if page.wait_time > 0 or not page.alerts:
-                break
+        assert page is not None  # the loop's first turn asks `next` when nothing was asked before it
+        # Nothing is left unanswered; the iterator is due again once the tenant's wait_time has passed.
+        await repository.paced(
+            conn, target.name, target.alert_type, float(min(page.wait_time, self.settings.poll_max_wait_seconds))
+        )
+        cp.next_sent = False
         POLL_BACKLOG.labels(target.name, target.alert_type).set(1 if page.wait_time == 0 and page.alerts else 0)
         POLL_LAST_SUCCESS.labels(target.name, target.alert_type).set(time.time())
         if page.timestamp_hwm:
             POLL_LAG.labels(target.name, target.alert_type).set(max(0.0, time.time() - page.timestamp_hwm))
         return taken
 
+    async def _next(self, conn: Connection, client: TenantClient, target: Target, cp: Checkpoint) -> Page:
+        """``next``, recorded as sent first: should its page never be taken (a lost answer, or this
+        process dies), the iterator's next drain asks ``resend`` for it."""
+        if not cp.next_sent:
+            await repository.mark_next_sent(conn, target.name, target.alert_type)
+            cp.next_sent = True
+        return await self._call(client, target, "next")
+
     async def _call(self, client: TenantClient, target: Target, operation: str) -> Page:
-        return Page.from_answer(await client.export_alerts(target.alert_type, target.index, operation))
+        budget = self.endpoint_budgets.get((target.tenant, target.alert_type))
+        if budget is None:
+            budget = RequestBudget(
+                self.pool,
+                target.tenant,
+                f"dataexport/{target.alert_type}",
+                self.settings.poll_endpoint_requests,
+                self.settings.poll_endpoint_period_seconds,
+                # Wider than the API budgets' margin: the tenant counts arrivals, which a busy network
+                # or host spreads; 4 per 1.25 s still moves 32,000 alerts a second.
+                margin=0.25,
+            )
+            self.endpoint_budgets[(target.tenant, target.alert_type)] = budget
+        return Page.from_answer(await client.export_alerts(target.alert_type, target.index, operation, budget))
 
     async def _checkpoint(self, conn: Connection, target: Target) -> Checkpoint:
         await repository.ensure_checkpoint(conn, target.name, target.alert_type, target.tenant, target.index)

@@ -33,7 +33,7 @@ _LOAD = "SELECT * FROM poll_checkpoints WHERE configuration = $1 AND alert_type 
 _RESET = """
 UPDATE poll_checkpoints SET tenant = $3, index_name = $4, started = false, start_epoch = NULL,
     page_digest = NULL, pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL,
-    updated_at = now()
+    next_sent = false, due_at = NULL, updated_at = now()
 WHERE configuration = $1 AND alert_type = $2
 """
 _SET_START = (
@@ -52,7 +52,20 @@ WHERE configuration = $1 AND alert_type = $2
 _COMMIT = """
 UPDATE poll_checkpoints SET started = true, page_digest = $3, pages = pages + $4, alerts = alerts + $5,
     indicators = indicators + $6, last_timestamp = greatest(last_timestamp, $7),
-    pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL, updated_at = now()
+    pending = false, pending_digest = NULL, pending_offsets = NULL, pending_at = NULL, next_sent = false,
+    updated_at = now()
+WHERE configuration = $1 AND alert_type = $2
+"""
+# No row yet: due (a new iterator).
+_DUE = """
+SELECT coalesce((SELECT due_at IS NULL OR due_at <= now() FROM poll_checkpoints
+                 WHERE configuration = $1 AND alert_type = $2), true)
+"""
+_NEXT_SENT = (
+    "UPDATE poll_checkpoints SET next_sent = true, updated_at = now() WHERE configuration = $1 AND alert_type = $2"
+)
+_PACED = """
+UPDATE poll_checkpoints SET next_sent = false, due_at = now() + make_interval(secs => $3), updated_at = now()
 WHERE configuration = $1 AND alert_type = $2
 """
 
@@ -123,3 +136,18 @@ async def commit_page(
 ) -> None:
     """The page taken: the iterator started, its counters, and no page pending."""
     await conn.execute(_COMMIT, configuration, alert_type, digest, pages, alerts, indicators, timestamp_hwm)
+
+
+async def is_due(conn: Conn, configuration: str, alert_type: str) -> bool:
+    """Whether the iterator's wait_time (as the tenant asked after its last page) has passed."""
+    return bool(await conn.fetchval(_DUE, configuration, alert_type))
+
+
+async def mark_next_sent(conn: Conn, configuration: str, alert_type: str) -> None:
+    """Before a `next`: until its page is taken, the iterator's next drain asks `resend` for it."""
+    await conn.execute(_NEXT_SENT, configuration, alert_type)
+
+
+async def paced(conn: Conn, configuration: str, alert_type: str, wait_seconds: float) -> None:
+    """A drain ended with nothing left unanswered: not due again for ``wait_seconds``."""
+    await conn.execute(_PACED, configuration, alert_type, wait_seconds)

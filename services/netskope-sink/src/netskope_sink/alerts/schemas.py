@@ -30,6 +30,8 @@ class Checkpoint:
     pending_digest: str | None
     pending_offsets: dict[str, int] | None
     pending_at: datetime | None
+    next_sent: bool
+    due_at: datetime | None
 
     @classmethod
     def from_row(cls, row: Any) -> Checkpoint:

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from cte_common.db import Pool
 from netskope_sink.metrics import TENANT_REQUESTS, TENANT_RETRIES
 from netskope_sink.settings import Settings
 from netskope_sink.tenant import repository
-from netskope_sink.tenant.domain import sliding_window
+from netskope_sink.tenant.domain import rate_limit_pause, sliding_window
 from netskope_sink.tenant.schemas import TenantConnection
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class RequestBudget:
     ``margin`` widens the window a little: the tenant stamps arrivals, and a call may reach it a few
     milliseconds after it was counted here."""
 
-    def __init__(self, pool: Pool, tenant: str, api: Api, requests: int, period: float, margin: float = 0.1) -> None:
+    def __init__(self, pool: Pool, tenant: str, api: str, requests: int, period: float, margin: float = 0.1) -> None:
         self.pool = pool
         self.tenant = tenant
         self.api = api
@@ -118,6 +119,8 @@ class TenantClient:
         self.http = httpx.AsyncClient(
             base_url=base_url, verify=verify, trust_env=use_proxy, timeout=timeout, transport=transport
         )
+        # Per dataexport endpoint: when (monotonic) its RateLimit headers allow the next call.
+        self.export_not_before: dict[str, float] = {}
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -145,22 +148,33 @@ class TenantClient:
             raise TenantError(exc.status, f"gave up after {self.attempts} attempts: {exc}") from None
         raise AssertionError("unreachable")
 
-    async def request_once(self, api: Api, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One attempt within the budget, never retried: for a call that is not idempotent (the alert
-        iterator's ``next``), whose caller decides what to do when the answer is lost. A 429, a 5xx
+    async def request_once(
+        self,
+        api: Api,
+        method: str,
+        path: str,
+        budget: AbstractAsyncContextManager[None] | None = None,
+        on_answer: Callable[[httpx.Response], None] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One attempt within the budget (and within ``budget``, an endpoint's own, when given), never
+        retried: for a call that is not idempotent (the alert iterator's ``next``), whose caller decides
+        what to do when the answer is lost. ``on_answer`` sees every answer (its headers). A 429, a 5xx
         or a transport error raises TenantUnavailable; other answers are returned."""
         headers = dict(kwargs.pop("headers", {}))
         if api == "v2":
             if not self.v2_token:
                 raise TenantError(None, "V2 API token is missing")
             headers["Netskope-Api-Token"] = self.v2_token
-        async with self.limiters[api]:
+        async with budget or contextlib.nullcontext(), self.limiters[api]:
             try:
                 response = await self.http.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:
                 TENANT_REQUESTS.labels(self.name, api, "transport_error").inc()
                 raise TenantUnavailable(None, f"{type(exc).__name__}: {exc}") from exc
         TENANT_REQUESTS.labels(self.name, api, str(response.status_code)).inc()
+        if on_answer is not None:
+            on_answer(response)
         if response.status_code == 429 or response.status_code >= 500:
             header = response.headers.get("retry-after", "").strip()
             retry_after = min(float(header), self.backoff_max) if header.isdigit() else None
@@ -169,24 +183,33 @@ class TenantClient:
 
     # Alert export, REST v2 (the dataexport iterator)
 
-    async def export_alerts(self, alert_type: str, index: str, operation: str) -> dict[str, Any]:
+    async def export_alerts(
+        self, alert_type: str, index: str, operation: str, budget: AbstractAsyncContextManager[None] | None = None
+    ) -> dict[str, Any]:
         """One call of the iterator ``index``: {ok, result: [alerts], wait_time, timestamp_hwm}.
 
         ``next`` moves the tenant's cursor, so it is not retried blindly: a 429 (refused, nothing
         happened) is retried after its Retry-After; a 5xx or a lost answer raises TenantUnavailable,
         and the caller asks ``resend`` to learn which page the tenant answered last. Every other
         operation (resend, head, tail, an epoch) is idempotent and retried like any call.
+
+        Pacing: every attempt goes through ``budget`` (the endpoint's request budget: Netskope allows 4
+        requests per second per dataexport endpoint), and waits while the endpoint's last answer said
+        ``RateLimit-Remaining: 0``, for its ``RateLimit-Reset``.
         """
         path = f"/api/v2/events/dataexport/alerts/{alert_type}"
         params = {"index": index, "operation": operation}
+        paced = _Paced(self, path, budget)
         if operation != "next":
-            response = await self.request("v2", "GET", path, params=params)
+            response = await self.request("v2", "GET", path, params=params, budget=paced, on_answer=paced.note)
         else:
             attempt = 0
             while True:
                 attempt += 1
                 try:
-                    response = await self.request_once("v2", "GET", path, params=params)
+                    response = await self.request_once(
+                        "v2", "GET", path, params=params, budget=paced, on_answer=paced.note
+                    )
                     break
                 except TenantUnavailable as exc:
                     if exc.status != 429 or attempt >= self.attempts:
@@ -301,3 +324,29 @@ def _json(value: str) -> bytes:
 def _expect(response: httpx.Response, status: int) -> None:
     if response.status_code != status and not (status == 200 and response.status_code == 201):
         raise TenantError(response.status_code, response.text[:500])
+
+
+class _Paced:
+    """One endpoint's pacing around each attempt: wait out what its last answer's RateLimit headers
+    asked, go through its request budget, and note what this answer's headers ask."""
+
+    def __init__(self, client: TenantClient, endpoint: str, budget: AbstractAsyncContextManager[None] | None) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.budget = budget or contextlib.nullcontext()
+
+    async def __aenter__(self) -> None:
+        pause = self.client.export_not_before.get(self.endpoint, 0.0) - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        await self.budget.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.budget.__aexit__(exc_type, exc, tb)
+
+    def note(self, response: httpx.Response) -> None:
+        pause = rate_limit_pause(response.headers, self.client.backoff_max)
+        if pause:
+            self.client.export_not_before[self.endpoint] = time.monotonic() + pause

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,3 +22,17 @@ def sliding_window(sent: Sequence[datetime], now: datetime, requests: int, perio
     # A lowered budget can leave more than ``requests`` calls in the window: wait for enough to leave.
     blocking = recent[len(recent) - requests]
     return WindowDecision(recent, max(period - (now - blocking).total_seconds(), 0.001))
+
+
+def rate_limit_pause(headers: Mapping[str, str], longest: float) -> float:
+    """How long to hold the next call to an endpoint after an answer carrying its RateLimit headers
+    (Netskope's dataexport endpoints send them): nothing while ``RateLimit-Remaining`` is above 0, else
+    ``RateLimit-Reset`` seconds (at most ``longest``). Missing or unreadable headers hold nothing."""
+    try:
+        remaining = int(headers.get("ratelimit-remaining", ""))
+        reset = float(headers.get("ratelimit-reset", ""))
+    except ValueError:
+        return 0.0
+    if remaining > 0 or not reset > 0:
+        return 0.0
+    return min(reset, longest)
