@@ -19,6 +19,8 @@ Decisions
 - ``query``: the filter language (a package): its AST, the JSON and text forms, the SQL compiler and
   the Python evaluator.
 - ``sharing``: what a sharing selects, allow-lists, priorities and the selection within a list's cap.
+- ``catalog_lock_repository``: the catalog lock, which orders decisions against changes of the rules,
+  sharings, allow-list and configurations that decide them.
 
 Kafka
 - ``kafka``: the broker every service builds, the producer libs/common owns on it, keyed publishing
