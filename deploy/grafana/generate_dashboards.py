@@ -323,8 +323,13 @@ def pipeline_overview() -> Any:
         ),
         Panel(
             "Share intents published",
-            [Target(f"sum by (action) (rate(cte_share_intents_published_total[{RATE}]))", "{{action}}")],
-            "Decisions that changed: an indicator enters (add) or leaves (remove) a list; per second.",
+            [
+                Target(f"sum by (action) (rate(cte_share_intents_published_total[{RATE}]))", "{{action}}"),
+                Target(f"sum(rate(cte_share_intents_republished_total[{RATE}]))", "republished (not committed)"),
+            ],
+            "Decisions that changed: an indicator enters (add) or leaves (remove) a list; per second. "
+            "Republished: the committed decisions published again for the intents of a transaction that did "
+            "not commit (after a crash or a lost database connection).",
             unit="cps",
         ),
         Panel(

@@ -113,7 +113,7 @@ class System:
         # The services' wake-ups: unused here, where a step runs when the test calls it.
         wake = asyncio.Event()
         self._batch = rule_engine.batch_max_records
-        self._rule_engine = IndicatorEventsHandler(pool, broker, topics, Decider())
+        self._rule_engine = IndicatorEventsHandler(pool, broker, topics, Decider(pool))
         self._config_consumer = ConfigChangesHandler(pool, broker, topics, wake)
         self._reevaluator = Reevaluator(pool, broker, topics, wake, rule_engine.reevaluation_batch_size)
         self._sweeper = Sweeper(ager, pool, broker, topics)

@@ -21,6 +21,8 @@ Decisions
 - ``sharing``: what a sharing selects, allow-lists, priorities and the selection within a list's cap.
 - ``url_list``: what a Netskope URL list can hold: the entry an indicator becomes, and why the tenant
   would refuse one (its documented grammar), decided before a push.
+- ``catalog_lock_repository``: the catalog lock, which orders decisions against changes of the rules,
+  sharings, allow-list and configurations that decide them.
 
 Kafka
 - ``kafka``: the broker every service builds, the producer libs/common owns on it, keyed publishing

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from cte_common.indicators import IndicatorType, Severity
 
 __all__ = [
+    "CATALOG_RESOURCES",
     "CONFIG_CHANGE_ADAPTER",
     "INDICATOR_EVENT_ADAPTER",
     "SHARE_INTENT_ADAPTER",
@@ -223,6 +224,11 @@ class ConfigChange(Event):
 
 
 CONFIG_CHANGE_ADAPTER: TypeAdapter[ConfigChange] = TypeAdapter(ConfigChange)
+
+# Configuration resources whose change can change what a sharing selects: the rule-engine re-evaluates
+# every indicator after one, and the API changes them under the catalog lock
+# (cte_common.catalog_lock_repository).
+CATALOG_RESOURCES = frozenset({"business_rule", "business_rules", "rule", "sharing", "allow_list", "configuration"})
 
 
 def encode(event: Event) -> bytes:

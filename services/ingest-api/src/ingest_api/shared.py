@@ -21,9 +21,10 @@ from pydantic import ConfigDict, with_config
 from starlette.types import Message, Receive
 from typing_extensions import TypedDict
 
+from cte_common.catalog_lock_repository import lock_catalog_for_change
 from cte_common.crypto import SecretBox
-from cte_common.db import Pool
-from cte_common.events import ConfigChange, encode
+from cte_common.db import Connection, Pool
+from cte_common.events import CATALOG_RESOURCES, ConfigChange, encode
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.query import QueryError, SqlParams, parse_json, to_sql
 from cte_common.topics import Topics
@@ -140,8 +141,14 @@ class AppState:
         else:
             log.warning("a write answered 503 failed later: %r", error)
 
-    async def publish_change(self, resource: str, key: str, body: Mapping[str, Any] | None) -> None:
-        """A configuration change on the compacted topic (body None: the resource was deleted)."""
+    async def publish_change(self, conn: Connection, resource: str, key: str, body: Mapping[str, Any] | None) -> None:
+        """A configuration change on the compacted topic (body None: the resource was deleted), sent
+        from within the transaction that made it, which commits after the change is announced.
+
+        A change of the catalog first waits for the decisions in flight (the catalog lock, held until
+        the caller's transaction ends), so none of them outlives it with the old catalog."""
+        if resource in CATALOG_RESOURCES:
+            await lock_catalog_for_change(conn)
         change = ConfigChange(resource=resource, key=key, body=jsonable(body) if body else None)
         await self.publish(
             self.topics.config_changes, [Outgoing(key=f"{resource}:{key}".encode(), value=encode(change))]

@@ -31,14 +31,16 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from faststream.kafka import KafkaBroker
 
+from cte_common.catalog_lock_repository import lock_catalog_for_change, lock_catalog_for_decisions
 from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
 from cte_common.envelope import decode_indicator_records_or_park
 from cte_common.events import (
+    CATALOG_RESOURCES,
     CONFIG_CHANGE_ADAPTER,
     AnyIndicatorEvent,
     IndicatorExpire,
@@ -58,6 +60,7 @@ from rule_engine.metrics import (
     DECISIONS,
     EXPIRY_APPLY_LAG,
     INDICATORS_WRITTEN,
+    INTENTS_REPUBLISHED,
     KEYED_REPEATS,
     MERGES,
     READ_MODEL_WRITE_SECONDS,
@@ -72,18 +75,26 @@ CONSUMER = "rule-engine.indicators"
 # Events applied together (one load, merge, write and decision round) within a batch's transaction.
 SLICE_EVENTS = 5000
 CONFIG_CONSUMER = "rule-engine.config"
-# Configuration resources whose change can change what a sharing selects.
-REEVALUATE_ON = frozenset({"business_rule", "business_rules", "rule", "sharing", "allow_list", "configuration"})
 
 
 class Decider:
     """The current catalog (sharings, rules, allow-list) and an evaluator compiled for it.
 
-    Reloaded whenever the catalog's fingerprint changes, checked at the start of every batch, so a
-    batch never decides with a catalog older than the one committed when it started.
+    Reloaded whenever the catalog's fingerprint changes, checked in every batch. A deciding
+    transaction takes the catalog lock shared first thing (before any row lock), so the catalog it reads
+    cannot change before it commits (cte_common.catalog_lock_repository).
+
+    Its share intents are published before its commit, under the indicators' row locks, so one value's
+    intents reach the sink in the order of its decisions. Should the transaction then roll back or die,
+    the sink has applied intents the decisions do not hold, and a retry decides against the decisions as
+    committed, so it may publish nothing for them (the catalog or the batch changed in between). So the
+    (list, value) pairs are first written to ``intent_journal`` on a connection of their own, and the
+    transaction deletes them as it commits; ``republish_dead_intents`` publishes the committed decision
+    for any left behind.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
         self.catalog = Catalog()
         self.evaluator = Evaluator()
 
@@ -115,8 +126,12 @@ class Decider:
             before=before,
             count_allow_hits=count_allow_hits,
         )
+        attempt = uuid4()
         if changes.intents:
+            async with self.pool.acquire() as journal:
+                await repository.journal_intents(journal, attempt, changes.intents)
             await publish_intents(broker, topics, changes.intents)
+            await repository.forget_attempt(conn, attempt)
         await repository.save_decisions(conn, changes)
         for (sharing_id, outcome), n in changes.outcomes.items():
             DECISIONS.labels(str(sharing_id), outcome).inc(n)
@@ -147,6 +162,7 @@ class IndicatorEventsHandler:
         started = time.perf_counter()
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
+            await lock_catalog_for_decisions(conn)
             decoded = await decode_indicator_records_or_park(self.broker, self.topics.dead_letter, CONSUMER, fresh)
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
             # Sightings of a request sent with an Idempotency-Key are applied once: a retry of the
@@ -226,7 +242,7 @@ class ConfigChangesHandler:
                 self.broker, self.topics.dead_letter, CONFIG_CONSUMER, fresh, CONFIG_CHANGE_ADAPTER
             )
             reasons = sorted(
-                {f"{d.event.resource}:{d.event.key}" for d in decoded if d.event.resource in REEVALUATE_ON}
+                {f"{d.event.resource}:{d.event.key}" for d in decoded if d.event.resource in CATALOG_RESOURCES}
             )
             if reasons:
                 # One request covers the whole batch: a re-evaluation decides every sharing anyway.
@@ -242,20 +258,29 @@ class Reevaluator:
     """Works through re-evaluation requests; see the module docstring."""
 
     def __init__(
-        self, pool: Pool, broker: KafkaBroker, topics: Topics, wake: asyncio.Event, batch_size: int = 2000
+        self,
+        pool: Pool,
+        broker: KafkaBroker,
+        topics: Topics,
+        wake: asyncio.Event,
+        batch_size: int = 2000,
+        republish_after_seconds: float = 120.0,
     ) -> None:
         self.pool = pool
         self.broker = broker
         self.topics = topics
         self.wake = wake
         self.batch_size = batch_size
-        self.decider = Decider()
+        self.republish_after_seconds = republish_after_seconds
+        self.decider = Decider(pool)
         self.unmute_checked = datetime.now(UTC)
 
     async def run_forever(self) -> None:
         while True:
             try:
                 busy = await self.step()
+                if not busy:
+                    await republish_dead_intents(self.pool, self.broker, self.topics, self.republish_after_seconds)
             except Exception:  # a failed step is retried; its transaction rolled back
                 log.exception("re-evaluation step failed; retrying")
                 busy = False
@@ -268,6 +293,7 @@ class Reevaluator:
     async def step(self) -> bool:
         """One batch of the current request; False when there is nothing to do."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await lock_catalog_for_decisions(conn)
             await self._request_for_unmuted_rules(conn)
             REEVALUATION_PENDING.set(await repository.pending_jobs(conn))
             job = await repository.current_job(conn)
@@ -302,3 +328,28 @@ class Reevaluator:
         self.unmute_checked = now
         if unmuted:
             await repository.request_reevaluation(conn, "unmuted: " + ", ".join(unmuted))
+
+
+async def republish_dead_intents(pool: Pool, broker: KafkaBroker, topics: Topics, older_than_seconds: float) -> int:
+    """Publish the committed decision of every (list, value) whose intents were published by a deciding
+    transaction that never committed; the number of intents published.
+
+    Only journal rows older than ``older_than_seconds`` start it: a producer whose publish failed may
+    still deliver its records until its request timeout (30 s), and what is published here must come
+    after them. Then it takes the catalog lock exclusive: every decision in flight ends first and none
+    starts until this commits, so every row left is dead, the decisions read are the committed ones, and
+    nothing is published between them and these intents. Exactly once in effect: should this fail or
+    die after its publish, the rows stay and the same decisions are published again, which the sink
+    applies idempotently.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repository.journal_has_stale(conn, older_than_seconds):
+            return 0
+        await lock_catalog_for_change(conn)
+        pairs = await repository.take_journal(conn)
+        intents = await repository.committed_intents(conn, pairs)
+        if intents:
+            await publish_intents(broker, topics, intents)
+            INTENTS_REPUBLISHED.inc(len(intents))
+            log.warning("published the committed decisions of %d intents never committed", len(intents))
+        return len(intents)

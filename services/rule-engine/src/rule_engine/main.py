@@ -27,7 +27,7 @@ def run() -> None:
     wake = asyncio.Event()
 
     async def setup(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
-        handler = IndicatorEventsHandler(pool, broker, topics, Decider())
+        handler = IndicatorEventsHandler(pool, broker, topics, Decider(pool))
         register_batch_consumer(
             broker,
             topic=topics.indicator_events,
@@ -49,7 +49,14 @@ def run() -> None:
         broker.publisher(topics.share_intents, title="share intents", description="ShareIntent events, keyed by list.")
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
-        await Reevaluator(pool, broker, topics, wake, settings.reevaluation_batch_size).run_forever()
+        await Reevaluator(
+            pool,
+            broker,
+            topics,
+            wake,
+            settings.reevaluation_batch_size,
+            settings.republish_intents_after_seconds,
+        ).run_forever()
 
     run_consumer_service(
         settings,

@@ -33,3 +33,7 @@ KEYED_REPEATS = Counter(
     "cte_keyed_sightings_repeated_total",
     "Sightings of a retried request sent with an Idempotency-Key, already applied and so skipped.",
 )
+INTENTS_REPUBLISHED = Counter(
+    "cte_share_intents_republished_total",
+    "Committed decisions published again for intents of a deciding transaction that did not commit.",
+)

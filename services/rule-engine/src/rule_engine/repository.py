@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from cte_common.db import Connection
+from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.query import parse_json
 from cte_common.sharing import AllowEntry, RuleDef, RuleException, SharingDef, parse_target
@@ -373,3 +374,60 @@ async def first_applications(conn: Conn, event_ids: Sequence[UUID]) -> set[UUID]
         list(event_ids),
     )
     return {r["event_id"] for r in rows}
+
+
+# --- the intent journal (see migration 0015) -----------------------------------------------------------
+
+_JOURNAL_INTENTS = """
+INSERT INTO intent_journal (attempt, list_key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])
+"""
+_FORGET_ATTEMPT = "DELETE FROM intent_journal WHERE attempt = $1"
+_JOURNAL_HAS_STALE = """
+SELECT EXISTS (SELECT 1 FROM intent_journal WHERE created_at <= now() - make_interval(secs => $1))
+"""
+_TAKE_JOURNAL = "DELETE FROM intent_journal RETURNING list_key, value"
+# What the committed decisions say each (list, value) should be: in the list with its priority and
+# cost, or out of it. A list belongs to one sharing (sharings.list_key is unique), and a deleted
+# sharing's decisions keep their list until they are removed.
+_COMMITTED_INTENTS = """
+SELECT x.list_key, x.value, d.priority, d.cost_bytes, i.type
+FROM (SELECT DISTINCT l, v FROM unnest($1::text[], $2::text[]) AS u(l, v)) AS x(list_key, value)
+LEFT JOIN share_decisions d ON d.value = x.value AND d.list_key = x.list_key
+LEFT JOIN indicators i ON i.value = x.value
+ORDER BY x.list_key, x.value
+"""
+
+
+async def journal_intents(conn: Conn, attempt: UUID, intents: Sequence[ShareIntent]) -> None:
+    """Outside any transaction of the caller's: the rows must survive the deciding transaction's rollback."""
+    await conn.execute(_JOURNAL_INTENTS, attempt, [i.list_key for i in intents], [i.value for i in intents])
+
+
+async def forget_attempt(conn: Conn, attempt: UUID) -> None:
+    """In the deciding transaction: its intents are kept by its commit, and by nothing if it rolls back."""
+    await conn.execute(_FORGET_ATTEMPT, attempt)
+
+
+async def journal_has_stale(conn: Conn, older_than_seconds: float) -> bool:
+    return bool(await conn.fetchval(_JOURNAL_HAS_STALE, older_than_seconds))
+
+
+async def take_journal(conn: Conn) -> list[tuple[str, str]]:
+    """Every journal row, deleted: only under the exclusive catalog lock, when no decision is in flight."""
+    return [(r["list_key"], r["value"]) for r in await conn.fetch(_TAKE_JOURNAL)]
+
+
+async def committed_intents(conn: Conn, pairs: Sequence[tuple[str, str]]) -> list[ShareIntent]:
+    rows = await conn.fetch(_COMMITTED_INTENTS, [p[0] for p in pairs], [p[1] for p in pairs])
+    return [
+        ShareIntent(
+            list_key=r["list_key"],
+            value=r["value"],
+            # A value no longer stored leaves the list; the sink ignores a removal's type.
+            type=IndicatorType(r["type"]) if r["type"] else IndicatorType.URL,
+            add=r["priority"] is not None,
+            priority=r["priority"] or 0.0,
+            cost_bytes=r["cost_bytes"] or 0,
+        )
+        for r in rows
+    ]

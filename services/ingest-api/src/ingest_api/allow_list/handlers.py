@@ -29,7 +29,7 @@ async def create_allow_entry(state: State, entry: AllowEntryIn, _: Writer) -> Al
                 status.HTTP_409_CONFLICT,
                 f"An allow-list entry with kind='{entry.kind}' and pattern='{pattern}' already exists.",
             )
-        await state.publish_change("allow_list", str(row["id"]), allow_entry(row))
+        await state.publish_change(conn, "allow_list", str(row["id"]), allow_entry(row))
     return allow_entry_out(row)
 
 
@@ -53,5 +53,5 @@ async def delete_allow_entry(state: State, entry_id: RowId, _: Writer) -> Empty:
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.delete_allow_entry(conn, entry_id):
             raise _allow_entry_not_found(entry_id)
-        await state.publish_change("allow_list", str(entry_id), None)
+        await state.publish_change(conn, "allow_list", str(entry_id), None)
     return {}

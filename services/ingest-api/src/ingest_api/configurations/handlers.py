@@ -45,7 +45,7 @@ async def create_configuration(state: State, cfg: ConfigurationIn, _: Writer) ->
             raise HTTPException(status.HTTP_409_CONFLICT, f"Configuration with name='{cfg.name}' already exists.")
         out = configuration_out(row)
         # Published inside the transaction: if Kafka refuses, the insert rolls back with it.
-        await state.publish_change("configuration", cfg.name, out)
+        await state.publish_change(conn, "configuration", cfg.name, out)
     return out
 
 
@@ -106,7 +106,7 @@ async def update_configuration(state: State, name: str, patch: ConfigurationPatc
                 or current
             )
         out = configuration_out(row)
-        await state.publish_change("configuration", name, out)
+        await state.publish_change(conn, "configuration", name, out)
     return out
 
 
@@ -129,7 +129,7 @@ async def delete_configuration(
                 await publish_indicator_events(state, [IndicatorDelete(value=v, source=name) for v in chunk])
                 removed += len(chunk)
         await repository.delete_configuration(conn, name)
-        await state.publish_change("configuration", name, None)
+        await state.publish_change(conn, "configuration", name, None)
     return {"deleted": name, "indicatorsRemoved": removed}
 
 

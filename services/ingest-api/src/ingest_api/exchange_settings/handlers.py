@@ -24,5 +24,5 @@ async def update_cte_settings(state: State, patch: CteSettingsPatch, _: Settings
         out = cte_settings_out(
             await repository.update_cte_settings(conn, patch.criterion, patch.deleteInactiveIndicators)
         )
-        await state.publish_change("settings", "cte", out)
+        await state.publish_change(conn, "settings", "cte", out)
     return out

@@ -98,7 +98,7 @@ async def create_rule(state: State, rule: RuleIn, _: Writer) -> Rule:
         if row is None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"Business rule with name='{rule.name}' already exists.")
         out = rule_out(row, datetime.now(UTC))
-        await state.publish_change("business_rule", rule.name, out)
+        await state.publish_change(conn, "business_rule", rule.name, out)
     return out
 
 
@@ -172,7 +172,7 @@ async def update_rule(state: State, name: str, patch: RulePatch, _: Writer) -> R
         row = await repository.update_rule(conn, name, columns) if columns else current
         assert row is not None
         out = rule_out(row, now)
-        await state.publish_change("business_rule", name, out)
+        await state.publish_change(conn, "business_rule", name, out)
     return out
 
 
@@ -192,7 +192,7 @@ async def delete_rule(state: State, name: str, _: Writer) -> Empty:
                 f"Business rule '{name}' is used by sharing configurations: {named}. Delete them first.",
             )
         await repository.delete_rule(conn, name)
-        await state.publish_change("business_rule", name, None)
+        await state.publish_change(conn, "business_rule", name, None)
     return {}
 
 
@@ -209,7 +209,7 @@ async def clone_rule(state: State, name: str, new: RuleName, _: Writer) -> Rule:
         if row is None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"Business rule with name='{new.name}' already exists.")
         out = rule_out(row, datetime.now(UTC))
-        await state.publish_change("business_rule", new.name, out)
+        await state.publish_change(conn, "business_rule", new.name, out)
     return out
 
 

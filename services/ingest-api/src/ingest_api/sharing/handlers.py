@@ -98,7 +98,7 @@ async def create_sharing(state: State, body: SharingIn, _: Writer) -> Sharing:
         if row is None:  # taken meanwhile by a concurrent creation
             raise _list_taken(tenant, action, target.list_name, None)
         out = sharing_out(row)
-        await state.publish_change("sharing", str(row["id"]), out)
+        await state.publish_change(conn, "sharing", str(row["id"]), out)
     return out
 
 
@@ -153,7 +153,7 @@ async def update_sharing(state: State, sharing_id: RowId, patch: SharingPatch, _
             raise taken from None
         assert row is not None
         out = sharing_out(row)
-        await state.publish_change("sharing", str(sharing_id), out)
+        await state.publish_change(conn, "sharing", str(sharing_id), out)
     return out
 
 
@@ -162,7 +162,7 @@ async def delete_sharing(state: State, sharing_id: RowId, _: Writer) -> Empty:
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.delete_sharing(conn, sharing_id):
             raise _sharing_not_found(sharing_id)
-        await state.publish_change("sharing", str(sharing_id), None)
+        await state.publish_change(conn, "sharing", str(sharing_id), None)
     return {}
 
 

@@ -32,7 +32,7 @@ async def create_tag(state: State, tag: TagIn, _: Writer) -> Empty:
     async with state.pool.acquire() as conn, conn.transaction():
         if not await repository.insert_tag(conn, tag.name, tag.color):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Tag '{tag.name}' already exists.")
-        await state.publish_change("tag", tag.name, tag.model_dump())
+        await state.publish_change(conn, "tag", tag.name, tag.model_dump())
     return Empty()
 
 
@@ -47,5 +47,5 @@ async def delete_tag(state: State, tag: Annotated[TagName, Body()], _: Writer) -
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{tag.name} is in use by one of the CTE business rules.")
         async for chunk in values_with_tag(conn, tag.name):
             await publish_indicator_events(state, [IndicatorTagEdit(value=v, remove=[tag.name]) for v in chunk])
-        await state.publish_change("tag", tag.name, None)
+        await state.publish_change(conn, "tag", tag.name, None)
     return Empty()

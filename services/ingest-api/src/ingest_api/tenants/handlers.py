@@ -39,7 +39,7 @@ async def create_tenant(state: State, tenant: TenantIn, _: SettingsWriter) -> Te
         if row is None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"Tenant with name='{tenant.name}' already exists.")
         out = tenant_out(row)
-        await state.publish_change("tenant", tenant.name, out)
+        await state.publish_change(conn, "tenant", tenant.name, out)
     return out
 
 
@@ -77,7 +77,7 @@ async def update_tenant(state: State, name: str, patch: TenantPatch, _: Settings
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Tenant with name='{name}' does not exist.")
         out = tenant_out(row)
-        await state.publish_change("tenant", name, out)
+        await state.publish_change(conn, "tenant", name, out)
     return out
 
 
@@ -91,7 +91,7 @@ async def delete_tenant(state: State, name: str, _: SettingsWriter) -> Empty:
             )
         if not await repository.delete_tenant(conn, name):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"Tenant with name='{name}' does not exist.")
-        await state.publish_change("tenant", name, None)
+        await state.publish_change(conn, "tenant", name, None)
     return {}
 
 
