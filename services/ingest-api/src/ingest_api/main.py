@@ -37,6 +37,7 @@ from ingest_api.audit.handlers import router as audit_router
 from ingest_api.configurations.handlers import ce_router as configuration_ce_router
 from ingest_api.configurations.handlers import plugins_router as plugin_configurations_router
 from ingest_api.configurations.handlers import router as configurations_router
+from ingest_api.console.handlers import install as install_console
 from ingest_api.dashboards.handlers import router as dashboards_router
 from ingest_api.exchange_settings.handlers import router as settings_router
 from ingest_api.health.handlers import router as health_router
@@ -237,6 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.mount("/metrics", make_asgi_app(_metrics_registry()))
     install_docs(app, "/api/openapi.json")
+    install_console(app, settings.console_dir)  # last: every other route keeps priority over its routes
     _document(app)
     app.add_middleware(AuditTrail)  # inside the guard: it sees only bodies the guard let through
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
