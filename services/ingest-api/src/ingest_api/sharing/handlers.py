@@ -27,8 +27,8 @@ from ingest_api.shared import (
     unprocessable,
 )
 from ingest_api.sharing import repository
-from ingest_api.sharing.domain import DryRun, sharing_def, sharing_out, target_problems
-from ingest_api.sharing.schemas import Sharing, SharingDryRun, SharingIn, SharingPatch
+from ingest_api.sharing.domain import DryRun, list_status_out, sharing_def, sharing_out, target_problems
+from ingest_api.sharing.schemas import Sharing, SharingDryRun, SharingIn, SharingListStatus, SharingPatch
 
 router = APIRouter(prefix="/cte/sharing", tags=["Sharing"], responses=WRITE_ERRORS)
 
@@ -111,6 +111,27 @@ async def create_sharing(state: State, body: SharingIn, _: Writer) -> Sharing:
 async def list_sharings(state: State, _: Reader) -> list[Sharing]:
     async with state.pool.acquire() as conn:
         return [sharing_out(r) for r in await repository.list_sharings(conn)]
+
+
+# Declared before /{sharing_id}, which would otherwise take "status" for an id.
+@router.get(
+    "/status",
+    summary="Every sharing's list status on its tenant",
+    description="One entry per sharing: the list's state, what it holds, its fill, foreign entries, what is "
+    "left out and why, the last push and the last error (docs/API.md, List status).",
+)
+async def list_statuses(state: State, _: Reader) -> list[SharingListStatus]:
+    async with state.pool.acquire() as conn:
+        return [list_status_out(r) for r in await repository.list_statuses(conn)]
+
+
+@router.get("/{sharing_id}/status", summary="A sharing's list status on its tenant")
+async def list_status(state: State, sharing_id: RowId, _: Reader) -> SharingListStatus:
+    async with state.pool.acquire() as conn:
+        rows = await repository.list_statuses(conn, sharing_id)
+    if not rows:
+        raise _sharing_not_found(sharing_id)
+    return list_status_out(rows[0])
 
 
 @router.get("/{sharing_id}", summary="Get one sharing configuration")
