@@ -547,6 +547,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cte/sharing/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every sharing's list status on its tenant
+         * @description One entry per sharing: the list's state, what it holds, its fill, foreign entries, what is left out and why, the last push and the last error (docs/API.md, List status).
+         */
+        get: operations["list_statuses_api_cte_sharing_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cte/sharing/{sharing_id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A sharing's list status on its tenant */
+        get: operations["list_status_api_cte_sharing__sharing_id__status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cte/sharing/{sharing_id}": {
         parameters: {
             query?: never;
@@ -1181,6 +1218,16 @@ export interface components {
             } | null;
         };
         /**
+         * ForeignEntries
+         * @description Entries of the tenant's list that the sink did not put there.
+         */
+        ForeignEntries: {
+            /** Entries */
+            entries: number;
+            /** Bytes */
+            bytes: number;
+        };
+        /**
          * IndicatorCountOut
          * @description GET /api/cte/indicators/?aggregate=true: how many indicators the filter matches.
          */
@@ -1302,6 +1349,22 @@ export interface components {
          * @enum {string}
          */
         IndicatorType: "url" | "domain" | "hostname" | "fqdn" | "ipv4" | "ipv6" | "md5" | "sha256";
+        /**
+         * LeftOut
+         * @description Values the sharing selects that are not on the list, by reason: beyond the list's cap, beyond the
+         *     tenant's limits across its lists, kept but not writable in the list (IPv6 in a URL list), refused
+         *     by the tenant.
+         */
+        LeftOut: {
+            /** Cap */
+            cap: number;
+            /** Tenantlimit */
+            tenantLimit: number;
+            /** Invalid */
+            invalid: number;
+            /** Rejected */
+            rejected: number;
+        };
         /**
          * NamedConfigurationPatch
          * @description The body of the reference's ``PATCH /api/cte/plugins/configurations``: the name and what changes.
@@ -1728,6 +1791,52 @@ export interface components {
              * @enum {string}
              */
             priority?: "lastSeen" | "severity" | "reputation" | "sources";
+        };
+        /**
+         * SharingListStatus
+         * @description Where a sharing's list stands on its tenant (see docs/API.md, "List status").
+         */
+        SharingListStatus: {
+            /** Sharingid */
+            sharingId: number;
+            /** Sharingname */
+            sharingName: string;
+            /** Tenant */
+            tenant: string;
+            /** Listname */
+            listName: string;
+            /**
+             * Listtype
+             * @enum {string}
+             */
+            listType: "url" | "file_hash";
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "ok" | "pending" | "failed" | "credentials_rejected";
+            /** Entries */
+            entries: number;
+            /** Bytes */
+            bytes: number;
+            /** Capbytes */
+            capBytes: number;
+            /** Fill */
+            fill: number;
+            foreign: components["schemas"]["ForeignEntries"];
+            leftOut: components["schemas"]["LeftOut"];
+            /** Pendingchanges */
+            pendingChanges: number;
+            /** Lastpushat */
+            lastPushAt: string | null;
+            /** Lastreadbackat */
+            lastReadBackAt: string | null;
+            /** Lasterror */
+            lastError: string | null;
+            /** Failures */
+            failures: number;
+            /** Nextattemptat */
+            nextAttemptAt: string | null;
         };
         /**
          * SharingPatch
@@ -7186,6 +7295,194 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Sharing"];
+                };
+            };
+            /** @description Bad request: a filter, a parameter or a NUL character */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token (or the client signing in) lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with what exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large, or too many items */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation error: the problem, or every problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unprocessable"];
+                };
+            };
+            /** @description Kafka or PostgreSQL cannot be reached (the detail names which): nothing was done, or for a write nothing was acknowledged; try again after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_statuses_api_cte_sharing_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharingListStatus"][];
+                };
+            };
+            /** @description Bad request: a filter, a parameter or a NUL character */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token (or the client signing in) lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with what exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large, or too many items */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation error: the problem, or every problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unprocessable"];
+                };
+            };
+            /** @description Kafka or PostgreSQL cannot be reached (the detail names which): nothing was done, or for a write nothing was acknowledged; try again after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_status_api_cte_sharing__sharing_id__status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sharing_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharingListStatus"];
                 };
             };
             /** @description Bad request: a filter, a parameter or a NUL character */

@@ -21,7 +21,7 @@ from tests.support.waiting import eventually
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 NEW_PASSWORD = "Console-" + secrets.token_hex(8)
-VIEWER_PASSWORD = "Viewer-" + secrets.token_hex(8)
+VIEWER_PASSWORD = "Reader-" + secrets.token_hex(8)
 LIST = "DW-URLs"
 SEVERITIES = "unknown, low, medium, high, critical"
 
@@ -57,7 +57,7 @@ class Console:
     def sign_in(self, username: str, password: str) -> None:
         self.page.goto(f"{self.url}/")
         self.page.get_by_label("Username").fill(username)
-        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_label("Password", exact=True).fill(password)
         self.page.get_by_role("button", name="Sign in").click()
 
 
@@ -260,8 +260,8 @@ def test_the_seed_workflow_in_the_console(console_stack: Pipeline, browser: Brow
     c.go("Users")
     page.get_by_role("button", name="Add User").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Username").fill("viewer")
-    dialog.get_by_label("Password").fill(VIEWER_PASSWORD)
+    dialog.get_by_label("Username", exact=True).fill("viewer")
+    dialog.get_by_label("Password", exact=True).fill(VIEWER_PASSWORD)
     dialog.get_by_label("Role").select_option("Read-only")
     dialog.get_by_label("Must change the password at next sign-in").uncheck()
     dialog.get_by_role("button", name="Save").click()

@@ -186,7 +186,7 @@ export function ThreatIocs() {
                   <input type="checkbox" aria-label={`Select ${i.value}`} checked={selected.has(i.value)} onChange={() => toggle(i.value)} />
                 </td>
               )}
-              <td>
+              <td class="value-cell">
                 <button type="button" class="link value" onClick={() => setDetail(i)}>{i.value}</button>
               </td>
               <td>{i.type}</td>

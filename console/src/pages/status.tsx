@@ -1,37 +1,12 @@
 // Each list's live status (GET /api/cte/sharing/status): what the tenant holds, fill, foreign entries,
 // what is left out and why, the last push and the last error.
-import { ApiError, storedToken } from "../api";
+import { api, ok, type Schemas } from "../api";
 import { Notice, formatBytes, formatDate, useLoad } from "../ui";
 
-// The contract of the list status API, until its routes are in the OpenAPI document.
-export interface ListStatus {
-  sharingId: number;
-  sharingName: string;
-  tenant: string;
-  listName: string;
-  listType: "url" | "file_hash";
-  state: "ok" | "pending" | "failed" | "credentials_rejected";
-  entries: number;
-  bytes: number;
-  capBytes: number;
-  fill: number;
-  foreign: { entries: number; bytes: number };
-  leftOut: { cap: number; tenantLimit: number; invalid: number; rejected: number };
-  pendingChanges: number;
-  lastPushAt: string | null;
-  lastReadBackAt: string | null;
-  lastError: string | null;
-  failures: number;
-  nextAttemptAt: string | null;
-}
+export type ListStatus = Schemas["SharingListStatus"];
 
 export function useListStatus() {
-  return useLoad(async () => {
-    const response = await fetch("/api/cte/sharing/status", { headers: { Authorization: `Bearer ${storedToken()}` } });
-    if (response.status === 404) return [] as ListStatus[];
-    if (!response.ok) throw new ApiError(response.status, (await response.json()).detail);
-    return (await response.json()) as ListStatus[];
-  });
+  return useLoad(() => ok(api.GET("/api/cte/sharing/status")));
 }
 
 const STATES: Record<ListStatus["state"], string> = {
