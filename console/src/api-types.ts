@@ -663,6 +663,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cte/pipeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Each consumer's lag: records on its topics it has not applied yet
+         * @description Positions are the ones each consumer records with its writes (exactly what it has applied); the
+         *     ends are read from Kafka now. A consumer that has never applied a record of a topic is not listed.
+         */
+        get: operations["pipeline_api_cte_pipeline_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cte/configuration": {
         parameters: {
             query?: never;
@@ -1116,6 +1137,22 @@ export interface components {
             keepData?: boolean;
         };
         /**
+         * ConsumerLag
+         * @description One consumer on one topic: records on the topic it has not applied yet.
+         */
+        ConsumerLag: {
+            /** Consumer */
+            consumer: string;
+            /** Topic */
+            topic: string;
+            /** Lag */
+            lag: number;
+            /** Partitions */
+            partitions: number;
+            /** Lastappliedat */
+            lastAppliedAt: string | null;
+        };
+        /**
          * CteSettings
          * @description The answer (TypedDicts: see ingest_api.shared).
          */
@@ -1440,6 +1477,16 @@ export interface components {
             currentPassword: string;
             /** Newpassword */
             newPassword: string;
+        };
+        /** PipelineOut */
+        PipelineOut: {
+            /** Consumers */
+            consumers: components["schemas"]["ConsumerLag"][];
+            /**
+             * Measuredat
+             * Format: date-time
+             */
+            measuredAt: string;
         };
         /**
          * PluginConfigurationIn
@@ -8091,6 +8138,99 @@ export interface operations {
             };
             /** @description Not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation error: the problem, or every problem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unprocessable"];
+                };
+            };
+            /** @description Kafka or PostgreSQL cannot be reached (the detail names which): nothing was done, or for a write nothing was acknowledged; try again after Retry-After seconds */
+            503: {
+                headers: {
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    pipeline_api_cte_pipeline_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipelineOut"];
+                };
+            };
+            /** @description Bad request: a filter, a parameter or a NUL character */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, expired or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token (or the client signing in) lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with what exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large, or too many items */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -248,6 +248,7 @@ def test_the_seed_workflow_in_the_console(console_stack: Pipeline, browser: Brow
     c.go("Home")
     expect(page.get_by_role("row").filter(has_text="url").first).to_contain_text("1")
     expect(page.get_by_test_id("failed-lists")).to_contain_text("none failed")
+    expect(page.get_by_test_id("consumer-lag")).to_contain_text("rule-engine.indicators: 0")
     c.shot("home")
 
     # The other pages.

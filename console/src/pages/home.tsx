@@ -12,6 +12,7 @@ export function Home() {
   const pull = useLoad(() => ok(api.GET("/api/cte/dashboard/pull")));
   const lists = useListStatus();
   const reevaluations = useLoad(() => ok(api.GET("/api/cte/reevaluations")));
+  const pipeline = useLoad(() => ok(api.GET("/api/cte/pipeline")));
   const ready = useLoad(async (): Promise<Readiness> => {
     const response = await fetch("/readyz");
     return (await response.json()) as Readiness;
@@ -22,6 +23,7 @@ export function Home() {
   const total = (t: string) => Object.values(counts[t]).reduce((n, c) => n + c.unretractedCount, 0);
   const failed = (lists.data ?? []).filter((l) => l.state === "failed" || l.state === "credentials_rejected");
   const running = (reevaluations.data ?? []).filter((r) => !r.finishedAt);
+  const behind = (pipeline.data?.consumers ?? []).reduce((n, c) => n + c.lag, 0);
   return (
     <Page title="Home">
       <section aria-labelledby="health-title" class="cards">
@@ -53,8 +55,16 @@ export function Home() {
           </ul>
         </div>
         <div class="card">
-          <h3>Re-evaluations</h3>
-          <p>{running.length ? `${running.length} running` : "none running"}</p>
+          <h3>Consumer lag</h3>
+          <p class={behind ? "bad" : "good"}>{pipeline.data ? (behind ? `${behind} record(s) behind` : "caught up") : pipeline.error ?? "…"}</p>
+          <ul data-testid="consumer-lag">
+            {(pipeline.data?.consumers ?? []).map((c) => (
+              <li key={`${c.consumer} ${c.topic}`}>
+                {c.consumer}: {c.lag}
+              </li>
+            ))}
+          </ul>
+          <p>Re-evaluations: {running.length ? `${running.length} running` : "none running"}</p>
         </div>
       </section>
       <Notice message={pull.error ?? lists.error} />

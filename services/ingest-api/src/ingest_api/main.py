@@ -44,6 +44,7 @@ from ingest_api.health.handlers import router as health_router
 from ingest_api.indicators.handlers import router as indicators_router
 from ingest_api.indicators.schemas import IndicatorIn
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
+from ingest_api.pipeline.handlers import router as pipeline_router
 from ingest_api.rules.handlers import reevaluations_router, rule_ce_router, rules_router
 from ingest_api.settings import Settings
 from ingest_api.shared import (
@@ -230,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_list_router,
         sharing_router,
         reevaluations_router,
+        pipeline_router,
         configuration_ce_router,
         plugin_configurations_router,
         rule_ce_router,
