@@ -240,7 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.mount("/metrics", make_asgi_app(_metrics_registry()))
     install_docs(app, "/api/openapi.json")
-    install_console(app, settings.console_dir)  # last: every other route keeps priority over its routes
+    install_console(app, settings.console_dir)  # what no route matches
     _document(app)
     app.add_middleware(AuditTrail)  # inside the guard: it sees only bodies the guard let through
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)

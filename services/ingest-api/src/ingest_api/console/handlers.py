@@ -1,8 +1,8 @@
 """``/``: the web console, a single-page app built by ``make install`` from ``console/`` (npm, Vite) and
 served here, on the API's origin, so it calls ``/api`` without CORS and works offline (every asset is
 one of its built files). Any path outside ``/api`` that is not a file is one of the app's own routes and
-gets its ``index.html``; it is mounted after every other route, so those keep priority, and it answers
-404 under ``/api`` and to anything but GET and HEAD, as the API did without it."""
+gets its ``index.html``. It answers only what no route matches, and 404 under ``/api`` and to anything
+but GET and HEAD, as the API did without it."""
 
 from __future__ import annotations
 
@@ -61,5 +61,6 @@ class Console:
 
 
 def install(app: FastAPI, directory: Path | None = None) -> None:
-    """Mount the console at ``/``; call last, after every other route."""
-    app.mount("/", Console(directory or default_directory()), name="console")
+    """Serve the console where no route of the app matches (the router's default answer, which was a 404),
+    so every route, one added later included, keeps priority."""
+    app.router.default = Console(directory or default_directory())
