@@ -760,6 +760,7 @@ print_summary() {
     cat <<EOF
 
 Local stack:
+  web console    http://127.0.0.1:$CTE_API_PORT/   (sign in as \$CTE_BOOTSTRAP_ADMIN_USERNAME, admin by default)
   API            http://127.0.0.1:$CTE_API_PORT/api
   API docs       http://127.0.0.1:$CTE_API_PORT/api/docs
   OpenAPI        http://127.0.0.1:$CTE_API_PORT/api/openapi.json

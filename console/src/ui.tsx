@@ -2,7 +2,7 @@
 // what was typed and show the API's messages next to the fields they name, loading with errors shown.
 import type { ComponentChildren, JSX } from "preact";
 import { createContext } from "preact";
-import { useCallback, useContext, useEffect, useState } from "preact/hooks";
+import { useCallback, useContext, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api";
 
 export type Scope = "cte_read" | "cte_write" | "settings_read" | "settings_write" | "me" | "api";
@@ -239,15 +239,39 @@ export function formatBytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(2)} MiB`;
 }
 
+const FOCUSABLE = "input, select, textarea, button, a[href]";
+
+/** A dialog: focus moves into it (its first field) and back where it was on close; Escape closes it;
+ * Tab stays inside. */
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
+  const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
+    const before = document.activeElement as HTMLElement | null;
+    const first = box.current?.querySelector<HTMLElement>(FOCUSABLE.split(", ").map((f) => `form ${f}`).join(", ")) ?? box.current?.querySelector<HTMLElement>(FOCUSABLE);
+    first?.focus();
+    return () => before?.focus();
+  }, []);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") onClose();
+      if (e.key !== "Tab" || !box.current) return;
+      const all = [...box.current.querySelectorAll<HTMLElement>(FOCUSABLE)].filter((el) => !el.hasAttribute("disabled"));
+      if (!all.length) return;
+      const [head, tail] = [all[0], all[all.length - 1]];
+      if (e.shiftKey && document.activeElement === head) {
+        e.preventDefault();
+        tail.focus();
+      } else if (!e.shiftKey && document.activeElement === tail) {
+        e.preventDefault();
+        head.focus();
+      }
+    };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, [onClose]);
   return (
     <div class="modal-backdrop">
-      <div class="modal" role="dialog" aria-modal="true" aria-label={title}>
+      <div class="modal" role="dialog" aria-modal="true" aria-label={title} ref={box}>
         <header>
           <h2>{title}</h2>
           <button type="button" class="link" onClick={onClose} aria-label="Close">
