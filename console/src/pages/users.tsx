@@ -9,6 +9,10 @@ export function Users() {
   const users = useLoad(() => ok(api.GET("/api/users")));
   const roles = useLoad(() => ok(api.GET("/api/roles")));
   const [editing, setEditing] = useState<Schemas["User"] | "new" | null>(null);
+  const [addingRole, setAddingRole] = useState(false);
+  const roleRow = useRowAction(roles.reload);
+  const removeRole = (name: string) =>
+    roleRow.run(`Delete the role ${name}?`, () => ok(api.DELETE("/api/roles/{name}", { params: { path: { name } } })));
   const row = useRowAction(users.reload);
   const remove = (name: string) =>
     row.run(`Delete the user ${name}? The user's API tokens are revoked.`, () =>
@@ -49,13 +53,23 @@ export function Users() {
           ))}
         </tbody>
       </table>
+      <div class="toolbar">
+        <h2>Roles</h2>
+        {writer && (
+          <button type="button" onClick={() => setAddingRole(true)}>
+            Add Role
+          </button>
+        )}
+      </div>
+      <Notice message={roleRow.message} />
       <table>
-        <caption>Roles</caption>
+        <caption>Roles: named sets of scopes</caption>
         <thead>
           <tr>
             <th scope="col">Role</th>
             <th scope="col">Scopes</th>
             <th scope="col">Users</th>
+            {writer && <th scope="col">Actions</th>}
           </tr>
         </thead>
         <tbody>
@@ -64,10 +78,16 @@ export function Users() {
               <td>{r.name}{r.builtin && " (built in)"}</td>
               <td>{r.scopes.join(", ")}</td>
               <td>{r.users}</td>
+              {writer && <td>{!r.builtin && r.users === 0 && <DangerButton label={`Delete role ${r.name}`} onClick={() => void removeRole(r.name)} />}</td>}
             </tr>
           ))}
         </tbody>
       </table>
+      {addingRole && (
+        <Modal title="Add Role" onClose={() => setAddingRole(false)}>
+          <RoleForm onSaved={() => { setAddingRole(false); void roles.reload(); }} />
+        </Modal>
+      )}
       {editing && (
         <Modal title={editing === "new" ? "Add User" : `Edit ${editing.username}`} onClose={() => setEditing(null)}>
           <UserForm user={editing === "new" ? null : editing} roles={(roles.data ?? []).map((r) => r.name)} onSaved={() => { setEditing(null); void users.reload(); }} />
@@ -102,6 +122,44 @@ function UserForm({ user, roles, onSaved }: { user: Schemas["User"] | null; role
       <SelectField label="Role" value={v.role} options={roles} onChange={(x) => form.set("role", x)} error={form.errors.role} />
       {user && <CheckField label="Active" checked={v.active} onChange={(x) => form.set("active", x)} error={form.errors.active} />}
       <CheckField label="Must change the password at next sign-in" checked={v.firstLogin} onChange={(x) => form.set("firstLogin", x)} error={form.errors.firstLogin} />
+      <div class="form-actions">
+        <button type="submit" class="primary" disabled={form.busy}>Save</button>
+      </div>
+    </form>
+  );
+}
+
+const SCOPES: [Schemas["RoleIn"]["scopes"][number], string][] = [
+  ["cte_read", "Read Threat Exchange (indicators, plugins, rules, sharing, tags)"],
+  ["cte_write", "Change Threat Exchange"],
+  ["settings_read", "Read settings (tenants, users, roles, audit)"],
+  ["settings_write", "Change settings"],
+  ["api", "Own API tokens"],
+  ["me", "Own profile and password"],
+];
+
+function RoleForm({ onSaved }: { onSaved: () => void }) {
+  const form = useForm({ name: "", scopes: ["me", "api", "cte_read"] as Schemas["RoleIn"]["scopes"] });
+  const toggle = (scope: Schemas["RoleIn"]["scopes"][number], on: boolean) =>
+    form.set("scopes", on ? [...form.values.scopes, scope] : form.values.scopes.filter((s) => s !== scope));
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void form.submit(async () => {
+      await ok(api.POST("/api/roles", { body: { name: form.values.name, scopes: form.values.scopes } }));
+      onSaved();
+    });
+  };
+  return (
+    <form onSubmit={submit}>
+      <Notice message={form.message} />
+      <TextField label="Role name" value={form.values.name} onInput={(x) => form.set("name", x)} error={form.errors.name} required />
+      <fieldset>
+        <legend>Scopes</legend>
+        {SCOPES.map(([scope, text]) => (
+          <CheckField key={scope} label={text} checked={form.values.scopes.includes(scope)} onChange={(on) => toggle(scope, on)} />
+        ))}
+        <Notice message={form.errors.scopes} />
+      </fieldset>
       <div class="form-actions">
         <button type="submit" class="primary" disabled={form.busy}>Save</button>
       </div>
