@@ -6,6 +6,15 @@
 #
 # Needs BuildKit (the default builder of current Docker and of `docker compose build`).
 
+# ------------------------------------------------------------------ console: the web console's build
+# Node is needed only here: the runtime serves the built files (the ingest-api at "/").
+FROM node:20-slim AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY console/ ./
+RUN npm run build
+
 # ------------------------------------------------------------------ builder: resolve and install
 FROM python:3.11-slim AS builder
 
@@ -52,9 +61,11 @@ RUN groupadd --system --gid 10001 cte \
 
 # Owned by root, so the service user can run the code but not change it.
 COPY --from=builder /app/.venv /app/.venv
+COPY --from=console /console/dist /app/console
 
 ENV PATH="/app/.venv/bin:${PATH}" \
     VIRTUAL_ENV=/app/.venv \
+    CTE_CONSOLE_DIR=/app/console \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 

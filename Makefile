@@ -1,7 +1,7 @@
 # Every target works from a clean clone: `make demo` (the stack plus a demo feed) and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down status logs feed lint fmt test test-unit test-component test-integration
+.PHONY: help install demo up down status logs feed lint fmt test test-unit test-component test-integration console-types
 
 STACK := ./deploy/stack.sh
 # Where the tests find the broker and database that `make test` starts (or that are already up).
@@ -11,7 +11,7 @@ TEST_ENV := CTE_TEST_KAFKA_BOOTSTRAP=127.0.0.1:$${CTE_KAFKA_PORT:-9092} \
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-install: ## Python packages (uv), PostgreSQL (Debian package) and the Kafka jars
+install: ## Python packages (uv), PostgreSQL and chromium (Debian packages), the Kafka jars, the web console (npm)
 	@$(STACK) install
 
 demo: up feed ## the main job: the whole stack, then a demo feed through it
@@ -33,11 +33,16 @@ feed: ## stream demo indicators into the running API (COUNT=2000)
 	@given=$$(export -p); set -a; source $$( [ -f .env ] && echo .env || echo .env.example ); set +a; \
 	eval "$$given"; uv run --frozen python deploy/demo/feed.py --count $${COUNT:-2000}
 
-lint: install ## ruff, formatting and mypy (strict for libs/common)
+lint: install ## ruff, formatting and mypy (strict for libs/common); the console's TypeScript (tsc)
 	uv run --frozen ruff check .
 	uv run --frozen ruff format --check .
 	uv run --frozen mypy libs/common/src services/ingest-api/src services/rule-engine/src \
 		services/netskope-sink/src services/ager/src tools/fake-tenant/src
+	cd console && npm run --silent typecheck
+
+console-types: ## after an API change: console/openapi.json from the app, then the console's types from it
+	uv run --frozen python -m ingest_api.openapi_document > console/openapi.json
+	cd console && npm run --silent api-types
 
 fmt: ## format and autofix
 	uv run --frozen ruff format .

@@ -296,6 +296,26 @@ install_chromium() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 }
 
+# The web console (console/): npm ci from the committed lockfile, then the Vite build the ingest-api serves
+# at "/". Needs Node.js 20+ and npm; the services themselves never need node.
+install_console() {
+    local dir="$ROOT/console" stamp="$ROOT/console/node_modules/.lock-sha256" sum
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+        die "Node.js (20 or later) and npm are needed to build the web console (Debian: apt-get install -y nodejs npm)"
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    ((major >= 20)) || die "Node.js $(node -v) is too old to build the web console: 20 or later is needed"
+    sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    if [[ ! -f $stamp || $(<"$stamp") != "$sum" ]]; then
+        log "install: installing the web console's npm packages"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >>"$(log_file install)" 2>&1 ||
+            { show_log_tail "$(log_file install)"; die "install: npm ci failed in console/"; }
+        printf '%s\n' "$sum" >"$stamp"
+    fi
+    (cd "$dir" && npm run --silent build) >>"$(log_file install)" 2>&1 ||
+        { show_log_tail "$(log_file install)"; die "install: the web console's build failed"; }
+}
+
 install_kafka() {
     local libs="$KAFKA_LIBS" stamp="$KAFKA_LIBS.sha256" sum tmp
     sum=$(sha256sum "$POM" | cut -d' ' -f1)
@@ -325,6 +345,7 @@ cmd_install() {
     install_prometheus
     install_chromium
     install_kafka
+    install_console
 }
 
 # ---------------------------------------------------------------- kafka
@@ -739,6 +760,7 @@ print_summary() {
     cat <<EOF
 
 Local stack:
+  web console    http://127.0.0.1:$CTE_API_PORT/   (sign in as \$CTE_BOOTSTRAP_ADMIN_USERNAME, admin by default)
   API            http://127.0.0.1:$CTE_API_PORT/api
   API docs       http://127.0.0.1:$CTE_API_PORT/api/docs
   OpenAPI        http://127.0.0.1:$CTE_API_PORT/api/openapi.json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,9 +122,9 @@ class Running:
     api_url: str
 
 
-@pytest.fixture(scope="session")
-def services(env: Env) -> Iterator[Running]:
-    """The ingest-api and the rule-engine as real processes on the test namespace."""
+@contextmanager
+def run_services(env: Env) -> Iterator[Running]:
+    """The ingest-api and the rule-engine as real processes on ``env``'s namespace."""
     api_port, re_port = free_port(), free_port()
     api = Service(
         "cte-ingest-api",
@@ -146,6 +146,12 @@ def services(env: Env) -> Iterator[Running]:
         api.stop()
 
 
+@pytest.fixture(scope="session")
+def services(env: Env) -> Iterator[Running]:
+    with run_services(env) as running:
+        yield running
+
+
 @dataclass
 class Pipeline:
     """Every service running: the API, the rule-engine, the sink and the fake Netskope tenant."""
@@ -157,8 +163,9 @@ class Pipeline:
     ager: Service
 
 
-@pytest.fixture(scope="session")
-def pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
+@contextmanager
+def run_pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
+    """The sink, the ager and the fake Netskope tenant beside ``services``, on ``env``'s namespace."""
     tenant_port, sink_port, ager_port = free_port(), free_port(), free_port()
     fake = Service(
         "cte-fake-tenant",
@@ -192,3 +199,9 @@ def pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
         ager.stop()
         sink.stop()
         fake.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(env: Env, services: Running) -> Iterator[Pipeline]:
+    with run_pipeline(env, services) as running:
+        yield running

@@ -125,6 +125,7 @@ def main() -> int:
         for item in newest.json():
             srcs = ", ".join(s["source"] for s in item["sources"])
             print(f"  {item['type']:8} {item['value']}  [{srcs}]")
+    print(f"See them in the web console: {args.api}/iocs (lists and their status: {args.api}/sharing)")
     return 0
 
 

@@ -178,6 +178,33 @@ async def test_an_indicator_deleted_while_muted_leaves_its_lists_once_unmuted(
     assert await db.fetchval(decided) == 0
 
 
+async def test_a_sharing_not_saved_yet_shows_the_change_it_would_make(system: System, sharings: dict[str, Any]) -> None:
+    saved = sharings["url"]
+    body = {
+        "sourceConfiguration": saved["sourceConfiguration"],
+        "businessRule": RULE,
+        "destinationConfiguration": saved["destinationConfiguration"],
+        "action": "url",
+        "parameters": {"list": "create", "name": "preview-urls"},
+    }
+    r = await system.api.post("/api/cte/sharing/dry_run", json=body)
+    assert r.status_code == 200, r.text
+    preview = r.json()
+    dry = (await system.api.get(f"/api/cte/sharing/{saved['id']}/dry_run")).json()
+    assert (preview["selected"], preview["wouldAddCount"], preview["wouldRemoveCount"]) == (3, 3, 0)
+    assert sorted(map(str, preview["wouldAdd"])) == sorted(map(str, dry["wouldAdd"]))
+    # Nothing was saved, and the body is checked as a creation is.
+    assert len((await system.api.get("/api/cte/sharing")).json()) == 2
+    taken = await system.api.post(
+        "/api/cte/sharing/dry_run", json={**body, "parameters": {"list": "create", "name": "share-urls"}}
+    )
+    assert taken.status_code == 422
+    assert "already the target of sharing" in taken.json()["detail"]
+    missing = await system.api.post("/api/cte/sharing/dry_run", json={**body, "businessRule": "no such rule"})
+    assert missing.status_code == 422
+    assert missing.json()["detail"].startswith("businessRule:")
+
+
 async def test_a_deleted_sharing_empties_its_list(system: System, sharings: dict[str, Any]) -> None:
     sharing = sharings["url"]
     dry = (await system.api.get(f"/api/cte/sharing/{sharing['id']}/dry_run")).json()

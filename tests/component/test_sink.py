@@ -165,6 +165,43 @@ async def test_what_the_cap_leaves_out_is_tagged_unshared_until_it_fits(system: 
     assert await tags(system, values[2]) == []
 
 
+async def test_each_sharing_has_a_list_status(system: System) -> None:
+    """GET /api/cte/sharing/status and /{id}/status: what each list holds on its tenant, as the sink
+    recorded it, with what is left out and why."""
+    r = await system.api.get("/api/cte/sharing/status")
+    assert r.status_code == 200, r.text
+    statuses = {s["listName"]: s for s in r.json()}
+    lists = await tenant_lists(system)
+    urls, hashes, capped = statuses["sink-urls"], statuses["sink-hashes"], statuses["capped-urls"]
+    assert set(urls) == {
+        "sharingId", "sharingName", "tenant", "listName", "listType", "state", "entries", "bytes", "capBytes",
+        "fill", "foreign", "leftOut", "pendingChanges", "lastPushAt", "lastReadBackAt", "lastError", "failures",
+        "nextAttemptAt",
+    }  # fmt: skip
+    assert (urls["listType"], hashes["listType"], urls["tenant"]) == ("url", "file_hash", "sink-tenant")
+    assert urls["state"] == "ok"
+    assert urls["pendingChanges"] == 0
+    assert urls["entries"] == len(lists["sink-urls"])
+    assert hashes["entries"] == len(lists["sink-hashes"])
+    assert urls["leftOut"]["rejected"] == 1  # bad_host.example
+    assert capped["leftOut"]["cap"] == 0  # room again after the deletion
+    assert urls["capBytes"] == 7 * MIB
+    assert urls["fill"] == pytest.approx(urls["bytes"] / urls["capBytes"])
+    assert urls["lastPushAt"] is not None
+    assert urls["lastError"] is None
+    one = await system.api.get(f"/api/cte/sharing/{urls['sharingId']}/status")
+    assert one.status_code == 200
+    assert one.json() == urls
+    assert (await system.api.get("/api/cte/sharing/999999/status")).status_code == 404
+    # A change not pushed yet is pending.
+    await post(system, [{"value": "pending-status.example", "type": "domain"}])
+    await system.take_intents()
+    pending = (await system.api.get(f"/api/cte/sharing/{urls['sharingId']}/status")).json()
+    assert (pending["state"], pending["pendingChanges"]) == ("pending", 1)
+    assert pending["nextAttemptAt"] is not None
+    await system.push_lists()
+
+
 async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) -> None:
     """prepare_push's selection from the start of the order (a running byte count in SQL, read only as
     far as the cap reaches) keeps exactly what select_within_cap keeps: ties broken by the value in code

@@ -4,27 +4,12 @@ button takes a token that the "Try it out" requests then carry."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.conftest import BOOTSTRAP_ID, BOOTSTRAP_SECRET, Running
-
-CHROMIUM = shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # `make install` installs Debian's chromium; Playwright's own browser download is never used.
-    assert CHROMIUM, "chromium is not installed (make install installs it)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def test_swagger_ui_renders_every_operation_offline_and_authorizes_with_a_token(

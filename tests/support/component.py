@@ -197,10 +197,14 @@ class System:
         await self.apply_pending()
         return published
 
-    async def push_lists(self) -> int:
-        """The sink takes the new share intents and pushes every due list; returns how many lists were due."""
+    async def take_intents(self) -> None:
+        """The sink takes the new share intents (its lists become due), without pushing."""
         intents = await self._sink_feed.take()
         await _in_batches(intents, self._batch, self._sink_intents.handle)
+
+    async def push_lists(self) -> int:
+        """The sink takes the new share intents and pushes every due list; returns how many lists were due."""
+        await self.take_intents()
         due = await self.flusher.flush_due()
         await self.apply_pending()
         return due

@@ -54,7 +54,9 @@ class Service:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"{self.command} not ready after {timeout} s:\n{self.log_tail()}")
+        tail = self.log_tail()
+        self.stop()  # no fixture will: the caller never got the service
+        raise RuntimeError(f"{self.command} not ready after {timeout} s:\n{tail}")
 
     def kill(self) -> None:
         """kill -9: no graceful shutdown, no offset commit, no flush."""

@@ -26,7 +26,7 @@ Decisions
 
 Kafka
 - ``kafka``: the broker every service builds, the producer libs/common owns on it, keyed publishing
-  that waits for acks, and the partitioner.
+  that waits for acks, the partitioner, and the offsets of topics (consumer lag).
 - ``consumer``: batch consumers with exactly-once effects (records, decoding, dead letters).
 - ``envelope``: many indicator events in one record (a versioned envelope): publishing them grouped by
   partition, and decoding records of either form into events.

@@ -1,4 +1,5 @@
-"""Kafka plumbing: the broker every service builds, and keyed publishing that waits for acks."""
+"""Kafka plumbing: the broker every service builds, keyed publishing that waits for acks, and where each
+partition of some topics starts and ends (for consumer lag)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import AIOKafkaConnection, CloseReason
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import RecordMetadata
@@ -31,6 +33,7 @@ __all__ = [
     "murmur2",
     "partition_of",
     "publish_all",
+    "topic_offsets",
 ]
 
 
@@ -253,3 +256,34 @@ async def group_indexes_by_partition(
     for i, k in enumerate(keys):
         groups.setdefault(partition_of(k.encode(), partitions, partitions), []).append(i)
     return sorted(groups.items())
+
+
+async def topic_offsets(
+    bootstrap: str, topics: Sequence[str], client_id: str
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(first offset still held, end offset) of every partition of ``topics`` that exists, read outside
+    any consumer group: a consumer's lag is the end minus its recorded position."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if not t.get("error_code")
+        for p in t["partitions"]
+    ]
+    if not partitions:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, client_id=client_id, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        begins = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): (int(begins[tp]), int(ends[tp])) for tp in partitions}

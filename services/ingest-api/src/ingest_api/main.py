@@ -37,12 +37,14 @@ from ingest_api.audit.handlers import router as audit_router
 from ingest_api.configurations.handlers import ce_router as configuration_ce_router
 from ingest_api.configurations.handlers import plugins_router as plugin_configurations_router
 from ingest_api.configurations.handlers import router as configurations_router
+from ingest_api.console.handlers import install as install_console
 from ingest_api.dashboards.handlers import router as dashboards_router
 from ingest_api.exchange_settings.handlers import router as settings_router
 from ingest_api.health.handlers import router as health_router
 from ingest_api.indicators.handlers import router as indicators_router
 from ingest_api.indicators.schemas import IndicatorIn
 from ingest_api.metrics import HTTP_REQUESTS, HTTP_SECONDS, INDICATORS_REJECTED
+from ingest_api.pipeline.handlers import router as pipeline_router
 from ingest_api.rules.handlers import reevaluations_router, rule_ce_router, rules_router
 from ingest_api.settings import Settings
 from ingest_api.shared import (
@@ -229,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_list_router,
         sharing_router,
         reevaluations_router,
+        pipeline_router,
         configuration_ce_router,
         plugin_configurations_router,
         rule_ce_router,
@@ -237,6 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.mount("/metrics", make_asgi_app(_metrics_registry()))
     install_docs(app, "/api/openapi.json")
+    install_console(app, settings.console_dir)  # what no route matches
     _document(app)
     app.add_middleware(AuditTrail)  # inside the guard: it sees only bodies the guard let through
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from cte_common.settings import CommonSettings
@@ -38,3 +40,5 @@ class Settings(CommonSettings):
     ready_timeout_seconds: float = Field(default=2.0, gt=0)
     # The rule-engine's consumer name, whose positions tell when the read model shows a write.
     read_model_consumer: str = "rule-engine.indicators"
+    # The web console's built files (served at "/"); None: console/dist of this source checkout.
+    console_dir: Path | None = None

@@ -19,9 +19,17 @@ from cte_common.sharing import (
     UrlTarget,
     parse_target,
     select_within_cap,
+    split_list_key,
 )
 from ingest_api.rules.domain import rule_def
-from ingest_api.sharing.schemas import ACTION_LABELS, DRY_RUN_SAMPLE, DryRunResult, Sharing
+from ingest_api.sharing.schemas import (
+    ACTION_LABELS,
+    DRY_RUN_SAMPLE,
+    DryRunResult,
+    ListState,
+    Sharing,
+    SharingListStatus,
+)
 
 
 def target_problems(action: Action, parameters: Mapping[str, Any]) -> tuple[UrlTarget | FileTarget | None, list[str]]:
@@ -98,3 +106,40 @@ class DryRun:
             "leftOutByCapCount": len(left_out),
             "excluded": dict(sorted(self.excluded.items())),
         }
+
+
+def sharing_name(row: Mapping[str, Any]) -> str:
+    """Sharings have no name of their own (as in the reference): they read as source to destination."""
+    return f"{row['source']} -> {row['destination']}"
+
+
+def list_state_of(row: Mapping[str, Any]) -> ListState:
+    """``pending`` while the sink has content the tenant has not got (or never pushed the list)."""
+    return "pending" if row["due"] else "ok"
+
+
+def list_status_out(row: Mapping[str, Any]) -> SharingListStatus:
+    """A row of repository.list_statuses as the API answers it."""
+    tenant, action, name = split_list_key(row["list_key"])
+    cap = parse_target(row["action"], row["parameters"]).cap_bytes
+    foreign_entries, foreign_bytes = 0, 0
+    return {
+        "sharingId": row["id"],
+        "sharingName": sharing_name(row),
+        "tenant": tenant,
+        "listName": name,
+        "listType": "url" if action == "url" else "file_hash",
+        "state": list_state_of(row),
+        "entries": row["entries"],
+        "bytes": row["bytes"],
+        "capBytes": cap,
+        "fill": min(1.0, (row["bytes"] + foreign_bytes) / cap) if cap else 0.0,
+        "foreign": {"entries": foreign_entries, "bytes": foreign_bytes},
+        "leftOut": {"cap": row["left_out"], "tenantLimit": 0, "invalid": row["unfit"], "rejected": row["rejected"]},
+        "pendingChanges": row["pending_changes"],
+        "lastPushAt": row["last_push_at"],
+        "lastReadBackAt": None,
+        "lastError": row["last_error"],
+        "failures": row["failures"],
+        "nextAttemptAt": row["next_attempt_at"] if row["due"] else None,
+    }

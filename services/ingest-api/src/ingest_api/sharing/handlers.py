@@ -27,8 +27,8 @@ from ingest_api.shared import (
     unprocessable,
 )
 from ingest_api.sharing import repository
-from ingest_api.sharing.domain import DryRun, sharing_def, sharing_out, target_problems
-from ingest_api.sharing.schemas import Sharing, SharingDryRun, SharingIn, SharingPatch
+from ingest_api.sharing.domain import DryRun, list_status_out, sharing_def, sharing_out, target_problems
+from ingest_api.sharing.schemas import Sharing, SharingDryRun, SharingIn, SharingListStatus, SharingPatch
 
 router = APIRouter(prefix="/cte/sharing", tags=["Sharing"], responses=WRITE_ERRORS)
 
@@ -42,6 +42,16 @@ def _target(action: Action, parameters: dict[str, Any]) -> UrlTarget | FileTarge
     if target is None:
         raise unprocessable("; ".join(problems))
     return target
+
+
+async def _checked_tenant(conn: Connection, body: SharingIn) -> str:
+    """The tenant of a new sharing's destination, once its source and destination are known to exist."""
+    if await get_configuration(conn, body.sourceConfiguration) is None:
+        raise configuration_missing("sourceConfiguration", body.sourceConfiguration)
+    destination = await get_configuration(conn, body.destinationConfiguration)
+    if destination is None:
+        raise configuration_missing("destinationConfiguration", body.destinationConfiguration)
+    return destination_tenant(destination)
 
 
 async def _check_rule_exists(conn: Connection, name: str) -> None:
@@ -75,12 +85,7 @@ async def create_sharing(state: State, body: SharingIn, _: Writer) -> Sharing:
     action, parameters = body.resolved()
     target = _target(action, parameters)
     async with state.pool.acquire() as conn, conn.transaction():
-        if await get_configuration(conn, body.sourceConfiguration) is None:
-            raise configuration_missing("sourceConfiguration", body.sourceConfiguration)
-        destination = await get_configuration(conn, body.destinationConfiguration)
-        if destination is None:
-            raise configuration_missing("destinationConfiguration", body.destinationConfiguration)
-        tenant = destination_tenant(destination)
+        tenant = await _checked_tenant(conn, body)
         await _check_rule_exists(conn, body.businessRule)
         key = await _check_list_free(conn, tenant, action, target.list_name, None)
         row = await repository.insert_sharing(
@@ -106,6 +111,27 @@ async def create_sharing(state: State, body: SharingIn, _: Writer) -> Sharing:
 async def list_sharings(state: State, _: Reader) -> list[Sharing]:
     async with state.pool.acquire() as conn:
         return [sharing_out(r) for r in await repository.list_sharings(conn)]
+
+
+# Declared before /{sharing_id}, which would otherwise take "status" for an id.
+@router.get(
+    "/status",
+    summary="Every sharing's list status on its tenant",
+    description="One entry per sharing: the list's state, what it holds, its fill, foreign entries, what is "
+    "left out and why, the last push and the last error (docs/API.md, List status).",
+)
+async def list_statuses(state: State, _: Reader) -> list[SharingListStatus]:
+    async with state.pool.acquire() as conn:
+        return [list_status_out(r) for r in await repository.list_statuses(conn)]
+
+
+@router.get("/{sharing_id}/status", summary="A sharing's list status on its tenant")
+async def list_status(state: State, sharing_id: RowId, _: Reader) -> SharingListStatus:
+    async with state.pool.acquire() as conn:
+        rows = await repository.list_statuses(conn, sharing_id)
+    if not rows:
+        raise _sharing_not_found(sharing_id)
+    return list_status_out(rows[0])
 
 
 @router.get("/{sharing_id}", summary="Get one sharing configuration")
@@ -174,22 +200,54 @@ async def delete_sharing(state: State, sharing_id: RowId, _: Writer) -> Empty:
     "same cap). Nothing is pushed or written. Lists of values hold the first 100 (highest priority first).",
 )
 async def dry_run_sharing(state: State, sharing_id: RowId, _: Reader) -> SharingDryRun:
-    run = DryRun()
     async with state.pool.acquire() as conn, conn.transaction(readonly=True):
         row = await repository.get_sharing(conn, sharing_id)
         if row is None:
             raise _sharing_not_found(sharing_id)
         rule = await get_rule(conn, row["rule"])
         assert rule is not None  # a rule in use cannot be deleted
-        sharing = sharing_def(row, rule)
-        evaluator = Evaluator(AllowList(await allow_entries(conn)))
-        async for chunk in repository.dry_run_candidates(conn, sharing.source):
-            for indicator_row, sources in chunk:
-                indicator = indicator_out(indicator_row, sources)
-                run.add(indicator["value"], evaluator.decide(sharing, indicator))
-        current = [
-            Candidate(m["value"], m["priority"], m["cost_bytes"])
-            async for members in repository.stream_list_members(conn, sharing.list_key)
-            for m in members
-        ]
+        return await _dry_run(conn, row, rule)
+
+
+@router.post(
+    "/dry_run",
+    summary="What a sharing not yet saved would put on its list: additions, removals, what the cap leaves out",
+    description="The answer of GET /{sharing_id}/dry_run for the body POST /api/cte/sharing takes, checked the "
+    "same way (the same 422 answers); nothing is saved. A client shows it before the sharing is created.",
+)
+async def dry_run_new_sharing(state: State, body: SharingIn, _: Reader) -> SharingDryRun:
+    action, parameters = body.resolved()
+    target = _target(action, parameters)
+    async with state.pool.acquire() as conn, conn.transaction(readonly=True):
+        tenant = await _checked_tenant(conn, body)
+        rule = await get_rule(conn, body.businessRule)  # no lock: nothing is written
+        if rule is None:
+            raise unprocessable(f"businessRule: Business rule with name='{body.businessRule}' does not exist.")
+        key = await _check_list_free(conn, tenant, action, target.list_name, None)
+        row = {
+            "id": 0,  # not saved: no sharing has this id
+            "source": body.sourceConfiguration,
+            "rule": body.businessRule,
+            "action": action,
+            "parameters": target.model_dump(),
+            "list_key": key,
+            "priority": body.priority,
+        }
+        return await _dry_run(conn, row, rule)
+
+
+async def _dry_run(conn: Connection, row: dict[str, Any], rule: dict[str, Any]) -> SharingDryRun:
+    """Every active indicator of the source decided as the rule-engine does, against the list's members."""
+    run = DryRun()
+    sharing = sharing_def(row, rule)
+    evaluator = Evaluator(AllowList(await allow_entries(conn)))
+    async for chunk in repository.dry_run_candidates(conn, sharing.source):
+        for indicator_row, sources in chunk:
+            indicator = indicator_out(indicator_row, sources)
+            run.add(indicator["value"], evaluator.decide(sharing, indicator))
+    current = [
+        Candidate(m["value"], m["priority"], m["cost_bytes"])
+        async for members in repository.stream_list_members(conn, sharing.list_key)
+        for m in members
+    ]
     return {**run.out(sharing.cap_bytes, current), "ruleMuted": rule_muted(rule, datetime.now(UTC))}

@@ -1,5 +1,5 @@
 """SQL of sharings (the ingest-api owns it), of a dry run's candidates in the read model, and of the sink's
-list_members (read only)."""
+list tables (read only: list_members, list_state, list_changes, the view list_value_status)."""
 
 from __future__ import annotations
 
@@ -97,3 +97,34 @@ async def stream_list_members(conn: Connection, key: str, chunk: int = 10_000) -
             batch = []
     if batch:
         yield batch
+
+
+# Each sharing's list as the sink last left it (no row: never touched), counted set-wise per list. The
+# 'pending' values of list_value_status are the additions and changes not pushed yet; a change whose
+# member is gone is a removal not pushed yet; 'unfit' values are kept but cannot be written in the list.
+_LIST_STATUS = """
+SELECT s.id, s.source, s.rule, s.destination, s.action, s.parameters, s.list_key,
+       st.list_key IS NOT NULL AS known, coalesce(st.version > st.flushed_version, true) AS due,
+       coalesce(st.entries, 0) AS entries, coalesce(st.bytes, 0) AS bytes, coalesce(st.left_out, 0) AS left_out,
+       coalesce(st.rejected, 0) AS rejected, coalesce(st.failures, 0) AS failures, st.last_error,
+       st.last_push_at, st.next_attempt_at,
+       coalesce(v.pending, 0) + coalesce(r.removals, 0) AS pending_changes, coalesce(v.unfit, 0) AS unfit
+FROM sharings s
+LEFT JOIN list_state st ON st.list_key = s.list_key
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (WHERE status = 'unfit') AS unfit
+    FROM list_value_status WHERE list_key = s.list_key
+) v ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS removals FROM list_changes c
+    WHERE c.list_key = s.list_key
+      AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_key = c.list_key AND m.value = c.value)
+) r ON true
+WHERE $1::bigint IS NULL OR s.id = $1
+ORDER BY s.id
+"""
+
+
+async def list_statuses(conn: Connection, sharing_id: int | None = None) -> list[dict[str, Any]]:
+    """Every sharing's list status row (or one sharing's: an empty list when it does not exist)."""
+    return [dict(r) for r in await conn.fetch(_LIST_STATUS, sharing_id)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict
@@ -117,3 +117,51 @@ class SharingDryRun(DryRunResult):
     """A dry run's answer: its result, and whether the sharing's rule is muted now."""
 
     ruleMuted: bool
+
+
+ListState = Literal["ok", "pending", "failed", "credentials_rejected"]
+ListType = Literal["url", "file_hash"]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ForeignEntries(TypedDict):
+    """Entries of the tenant's list that the sink did not put there."""
+
+    entries: int
+    bytes: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class LeftOut(TypedDict):
+    """Values the sharing selects that are not on the list, by reason: beyond the list's cap, beyond the
+    tenant's limits across its lists, kept but not writable in the list (IPv6 in a URL list), refused
+    by the tenant."""
+
+    cap: int
+    tenantLimit: int
+    invalid: int
+    rejected: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SharingListStatus(TypedDict):
+    """Where a sharing's list stands on its tenant (see docs/API.md, "List status")."""
+
+    sharingId: int
+    sharingName: str
+    tenant: str
+    listName: str
+    listType: ListType
+    state: ListState
+    entries: int
+    bytes: int
+    capBytes: int
+    fill: float
+    foreign: ForeignEntries
+    leftOut: LeftOut
+    pendingChanges: int
+    lastPushAt: datetime | None
+    lastReadBackAt: datetime | None
+    lastError: str | None
+    failures: int
+    nextAttemptAt: datetime | None
