@@ -1,7 +1,7 @@
 # Every target works from a clean clone: `make demo` (the stack plus a demo feed) and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down status logs feed lint fmt test test-unit test-component test-integration console-types
+.PHONY: help install demo up down status logs feed lint fmt test test-unit test-component test-integration console-types screenshots
 
 STACK := ./deploy/stack.sh
 # Where the tests find the broker and database that `make test` starts (or that are already up).
@@ -39,6 +39,9 @@ lint: install ## ruff, formatting and mypy (strict for libs/common); the console
 	uv run --frozen mypy libs/common/src services/ingest-api/src services/rule-engine/src \
 		services/netskope-sink/src services/ager/src tools/fake-tenant/src
 	cd console && npm run --silent typecheck
+
+screenshots: install ## the console's screenshots in docs/screenshots, taken by its browser test (starts and stops the stack)
+	CTE_UPDATE_SCREENSHOTS=1 $(MAKE) test PYTEST_ARGS="tests/integration/test_console_browser.py"
 
 console-types: ## after an API change: console/openapi.json from the app, then the console's types from it
 	uv run --frozen python -m ingest_api.openapi_document > console/openapi.json
