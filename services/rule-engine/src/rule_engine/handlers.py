@@ -45,7 +45,7 @@ from cte_common.events import (
     SightingEvent,
     encode_share_intent,
 )
-from cte_common.kafka import Outgoing, publish_all
+from cte_common.kafka import Outgoing, group_indexes_by_partition, publish_all
 from cte_common.keyed_events import is_keyed
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import AllowList, Evaluator
@@ -125,8 +125,21 @@ class Decider:
 
 
 async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence[ShareIntentRecord]) -> None:
+    # A batch's intents go to a few lists: each list's partition is computed once, and given with every
+    # record (the partition its key hashes to, as the producer's partitioner would choose).
+    keys = sorted({i.list_key for i in intents})
+    routes = {
+        keys[i]: (keys[i].encode(), partition)
+        for partition, group in await group_indexes_by_partition(broker, topics.share_intents, keys)
+        for i in group
+    }
     await publish_all(
-        broker, topics.share_intents, (Outgoing(key=i.list_key.encode(), value=encode_share_intent(i)) for i in intents)
+        broker,
+        topics.share_intents,
+        (
+            Outgoing(key=routes[i.list_key][0], value=encode_share_intent(i), partition=routes[i.list_key][1])
+            for i in intents
+        ),
     )
     adds = sum(1 for i in intents if i.add)
     if adds:
