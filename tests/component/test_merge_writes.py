@@ -1,4 +1,4 @@
-"""How the rule-engine writes a batch's merge, against real Kafka and PostgreSQL: new rows inserted and
+"""How the rule-engine writes a batch's merge, against real Kafka and PostgreSQL: new rows copied in and
 loaded rows updated (no upsert), tags of any text written as they are, a source entry that a batch did
 not change left as it was, and the same read model whatever the batch boundaries."""
 

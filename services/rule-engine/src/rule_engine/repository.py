@@ -32,17 +32,18 @@ SELECT value, source, internal_hits, external_hits, first_seen, last_seen, reput
        comments, extended_information, tags, retracted
 FROM indicator_sources WHERE value = ANY($1::text[])
 """
-# New rows are inserted and loaded rows updated, each by one statement: plain inserts skip ON
-# CONFLICT's speculative insertion (an arbiter probe and a confirmation record per row). Rows are new
-# exactly when the batch did not load them: nothing else writes these tables (see _LOAD_INDICATORS).
-_INSERT_INDICATORS = """
-INSERT INTO indicators (value, type, test, active, expires_at, source, first_seen, last_seen,
-                        reputation, severity, comments, extended_information,
-                        internal_hits, external_hits, safe)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::timestamptz[], $6::text[],
-                     $7::timestamptz[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
-                     $12::text[], $13::bigint[], $14::bigint[], $15::bool[])
-"""
+# New rows are copied in (binary COPY: no parameter arrays to encode, and PostgreSQL inserts them in
+# multi-row steps) and loaded rows updated by one statement: no upsert, so no speculative insertion (an
+# arbiter probe and a confirmation record per row). Rows are new exactly when the batch did not load
+# them: nothing else writes these tables (see _LOAD_INDICATORS).
+_INDICATOR_COLUMNS = (
+    "value", "type", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
+    "severity", "comments", "extended_information", "internal_hits", "external_hits", "safe",
+)  # fmt: skip
+_INDICATOR_ROW = attrgetter(
+    "value", "type.value", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
+    "severity.value", "comments", "extended_information", "internal_hits", "external_hits", "safe",
+)  # fmt: skip
 _UPDATE_INDICATORS = """
 UPDATE indicators AS i SET
     active = x.active, expires_at = x.expires_at, safe = x.safe, first_seen = x.first_seen,
@@ -51,16 +52,16 @@ FROM unnest($1::text[], $2::bool[], $3::timestamptz[], $4::bool[], $5::timestamp
             $7::bigint[], $8::bigint[]) AS x(value, active, expires_at, safe, first_seen, last_seen, ih, eh)
 WHERE i.value = x.value
 """
-# Tags travel as one array literal per row ('{"a","b"}'): unnest cannot take a ragged two-dimensional
-# array, and text[]'s own input is cheaper than parsing JSON.
-_INSERT_SOURCES = """
-INSERT INTO indicator_sources (value, source, internal_hits, external_hits, first_seen, last_seen,
-                               reputation, severity, comments, extended_information, tags, retracted)
-SELECT v, src, ih, eh, fs, ls, rep, sev, com, ext, tg::text[], ret
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[],
-            $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[])
-     AS x(v, src, ih, eh, fs, ls, rep, sev, com, ext, tg, ret)
-"""
+_SOURCE_COLUMNS = (
+    "value", "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity",
+    "comments", "extended_information", "tags", "retracted",
+)  # fmt: skip
+_SOURCE_ROW = attrgetter(
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "comments", "extended_information", "tags", "retracted",
+)  # fmt: skip
+# Tags of updated entries travel as one array literal per row ('{"a","b"}'): unnest cannot take a ragged
+# two-dimensional array, and text[]'s own input is cheaper than parsing JSON.
 _UPDATE_SOURCES = """
 UPDATE indicator_sources AS s SET
     internal_hits = x.ih, external_hits = x.eh, first_seen = x.fs, last_seen = x.ls, reputation = x.rep,
@@ -161,11 +162,10 @@ async def _save_states(conn: Conn, states: Sequence[IndicatorState], loaded: Map
     new = [s for s in states if s.value not in loaded]
     old = [s for s in states if s.value in loaded]
     if new:
-        await conn.execute(_INSERT_INDICATORS, *_columns(new, _INSERTED_INDICATOR))
+        await conn.copy_records_to_table("indicators", records=map(_INDICATOR_ROW, new), columns=_INDICATOR_COLUMNS)
     if old:
         await conn.execute(_UPDATE_INDICATORS, *_columns(old, _UPDATED_INDICATOR))
-    inserts: list[SourceEntry] = []
-    insert_values: list[str] = []
+    inserts: list[tuple[Any, ...]] = []
     updates: list[SourceEntry] = []
     update_values: list[str] = []
     for s in states:
@@ -177,28 +177,20 @@ async def _save_states(conn: Conn, states: Sequence[IndicatorState], loaded: Map
                     updates.append(e)
                     update_values.append(s.value)
             else:
-                inserts.append(e)
-                insert_values.append(s.value)
-    for statement, values, entries in (
-        (_INSERT_SOURCES, insert_values, inserts),
-        (_UPDATE_SOURCES, update_values, updates),
-    ):
-        if entries:
-            tags = [_tags_literal(e.tags) for e in entries]
-            await conn.execute(
-                statement, values, *_columns(entries, _SOURCE_ENTRY), tags, [e.retracted for e in entries]
-            )
+                inserts.append((s.value, *_SOURCE_ROW(e)))
+    if inserts:
+        await conn.copy_records_to_table("indicator_sources", records=inserts, columns=_SOURCE_COLUMNS)
+    if updates:
+        tags = [_tags_literal(e.tags) for e in updates]
+        retracted = [e.retracted for e in updates]
+        await conn.execute(_UPDATE_SOURCES, update_values, *_columns(updates, _SOURCE_ENTRY), tags, retracted)
 
 
-# The statements' parameters in order, as attribute paths (read by attrgetter, in C).
-_INSERTED_INDICATOR = (
-    "value", "type.value", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
-    "severity.value", "comments", "extended_information", "internal_hits", "external_hits", "safe",
-)  # fmt: skip
+# The updates' parameters in order, as attribute paths (read by attrgetter, in C).
 _UPDATED_INDICATOR = (
     "value", "active", "expires_at", "safe", "first_seen", "last_seen", "internal_hits", "external_hits",
 )  # fmt: skip
-# $2 to $10 of the source statements ($1 the values, $11 the tags, $12 retracted).
+# $2 to $10 of the sources' update ($1 the values, $11 the tags, $12 retracted).
 _SOURCE_ENTRY = (
     "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
     "comments", "extended_information",
@@ -279,20 +271,17 @@ async def load_catalog(conn: Conn) -> Catalog:
 _LOAD_DECISIONS = """
 SELECT sharing_id, value, list_key, priority, cost_bytes FROM share_decisions WHERE value = ANY($1::text[])
 """
-# A decision not loaded (load_decisions, after the merge took the indicators' row locks) is inserted
-# plainly: nothing else can insert it meanwhile (the re-evaluation worker decides a value only under its
-# row lock, or when its row is gone and decisions remain: then it was loaded). A loaded one is upserted:
-# the worker may have removed it meanwhile.
-_INSERT_DECISIONS = """
+# A decision not loaded (load_decisions, after the merge took the indicators' row locks) is copied in:
+# nothing else can insert it meanwhile (the re-evaluation worker decides a value only under its row
+# lock, or when its row is gone and decisions remain: then it was loaded). A loaded one is upserted: the
+# worker may have removed it meanwhile.
+_DECISION_COLUMNS = ("sharing_id", "value", "list_key", "priority", "cost_bytes")
+_UPSERT_DECISIONS = """
 INSERT INTO share_decisions (sharing_id, value, list_key, priority, cost_bytes)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::int[])
-"""
-_UPSERT_DECISIONS = (
-    _INSERT_DECISIONS
-    + """ON CONFLICT (sharing_id, value) DO UPDATE SET
+ON CONFLICT (sharing_id, value) DO UPDATE SET
     list_key = EXCLUDED.list_key, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes
 """
-)
 _DELETE_DECISIONS = """
 DELETE FROM share_decisions d USING unnest($1::bigint[], $2::text[]) AS x(s, v)
 WHERE d.sharing_id = x.s AND d.value = x.v
@@ -312,11 +301,12 @@ async def load_decisions(conn: Conn, values: Sequence[str]) -> dict[str, dict[in
 
 
 async def save_decisions(conn: Conn, changes: DecisionChanges) -> None:
-    inserts = [x for x in changes.upserts if not x[5]]
+    inserts = [x[:5] for x in changes.upserts if not x[5]]
     updates = [x for x in changes.upserts if x[5]]
-    for statement, u in ((_INSERT_DECISIONS, inserts), (_UPSERT_DECISIONS, updates)):
-        if u:
-            await conn.execute(statement, *([x[i] for x in u] for i in range(5)))
+    if inserts:
+        await conn.copy_records_to_table("share_decisions", records=inserts, columns=_DECISION_COLUMNS)
+    if updates:
+        await conn.execute(_UPSERT_DECISIONS, *([x[i] for x in updates] for i in range(5)))
     if changes.deletes:
         await conn.execute(_DELETE_DECISIONS, [d[0] for d in changes.deletes], [d[1] for d in changes.deletes])
     if changes.allow_hits:
