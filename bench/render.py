@@ -341,8 +341,8 @@ def limits(r: dict[str, Any]) -> list[str]:
         text = (
             f"**Read-model merges** reached {p['merges_per_second']:,.0f} /s, {rows['merges']['ratio']:.2f}{TIMES} "
             f"the raw upsert ({pg['upsert']['per_second']:,.0f} /s; the target is 0.5{TIMES}). Per 1,000 events the "
-            f"rule-engine's batches took {batch_k * 1000:,.0f} ms: {write_k * 1000:,.0f} ms loading the rows (FOR "
-            f"UPDATE), merging and writing both tables, {(batch_k - write_k) * 1000:,.0f} ms deciding the sharings, "
+            f"rule-engine's batches took {batch_k * 1000:,.0f} ms: {write_k * 1000:,.0f} ms loading the rows, "
+            f"merging and writing both tables, {(batch_k - write_k) * 1000:,.0f} ms deciding the sharings, "
             f"recording the decisions, publishing the share intents and committing. The raw upsert takes "
             f"{raw_k * 1000:,.0f} ms per 1,000 rows into the indicators shape, {both_k * 1000:,.0f} ms into both. "
             f"Of its batch time, {own:.0%} was its own CPU ({re_cpu / n * 1e6 if n else 0:,.0f} µs per event), "
