@@ -249,6 +249,7 @@ class CpuMeter:
     def __init__(self, groups: Mapping[str, Callable[[], Iterable[int]]]) -> None:
         self.groups = {**groups, "load generator (this process)": lambda: [os.getpid()]}
         self.before: dict[str, dict[int, tuple[float, float]]] = {}
+        self.after: dict[str, dict[int, tuple[float, float]]] = {}
         self.started = 0.0
 
     def _read_all(self) -> dict[str, dict[int, tuple[float, float]]]:
@@ -261,8 +262,17 @@ class CpuMeter:
         self.before = self._read_all()
         self.started = time.perf_counter()
 
+    def by_label(self, group: str, labels: Mapping[int, str], default: str) -> dict[str, float]:
+        """CPU seconds of ``group`` between start and stop, summed per label of each pid."""
+        out: dict[str, float] = {}
+        old = self.before.get(group, {})
+        for pid, (c, _) in self.after.get(group, {}).items():
+            label = labels.get(pid, default)
+            out[label] = out.get(label, 0.0) + max(c - old.get(pid, (0.0, 0.0))[0], 0.0)
+        return {k: round(v, 2) for k, v in sorted(out.items())}
+
     def stop(self) -> dict[str, Any]:
-        after = self._read_all()
+        after = self.after = self._read_all()
         elapsed = time.perf_counter() - self.started
         cpu: dict[str, float] = {}
         waited: dict[str, float] = {}

@@ -341,8 +341,8 @@ def limits(r: dict[str, Any]) -> list[str]:
         text = (
             f"**Read-model merges** reached {p['merges_per_second']:,.0f} /s, {rows['merges']['ratio']:.2f}{TIMES} "
             f"the raw upsert ({pg['upsert']['per_second']:,.0f} /s; the target is 0.5{TIMES}). Per 1,000 events the "
-            f"rule-engine's batches took {batch_k * 1000:,.0f} ms: {write_k * 1000:,.0f} ms loading the rows (FOR "
-            f"UPDATE), merging and writing both tables, {(batch_k - write_k) * 1000:,.0f} ms deciding the sharings, "
+            f"rule-engine's batches took {batch_k * 1000:,.0f} ms: {write_k * 1000:,.0f} ms loading the rows, "
+            f"merging and writing both tables, {(batch_k - write_k) * 1000:,.0f} ms deciding the sharings, "
             f"recording the decisions, publishing the share intents and committing. The raw upsert takes "
             f"{raw_k * 1000:,.0f} ms per 1,000 rows into the indicators shape, {both_k * 1000:,.0f} ms into both. "
             f"Of its batch time, {own:.0%} was its own CPU ({re_cpu / n * 1e6 if n else 0:,.0f} µs per event), "
@@ -521,6 +521,10 @@ def _cpu(r: dict[str, Any]) -> list[str]:
         f"| all | {sum(s for _, s, _ in _cores(cpu)):,.1f} | {sum(c for _, _, c in _cores(cpu)):.2f} | "
         f"{_waited(cpu):,.1f} |"
     )
+    clients = cpu.get("postgresql_by_client") or {}
+    if clients:
+        per = ", ".join(f"{name} {seconds:,.1f} s" for name, seconds in sorted(clients.items(), key=lambda x: -x[1]))
+        lines += ["", f"PostgreSQL's CPU by the service its backends served: {per}."]
     return lines
 
 
@@ -682,8 +686,14 @@ WARNING, every other setting at its default), and measures, in one run with one 
   cap selected and pushed from 100,000 candidates and, in `make bench`, from 1,000,000 (COPYed into
   `list_members` of a sharing of its own, the list made due in `list_state`, timed until `flushed_version`
   catches up with the running sink doing the work); peak RSS (VmHWM) of each service; PostgreSQL bytes per
-  stored indicator; CPU seconds of every process, and the time it waited for a core, during the pipeline;
+  stored indicator; CPU seconds of every process, and the time it waited for a core, during the pipeline
+  (PostgreSQL's also per client service, each service's backends named by `application_name`); with
+  `CTE_PG_STAT_STATEMENTS=1` in the stack's environment, the pipeline's heaviest statements
+  (`pg_stat_statements`);
 - **the read path** at the same size (below).
+
+`--pipeline-only` runs only the pipeline (about 2 minutes at 100,000), to compare a change's CPU per
+indicator; `--rule-engines N` starts N members of the rule-engine's consumer group.
 
 Service logs of the last run are in `.stack/logs/bench/`.
 """

@@ -115,6 +115,8 @@ class Bench:
         self.watch = httpx.AsyncClient(timeout=10, follow_redirects=True)
         self.list_keys: dict[str, str] = {}
         self.pg_pids: list[int] = []
+        # Each backend's client service (its application_name), "server" for the server's own processes.
+        self.pg_clients: dict[int, str] = {}
         self.result: dict[str, Any] = {}
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -130,10 +132,11 @@ class Bench:
     def metrics_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}/metrics"
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self, service: str, **extra: str) -> dict[str, str]:
         return {
             "CTE_KAFKA_BOOTSTRAP": self.bootstrap,
-            "CTE_DATABASE_URL": self.database_url,
+            # Named backends: PostgreSQL's CPU is also reported per client service.
+            "CTE_DATABASE_URL": f"{self.database_url}?application_name={service}",
             "CTE_TOPIC_PREFIX": self.prefix,
             "CTE_LOG_LEVEL": "WARNING",
             "CTE_SECRETS_KEY": self.secrets_key,
@@ -151,21 +154,29 @@ class Bench:
             {"CTE_FAKE_TENANT_PORT": str(p["fake-tenant"]), "CTE_LOG_LEVEL": "WARNING"},
             f"{self.tenant_url}/_sim/healthz",
         )
-        s.start("ingest-api", self.env(CTE_API_PORT=str(p["ingest-api"])), f"{self.api_url}/healthz")
+        s.start("ingest-api", self.env("ingest-api", CTE_API_PORT=str(p["ingest-api"])), f"{self.api_url}/healthz")
         # Consumer groups of their own, so a test run sharing the broker never joins them.
         for name in ("rule-engine", *self.replicas):
             s.start(
                 name,
-                self.env(CTE_RULE_ENGINE_METRICS_PORT=str(p[name]), CTE_CONSUMER_GROUP=f"{self.prefix}-rule-engine"),
+                self.env(
+                    "rule-engine",
+                    CTE_RULE_ENGINE_METRICS_PORT=str(p[name]),
+                    CTE_CONSUMER_GROUP=f"{self.prefix}-rule-engine",
+                ),
                 self.metrics_url(name),
                 command="cte-rule-engine",
             )
         s.start(
             "netskope-sink",
-            self.env(CTE_SINK_METRICS_PORT=str(p["netskope-sink"]), CTE_CONSUMER_GROUP=f"{self.prefix}-netskope-sink"),
+            self.env(
+                "netskope-sink",
+                CTE_SINK_METRICS_PORT=str(p["netskope-sink"]),
+                CTE_CONSUMER_GROUP=f"{self.prefix}-netskope-sink",
+            ),
             self.metrics_url("netskope-sink"),
         )
-        s.start("ager", self.env(CTE_AGER_METRICS_PORT=str(p["ager"])), self.metrics_url("ager"))
+        s.start("ager", self.env("ager", CTE_AGER_METRICS_PORT=str(p["ager"])), self.metrics_url("ager"))
 
     async def connect(self) -> None:
         self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
@@ -293,11 +304,51 @@ class Bench:
         server may be shared with a test run)."""
         async with self.pool.acquire() as conn:  # type: ignore[union-attr]
             rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "OR backend_type <> 'client backend'"
+                "SELECT pid, application_name, backend_type FROM pg_stat_activity "
+                "WHERE datname = current_database() OR backend_type <> 'client backend'"
             )
         postmaster = stack_pid("postgres")
         self.pg_pids = [r["pid"] for r in rows] + ([postmaster] if postmaster else [])
+        for r in rows:
+            named = r["application_name"] if r["application_name"] in SERVICES else None
+            self.pg_clients[r["pid"]] = named or ("server" if r["backend_type"] != "client backend" else "other")
+
+    async def statements_reset(self) -> bool:
+        """Start pg_stat_statements' counts afresh, if the server loads it (CTE_PG_STAT_STATEMENTS=1)."""
+        async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+            preload = await conn.fetchval("SHOW shared_preload_libraries")
+            if "pg_stat_statements" not in preload:
+                return False
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.execute("SELECT pg_stat_statements_reset()")
+        return True
+
+    async def statements(self, n: int, top: int = 25) -> list[dict[str, Any]]:
+        """This database's statements since the reset, by total execution time: time and calls per
+        indicator of the run (execution time is wall time in the backend, not CPU alone)."""
+        async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+            rows = await conn.fetch(
+                "SELECT query, calls, rows, total_exec_time, mean_exec_time, total_plan_time, "
+                "shared_blks_hit, shared_blks_read, wal_bytes FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "ORDER BY total_exec_time DESC LIMIT $1",
+                top,
+            )
+        return [
+            {
+                "query": " ".join(r["query"].split())[:300],
+                "calls": r["calls"],
+                "rows": r["rows"],
+                "total_ms": round(r["total_exec_time"], 1),
+                "mean_ms": round(r["mean_exec_time"], 3),
+                "plan_ms": round(r["total_plan_time"], 1),
+                "us_per_indicator": round(r["total_exec_time"] * 1000 / n, 1),
+                "blocks_hit": r["shared_blks_hit"],
+                "blocks_read": r["shared_blks_read"],
+                "wal_bytes": int(r["wal_bytes"]),
+            }
+            for r in rows
+        ]
 
     def cpu_meter(self) -> CpuMeter:
         kafka = stack_pid("kafka")
@@ -331,6 +382,7 @@ class Bench:
         bodies = list(data.bodies(n))
         before = await self.snapshot()
         applied0 = metric(before["rule-engine"], "cte_consumer_records_total", consumer=RE_CONSUMER, outcome="applied")
+        statements = await self.statements_reset()
         meter = self.cpu_meter()
         statuses: dict[int, int] = {}
         post_seconds: list[float] = []
@@ -450,7 +502,9 @@ class Bench:
             progress.close()
         await self.refresh_pg_pids()
         cpu = meter.stop()
+        cpu["postgresql_by_client"] = meter.by_label("postgresql", self.pg_clients, "server")
         after = await self.snapshot()
+        top_statements = await self.statements(n) if statements else None
 
         first_applied = next((t for t, _, a, _ in timeline if a > 0), 0.0)
         re_delta = {
@@ -514,6 +568,7 @@ class Bench:
                 "push_seconds": round(push["cte_sink_push_duration_seconds_sum"], 2),
             },
             "cpu": cpu,
+            **({"statements": top_statements} if top_statements is not None else {}),
             "lists": lists,
             "tenant_holds": deployed,
             "timeline": [list(x) for x in timeline[:: max(1, len(timeline) // 200)]],
@@ -904,23 +959,28 @@ async def measure(bench: Bench) -> dict[str, Any]:
     result = bench.result
     data.check_canonical(n)
 
-    print("baselines: rule evaluation in-process ...", flush=True)
-    result["rule_evaluation"] = await asyncio.to_thread(evaluation.measure, n)
-    print("baselines: Kafka produce and consume ...", flush=True)
-    result["baselines"] = {
-        "kafka": await baselines.kafka(bench.bootstrap, f"{bench.prefix}.raw.v1", n, args.concurrency)
-    }
-    print("baselines: PostgreSQL COPY and upserts ...", flush=True)
-    result["baselines"]["postgres"] = await baselines.postgres(bench.database_url, n)
+    if not args.pipeline_only:
+        print("baselines: rule evaluation in-process ...", flush=True)
+        result["rule_evaluation"] = await asyncio.to_thread(evaluation.measure, n)
+        print("baselines: Kafka produce and consume ...", flush=True)
+        result["baselines"] = {
+            "kafka": await baselines.kafka(bench.bootstrap, f"{bench.prefix}.raw.v1", n, args.concurrency)
+        }
+        print("baselines: PostgreSQL COPY and upserts ...", flush=True)
+        result["baselines"]["postgres"] = await baselines.postgres(bench.database_url, n)
 
     print("services: starting ...", flush=True)
     await asyncio.to_thread(bench.start_services)
     await bench.connect()
-    print("baselines: the fake tenant's URL-list append and deploy ...", flush=True)
-    result["baselines"]["tenant"] = await baselines.tenant(bench.tenant_url, V2_TOKEN, n)
+    if not args.pipeline_only:
+        print("baselines: the fake tenant's URL-list append and deploy ...", flush=True)
+        result["baselines"]["tenant"] = await baselines.tenant(bench.tenant_url, V2_TOKEN, n)
     await bench.configure()
 
     result["pipeline"] = await bench.pipeline()
+    if args.pipeline_only:
+        result["rss_mb"] = {"after_pipeline": await bench.rss()}
+        return result
     result["storage"] = await bench.storage()
     result["one_entry"] = await bench.one_entry_change(bench.list_keys["urls"])
     result["rss_mb"] = {"after_pipeline": await bench.rss()}
@@ -1031,6 +1091,11 @@ def main() -> int:
     )
     parser.add_argument("--skip-read-path", action="store_true", help="leave out the read-path benchmark")
     parser.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="only the pipeline (no baselines, latency, expiry or cap runs, no read path): to compare a change's CPU",
+    )
+    parser.add_argument(
         "--rule-engines", type=int, default=1, help="rule-engine processes (members of one consumer group)"
     )
     parser.add_argument("--no-stack", action="store_true", help="use the running Kafka and PostgreSQL as they are")
@@ -1085,7 +1150,7 @@ def main() -> int:
             print("stopping the services ...", flush=True)
             bench.services.stop_all()
             asyncio.run(cleanup(bench))
-        if not args.skip_read_path:
+        if not args.skip_read_path and not args.pipeline_only:
             print(f"read path over {args.size:,} indicators ...", flush=True)
             try:
                 read = asyncio.run(read_path.measure(admin_database_url(), args.size, runs=7, kafka=kafka_bootstrap()))

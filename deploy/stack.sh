@@ -626,6 +626,11 @@ pg_start() {
     # Single quotes: pg_ctl hands -o to /bin/sh, so paths with spaces must be quoted there.
     tuning=$(pg_tuning_opts)
     opts="-p $CTE_PG_PORT -k '$PG_SOCK' -c listen_addresses=127.0.0.1$tuning"
+    if [[ ${CTE_PG_STAT_STATEMENTS:-0} == 1 ]]; then
+        # Per-statement execution times for profiling (bench/run.py reads them when present); off by
+        # default: it costs a little on every statement.
+        opts+=" -c shared_preload_libraries=pg_stat_statements"
+    fi
     if [[ ${CTE_PG_FAST:-0} == 1 ]]; then
         # Throwaway test data only: a crash can lose or corrupt committed data.
         opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

@@ -10,6 +10,8 @@ import pytest
 
 from cte_common.db import Pool
 from cte_common.events import ShareIntent
+from cte_common.kafka import murmur2
+from cte_common.topics import SHARE_INTENTS
 from tests.support.component import System
 
 RULE = "Every Severity"
@@ -217,3 +219,19 @@ async def test_a_deleted_sharing_empties_its_list(system: System, sharings: dict
         (URLS, "203.0.113.7", False),
         (URLS, "muted.example", False),
     }
+
+
+async def test_each_intent_goes_to_the_partition_its_list_key_hashes_to(system: System) -> None:
+    """The rule-engine gives each record its partition (computed once per list and batch): the one the
+    producer's partitioner would choose for the key, so a list's intents stay in order on one partition."""
+    await post(
+        system,
+        [
+            {"value": "d41d8cd98f00b204e9800998ecf8427e", "type": "md5", "severity": "high"},
+        ],
+    )
+    records = await system.share_intent_records()
+    # The URL sharing is gone by now (the test before), and the rule selects high severities only.
+    assert [r.key for r in records] == [HASHES.encode()]
+    for r in records:
+        assert r.partition == (murmur2(r.key or b"") & 0x7FFFFFFF) % SHARE_INTENTS.partitions

@@ -211,7 +211,11 @@ class System:
 
     async def share_intents(self) -> list[ShareIntent]:
         """The share intents published since the last call, in order within each list."""
-        return [SHARE_INTENT_ADAPTER.validate_json(r.value or b"") for r in await self._observed_intents.take()]
+        return [SHARE_INTENT_ADAPTER.validate_json(r.value or b"") for r in await self.share_intent_records()]
+
+    async def share_intent_records(self) -> list[Record]:
+        """The records of the share intents published since the last call (or the last share_intents)."""
+        return await self._observed_intents.take()
 
 
 @asynccontextmanager

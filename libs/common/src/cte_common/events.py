@@ -34,9 +34,12 @@ __all__ = [
     "IndicatorTagEdit",
     "IndicatorTagEditMany",
     "ShareIntent",
+    "ShareIntentRecord",
+    "SightingEvent",
     "SightingRecord",
     "TagsStrategy",
     "encode",
+    "encode_share_intent",
     "encode_sighting",
 ]
 
@@ -118,6 +121,36 @@ class SightingRecord(msgspec.Struct, kw_only=True):
 
 
 _RECORD_ENCODER = msgspec.json.Encoder()
+
+
+class SightingEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An :class:`IndicatorSighting` as the rule-engine decodes it from an envelope: the model's fields,
+    defaults and constraints, checked by msgspec (several times faster than the model's validation, once
+    per event). Stricter than the model, never laxer: ``kind`` must be given (as the model's discriminated
+    union requires), and what the model would coerce (a number for a string, a timestamp as a number) is
+    refused here, so a consumer falls back to the model for such input (``cte_common.envelope``)."""
+
+    event_id: UUID = msgspec.field(default_factory=uuid4)
+    occurred_at: datetime = msgspec.field(default_factory=utcnow)
+    kind: Literal["sighting"]
+    value: str
+    type: IndicatorType
+    source: str
+    reputation: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
+    severity: Severity = Severity.UNKNOWN
+    tags: list[str] = msgspec.field(default_factory=list)
+    comments: str = ""
+    extended_information: str = ""
+    first_seen: datetime
+    last_seen: datetime
+    expires_at: datetime | None = None
+    internal: bool = False
+    test: bool = False
+    criterion: Criterion = "lastSeen"
+    tags_strategy: TagsStrategy = "append"
+    from_api: bool = False
+    safe: bool = False
+    active: bool = True
 
 
 def encode_sighting(record: SightingRecord) -> bytes:
@@ -212,6 +245,27 @@ class ShareIntent(Event):
 
 
 SHARE_INTENT_ADAPTER: TypeAdapter[ShareIntent] = TypeAdapter(ShareIntent)
+
+
+class ShareIntentRecord(msgspec.Struct, kw_only=True):
+    """A :class:`ShareIntent` as plain data, for the rule-engine's hot path (one per changed decision):
+    built without validation (its fields come from a decision) and encoded to the same JSON, which the
+    sink decodes as a ``ShareIntent``. Its fields are the model's, in the same order (a unit test
+    compares them)."""
+
+    event_id: UUID = msgspec.field(default_factory=uuid4)
+    occurred_at: datetime = msgspec.field(default_factory=utcnow)
+    kind: str = "share"
+    list_key: str
+    value: str
+    type: IndicatorType
+    add: bool
+    priority: float = 0.0
+    cost_bytes: int = 0
+
+
+def encode_share_intent(intent: ShareIntentRecord) -> bytes:
+    return _RECORD_ENCODER.encode(intent)
 
 
 class ConfigChange(Event):

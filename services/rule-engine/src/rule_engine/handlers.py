@@ -43,12 +43,11 @@ from cte_common.events import (
     CATALOG_RESOURCES,
     CONFIG_CHANGE_ADAPTER,
     AnyIndicatorEvent,
-    IndicatorExpire,
-    IndicatorTagEditMany,
-    ShareIntent,
-    encode,
+    ShareIntentRecord,
+    SightingEvent,
+    encode_share_intent,
 )
-from cte_common.kafka import Outgoing, publish_all
+from cte_common.kafka import Outgoing, group_indexes_by_partition, publish_all
 from cte_common.keyed_events import is_keyed
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import AllowList, Evaluator
@@ -140,9 +139,22 @@ class Decider:
         return changes
 
 
-async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence[ShareIntent]) -> None:
+async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence[ShareIntentRecord]) -> None:
+    # A batch's intents go to a few lists: each list's partition is computed once, and given with every
+    # record (the partition its key hashes to, as the producer's partitioner would choose).
+    keys = sorted({i.list_key for i in intents})
+    routes = {
+        keys[i]: (keys[i].encode(), partition)
+        for partition, group in await group_indexes_by_partition(broker, topics.share_intents, keys)
+        for i in group
+    }
     await publish_all(
-        broker, topics.share_intents, (Outgoing(key=i.list_key.encode(), value=encode(i)) for i in intents)
+        broker,
+        topics.share_intents,
+        (
+            Outgoing(key=routes[i.list_key][0], value=encode_share_intent(i), partition=routes[i.list_key][1])
+            for i in intents
+        ),
     )
     adds = sum(1 for i in intents if i.add)
     if adds:
@@ -176,16 +188,17 @@ class IndicatorEventsHandler:
             # A tag edit of many indicators expands into one event per value: applied in slices, in
             # order, within the one transaction (each slice sees what the slices before it wrote), and
             # expanded only when its slice comes, so memory stays flat whatever the batch holds.
-            events: list[AnyIndicatorEvent] = []
+            events: list[AnyIndicatorEvent | SightingEvent] = []
             for d in decoded:
-                if isinstance(d.event, IndicatorTagEditMany):
-                    for start in range(0, len(d.event.values), SLICE_EVENTS):
-                        events.extend(d.event.each(start, start + SLICE_EVENTS))
+                ev = d.event
+                if ev.kind == "tags-many":  # not isinstance: see domain.apply_events
+                    for start in range(0, len(ev.values), SLICE_EVENTS):
+                        events.extend(ev.each(start, start + SLICE_EVENTS))
                         if len(events) >= SLICE_EVENTS:
                             await self._apply(conn, events)
                             events = []
                 else:
-                    events.append(d.event)
+                    events.append(ev)
                     if len(events) >= SLICE_EVENTS:
                         await self._apply(conn, events)
                         events = []
@@ -197,15 +210,15 @@ class IndicatorEventsHandler:
         CONSUMER_BATCH_SIZE.labels(CONSUMER).observe(len(records))
         CONSUMER_BATCH_SECONDS.labels(CONSUMER).observe(time.perf_counter() - started)
 
-    async def _apply(self, conn: Connection, events: list[AnyIndicatorEvent]) -> None:
+    async def _apply(self, conn: Connection, events: list[AnyIndicatorEvent | SightingEvent]) -> None:
         write_started = time.perf_counter()
         states = await repository.load_states(conn, sorted({e.value for e in events}))
         changed = apply_events(states, events)
-        await repository.save_changes(conn, changed)
+        await repository.save_changes(conn, changed, states)
         now = datetime.now(UTC)
         for ev in events:
             # An expiry that took effect (it made the indicator inactive in this batch).
-            if isinstance(ev, IndicatorExpire):
+            if ev.kind == "expire":
                 state = changed.get(ev.value)
                 if isinstance(state, IndicatorState) and not state.active:
                     EXPIRY_APPLY_LAG.observe(max((now - ev.due_at).total_seconds(), 0.0))
@@ -318,7 +331,7 @@ class Reevaluator:
             return True
 
     async def _decide(self, conn: Connection, values: list[str]) -> None:
-        states = await repository.load_states(conn, values)  # FOR UPDATE: serial with the consumer
+        states = await repository.load_states(conn, values, lock=True)  # serial with the consumer's merges
         current: dict[str, IndicatorState | object] = {v: states.get(v) for v in values}
         await self.decider.decide(conn, self.broker, self.topics, current, states, count_allow_hits=False)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -17,47 +17,60 @@ from rule_engine.domain import Announced, Catalog, DecisionChanges, Deleted, Ind
 
 Conn = Connection
 
-# FOR UPDATE: a rebalance may briefly give two members the same partition; the row locks (and the
-# consumer position lock taken before) keep their merges of one indicator serial.
 _LOAD_INDICATORS = """
 SELECT value, type, test, active, expires_at, source, first_seen, last_seen, reputation, severity,
        comments, extended_information, internal_hits, external_hits, safe
 FROM indicators WHERE value = ANY($1::text[])
-FOR UPDATE
 """
+# The re-evaluation worker reads under row locks, so it decides either before or after a consumer's
+# merge of the same indicators, never in between. The consumer needs no such lock: every event of a
+# value comes through that value's partition, whose position row it locks first (two members holding
+# one partition during a rebalance wait for each other there), it is the only writer of these rows,
+# and its writes take the row locks the worker waits for.
+_LOAD_INDICATORS_LOCKED = _LOAD_INDICATORS + "FOR UPDATE\n"
 _LOAD_SOURCES = """
 SELECT value, source, internal_hits, external_hits, first_seen, last_seen, reputation, severity,
        comments, extended_information, tags, retracted
 FROM indicator_sources WHERE value = ANY($1::text[])
 """
-_UPSERT_INDICATORS = """
-INSERT INTO indicators AS i (value, type, test, active, expires_at, source, first_seen, last_seen,
-                             reputation, severity, comments, extended_information,
-                             internal_hits, external_hits, safe)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bool[], $5::timestamptz[], $6::text[],
-                     $7::timestamptz[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
-                     $12::text[], $13::bigint[], $14::bigint[], $15::bool[])
-ON CONFLICT (value) DO UPDATE SET
-    active = EXCLUDED.active, expires_at = EXCLUDED.expires_at, safe = EXCLUDED.safe,
-    first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
-    internal_hits = EXCLUDED.internal_hits, external_hits = EXCLUDED.external_hits,
-    updated_at = now()
+# New rows are copied in (binary COPY: no parameter arrays to encode, and PostgreSQL inserts them in
+# multi-row steps) and loaded rows updated by one statement: no upsert, so no speculative insertion (an
+# arbiter probe and a confirmation record per row). Rows are new exactly when the batch did not load
+# them: nothing else writes these tables (see _LOAD_INDICATORS).
+_INDICATOR_COLUMNS = (
+    "value", "type", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
+    "severity", "comments", "extended_information", "internal_hits", "external_hits", "safe",
+)  # fmt: skip
+_INDICATOR_ROW = attrgetter(
+    "value", "type.value", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
+    "severity.value", "comments", "extended_information", "internal_hits", "external_hits", "safe",
+)  # fmt: skip
+_UPDATE_INDICATORS = """
+UPDATE indicators AS i SET
+    active = x.active, expires_at = x.expires_at, safe = x.safe, first_seen = x.first_seen,
+    last_seen = x.last_seen, internal_hits = x.ih, external_hits = x.eh, updated_at = now()
+FROM unnest($1::text[], $2::bool[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::timestamptz[],
+            $7::bigint[], $8::bigint[]) AS x(value, active, expires_at, safe, first_seen, last_seen, ih, eh)
+WHERE i.value = x.value
 """
-# Tags travel as one JSON array text per row: unnest cannot take a ragged two-dimensional array.
-_UPSERT_SOURCES = """
-INSERT INTO indicator_sources AS s (value, source, internal_hits, external_hits, first_seen, last_seen,
-                                    reputation, severity, comments, extended_information, tags, retracted)
-SELECT v, src, ih, eh, fs, ls, rep, sev, com, ext,
-       ARRAY(SELECT jsonb_array_elements_text(tg::jsonb)), ret
+_SOURCE_COLUMNS = (
+    "value", "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity",
+    "comments", "extended_information", "tags", "retracted",
+)  # fmt: skip
+_SOURCE_ROW = attrgetter(
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "comments", "extended_information", "tags", "retracted",
+)  # fmt: skip
+# Tags of updated entries travel as one array literal per row ('{"a","b"}'): unnest cannot take a ragged
+# two-dimensional array, and text[]'s own input is cheaper than parsing JSON.
+_UPDATE_SOURCES = """
+UPDATE indicator_sources AS s SET
+    internal_hits = x.ih, external_hits = x.eh, first_seen = x.fs, last_seen = x.ls, reputation = x.rep,
+    severity = x.sev, comments = x.com, extended_information = x.ext, tags = x.tg::text[], retracted = x.ret
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[],
             $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[])
      AS x(v, src, ih, eh, fs, ls, rep, sev, com, ext, tg, ret)
-ON CONFLICT (value, source) DO UPDATE SET
-    internal_hits = EXCLUDED.internal_hits, external_hits = EXCLUDED.external_hits,
-    first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
-    reputation = EXCLUDED.reputation, severity = EXCLUDED.severity, comments = EXCLUDED.comments,
-    extended_information = EXCLUDED.extended_information, tags = EXCLUDED.tags,
-    retracted = EXCLUDED.retracted
+WHERE s.value = x.v AND s.source = x.src
 """
 
 
@@ -66,8 +79,9 @@ _TYPES = {t.value: t for t in IndicatorType}
 _SEVERITIES = {s.value: s for s in Severity}
 
 
-async def load_states(conn: Conn, values: Sequence[str]) -> dict[str, IndicatorState]:
-    rows = await conn.fetch(_LOAD_INDICATORS, list(values))
+async def load_states(conn: Conn, values: Sequence[str], *, lock: bool = False) -> dict[str, IndicatorState]:
+    """The stored states of ``values`` (those that exist), under row locks when ``lock``."""
+    rows = await conn.fetch(_LOAD_INDICATORS_LOCKED if lock else _LOAD_INDICATORS, list(values))
     states = {
         r["value"]: IndicatorState(
             value=r["value"],
@@ -116,14 +130,17 @@ WHERE s.value = ANY($1::text[])
 """
 
 
-async def save_changes(conn: Conn, changed: dict[str, IndicatorState | Deleted]) -> None:
-    """Write changed states and delete deleted indicators (their sources go by cascade)."""
+async def save_changes(
+    conn: Conn, changed: dict[str, IndicatorState | Deleted], loaded: Mapping[str, IndicatorState]
+) -> None:
+    """Write changed states and delete deleted indicators (their sources go by cascade). ``loaded`` is
+    what the batch loaded: the rows that exist (and their source entries)."""
     deleted = [v for v, s in changed.items() if isinstance(s, Deleted)]
     states = [s for s in changed.values() if isinstance(s, IndicatorState)]
     if deleted:
         await conn.execute(_DELETE_INDICATORS, deleted)
     if states:
-        await _save_states(conn, states)
+        await _save_states(conn, states, loaded)
         shrunk = [s for s in states if s.dropped_sources]
         if shrunk:
             kept = [(s.value, src) for s in shrunk for src in s.sources]
@@ -135,41 +152,54 @@ async def save_changes(conn: Conn, changed: dict[str, IndicatorState | Deleted])
             )
 
 
-async def _save_states(conn: Conn, states: Sequence[IndicatorState]) -> None:
-    await conn.execute(
-        _UPSERT_INDICATORS,
-        [s.value for s in states],
-        [s.type.value for s in states],
-        [s.test for s in states],
-        [s.active for s in states],
-        [s.expires_at for s in states],
-        [s.source for s in states],
-        [s.first_seen for s in states],
-        [s.last_seen for s in states],
-        [s.reputation for s in states],
-        [s.severity.value for s in states],
-        [s.comments for s in states],
-        [s.extended_information for s in states],
-        [s.internal_hits for s in states],
-        [s.external_hits for s in states],
-        [s.safe for s in states],
-    )
-    entries = [(s.value, e) for s in states for e in s.sources.values()]
-    await conn.execute(
-        _UPSERT_SOURCES,
-        [v for v, _ in entries],
-        [e.source for _, e in entries],
-        [e.internal_hits for _, e in entries],
-        [e.external_hits for _, e in entries],
-        [e.first_seen for _, e in entries],
-        [e.last_seen for _, e in entries],
-        [e.reputation for _, e in entries],
-        [e.severity.value for _, e in entries],
-        [e.comments for _, e in entries],
-        [e.extended_information for _, e in entries],
-        [json.dumps(e.tags) for _, e in entries],
-        [e.retracted for _, e in entries],
-    )
+def _tags_literal(tags: list[str]) -> str:
+    """``tags`` as a text[] input literal, every element quoted."""
+    if not tags:
+        return "{}"
+    return "{" + ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tags) + "}"
+
+
+async def _save_states(conn: Conn, states: Sequence[IndicatorState], loaded: Mapping[str, IndicatorState]) -> None:
+    new = [s for s in states if s.value not in loaded]
+    old = [s for s in states if s.value in loaded]
+    if new:
+        await conn.copy_records_to_table("indicators", records=map(_INDICATOR_ROW, new), columns=_INDICATOR_COLUMNS)
+    if old:
+        await conn.execute(_UPDATE_INDICATORS, *_columns(old, _UPDATED_INDICATOR))
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[SourceEntry] = []
+    update_values: list[str] = []
+    for s in states:
+        before = loaded.get(s.value)
+        for e in s.sources.values():
+            if before is not None and e.source in before.sources:
+                # Unchanged entries (another source's sighting of the same indicator) are not rewritten.
+                if before.sources[e.source] != e:
+                    updates.append(e)
+                    update_values.append(s.value)
+            else:
+                inserts.append((s.value, *_SOURCE_ROW(e)))
+    if inserts:
+        await conn.copy_records_to_table("indicator_sources", records=inserts, columns=_SOURCE_COLUMNS)
+    if updates:
+        tags = [_tags_literal(e.tags) for e in updates]
+        retracted = [e.retracted for e in updates]
+        await conn.execute(_UPDATE_SOURCES, update_values, *_columns(updates, _SOURCE_ENTRY), tags, retracted)
+
+
+# The updates' parameters in order, as attribute paths (read by attrgetter, in C).
+_UPDATED_INDICATOR = (
+    "value", "active", "expires_at", "safe", "first_seen", "last_seen", "internal_hits", "external_hits",
+)  # fmt: skip
+# $2 to $10 of the sources' update ($1 the values, $11 the tags, $12 retracted).
+_SOURCE_ENTRY = (
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "comments", "extended_information",
+)  # fmt: skip
+
+
+def _columns(rows: Sequence[object], paths: Sequence[str]) -> list[list[Any]]:
+    return [list(map(attrgetter(p), rows)) for p in paths]
 
 
 # --- the catalog (read from the ingest-api's configuration tables) --------------------------------
@@ -242,6 +272,11 @@ async def load_catalog(conn: Conn) -> Catalog:
 _LOAD_DECISIONS = """
 SELECT sharing_id, value, list_key, priority, cost_bytes FROM share_decisions WHERE value = ANY($1::text[])
 """
+# A decision not loaded (load_decisions, after the merge took the indicators' row locks) is copied in:
+# nothing else can insert it meanwhile (the re-evaluation worker decides a value only under its row
+# lock, or when its row is gone and decisions remain: then it was loaded). A loaded one is upserted: the
+# worker may have removed it meanwhile.
+_DECISION_COLUMNS = ("sharing_id", "value", "list_key", "priority", "cost_bytes")
 _UPSERT_DECISIONS = """
 INSERT INTO share_decisions (sharing_id, value, list_key, priority, cost_bytes)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::int[])
@@ -267,16 +302,12 @@ async def load_decisions(conn: Conn, values: Sequence[str]) -> dict[str, dict[in
 
 
 async def save_decisions(conn: Conn, changes: DecisionChanges) -> None:
-    if changes.upserts:
-        u = changes.upserts
-        await conn.execute(
-            _UPSERT_DECISIONS,
-            [x[0] for x in u],
-            [x[1] for x in u],
-            [x[2] for x in u],
-            [x[3] for x in u],
-            [x[4] for x in u],
-        )
+    inserts = [x[:5] for x in changes.upserts if not x[5]]
+    updates = [x for x in changes.upserts if x[5]]
+    if inserts:
+        await conn.copy_records_to_table("share_decisions", records=inserts, columns=_DECISION_COLUMNS)
+    if updates:
+        await conn.execute(_UPSERT_DECISIONS, *([x[i] for x in updates] for i in range(5)))
     if changes.deletes:
         await conn.execute(_DELETE_DECISIONS, [d[0] for d in changes.deletes], [d[1] for d in changes.deletes])
     if changes.allow_hits:
