@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from cte_common.db import Connection
-from cte_common.events import ShareIntent
+from cte_common.events import ShareIntentRecord
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.query import parse_json
 from cte_common.sharing import AllowEntry, RuleDef, RuleException, SharingDef, parse_target
@@ -429,7 +429,7 @@ ORDER BY x.list_key, x.value
 """
 
 
-async def journal_intents(conn: Conn, attempt: UUID, intents: Sequence[ShareIntent]) -> None:
+async def journal_intents(conn: Conn, attempt: UUID, intents: Sequence[ShareIntentRecord]) -> None:
     """Outside any transaction of the caller's: the rows must survive the deciding transaction's rollback."""
     await conn.execute(_JOURNAL_INTENTS, attempt, [i.list_key for i in intents], [i.value for i in intents])
 
@@ -448,10 +448,10 @@ async def take_journal(conn: Conn) -> list[tuple[str, str]]:
     return [(r["list_key"], r["value"]) for r in await conn.fetch(_TAKE_JOURNAL)]
 
 
-async def committed_intents(conn: Conn, pairs: Sequence[tuple[str, str]]) -> list[ShareIntent]:
+async def committed_intents(conn: Conn, pairs: Sequence[tuple[str, str]]) -> list[ShareIntentRecord]:
     rows = await conn.fetch(_COMMITTED_INTENTS, [p[0] for p in pairs], [p[1] for p in pairs])
     return [
-        ShareIntent(
+        ShareIntentRecord(
             list_key=r["list_key"],
             value=r["value"],
             # A value no longer stored leaves the list; the sink ignores a removal's type.

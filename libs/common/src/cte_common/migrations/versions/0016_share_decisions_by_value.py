@@ -4,14 +4,14 @@ Every read of the table is by value (the rule-engine's load of a batch's decisio
 by the whole key; the primary key led by value serves them all, and a new decision updates one index
 instead of two (the primary key and ``share_decisions_value``).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 """
 
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
