@@ -359,10 +359,11 @@ class Flusher:
         )
         pushed = Pushed(key, version, prepared, False, {}, cap, started, fit, tenant_bound, again)
         mode = plan_url_push(exists=name in lists, appends=prepared.appends, removes=prepared.removes)
-        if mode == "none":
-            return pushed
+        if mode == "none" or (mode == "create" and not prepared.appends and again):
+            return pushed  # (a new list waits, placeholder and all, until other lists gave up their room)
         if mode == "replace" and tenant_holds is None:
             tenant_holds = await client.url_list_entries(lists[name])
+        await repository.claim(conn, key)
         for attempt in range(2):
             items = await repository.entries_text(
                 conn,

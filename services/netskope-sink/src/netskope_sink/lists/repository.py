@@ -1,5 +1,5 @@
 """SQL of list pushing: the one writer of list_members, list_state, list_pushed, list_foreign,
-list_outcomes and tenant_state; it reads sharings, configurations and tenants (the ingest-api's)."""
+list_claims, list_outcomes and tenant_state; it reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
@@ -151,18 +151,25 @@ class Reconciled:
     foreign_added: int  # of which not seen at the last read-back
 
 
-# The tenant's entries ($2) against what the sink put there. After an uncertain call ($3), an entry a
-# member of the list makes is taken as ours (the call may have added it), unless it was foreign before.
+# The tenant's entries ($2) against what the sink put there. After an uncertain call ($3), an entry it
+# claimed before the call (list_claims) is ours if the tenant holds it, unless it was foreign before.
 _ADOPT = """
 INSERT INTO list_pushed (list_key, value)
 SELECT DISTINCT $1, t.entry FROM unnest($2::text[]) AS t(entry)
 WHERE $3 AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = t.entry)
-  AND EXISTS (SELECT 1 FROM list_members m
-              WHERE m.list_key = $1 AND m.value = ANY (ARRAY[t.entry, 'http://' || t.entry, 'https://' || t.entry,
-                                                             'ftp://' || t.entry])
-                AND list_entry(m.value, m.type, true) = t.entry)
+  AND EXISTS (SELECT 1 FROM list_claims c WHERE c.list_key = $1 AND c.value = t.entry)
 ON CONFLICT DO NOTHING
 """
+
+
+async def claim(conn: Conn, list_key: str) -> None:
+    """Before a changing call, outside any transaction: the entries it adds are ours should its answer
+    be lost (see reconcile)."""
+    await conn.execute(
+        "INSERT INTO list_claims (list_key, value) SELECT DISTINCT list_key, entry FROM push_changes "
+        "WHERE list_key = $1 AND change = 'append' AND entry IS NOT NULL ON CONFLICT DO NOTHING",
+        list_key,
+    )
 _MISSING = """
 DELETE FROM list_pushed p WHERE p.list_key = $1 AND NOT (p.value = ANY ($2::text[]))
 """
@@ -181,6 +188,7 @@ async def reconcile(
     tenant = list(entries)
     async with conn.transaction():
         adopted = _rows(await conn.execute(_ADOPT, list_key, tenant, uncertain))
+        await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
         missing = _rows(await conn.execute(_MISSING, list_key, tenant))
         foreign = [r["entry"] for r in await conn.fetch(_FOREIGN, list_key, tenant, placeholder)]
         added = await conn.fetchval(
@@ -793,6 +801,7 @@ async def record_push(
         held_before = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", list_key)
     removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
     appended = _rows(await conn.execute(_RECORD_APPENDED, list_key, bad))
+    await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
     for statement in _CONSUME_CHANGES:
         await conn.execute(statement, list_key)
     if refused:

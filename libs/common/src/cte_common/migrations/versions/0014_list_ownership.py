@@ -33,6 +33,11 @@ def upgrade() -> None:
     # netskope-sink: the foreign entries of each list as last read back: never appended as ours (an
     # entry an administrator added stays theirs even when a value of ours makes the same entry).
     op.execute("CREATE TABLE list_foreign (list_key text NOT NULL, value text NOT NULL, PRIMARY KEY (list_key, value))")
+    # netskope-sink: the entries a changing call is about to add, written before the call: when its
+    # answer is lost, those the read-back finds are ours (and the others' entries stay theirs).
+    op.execute(
+        "CREATE TABLE list_claims (list_key text NOT NULL, value text NOT NULL, PRIMARY KEY (list_key, value))"
+    )
     # netskope-sink: per tenant, whether it rejected the credentials (401/403) and which credentials
     # (``rejected_credentials``: a digest of the stored tokens and the row's update time; nothing is sent
     # to the tenant while they are the same), and the URL-list entries of lists no sharing names (the
@@ -97,6 +102,7 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS list_configuration(text)")
     op.execute("DROP FUNCTION IF EXISTS tenant_credentials(text)")
     op.execute("DROP TABLE IF EXISTS tenant_state")
+    op.execute("DROP TABLE IF EXISTS list_claims")
     op.execute("DROP TABLE IF EXISTS list_foreign")
     op.execute(
         "ALTER TABLE list_state DROP COLUMN foreign_entries, DROP COLUMN foreign_bytes, DROP COLUMN left_out_tenant, "
