@@ -115,13 +115,15 @@ def sharing_name(row: Mapping[str, Any]) -> str:
 
 def list_state_of(row: Mapping[str, Any]) -> ListState:
     """``credentials_rejected`` while the tenant rejects the credentials it has; ``failed`` while it
-    refuses the list; ``pending`` while the sink has content the tenant has not got (or never pushed
+    refuses the list; ``pending`` while the sink has changes the tenant has not got (or never pushed
     the list)."""
     if row["credentials_rejected"] is not None:
         return "credentials_rejected"
     if row["refused"]:
         return "failed"
-    return "pending" if row["due"] else "ok"
+    # A list made due only to be read back has no content waiting: it is not pending.
+    waiting = row["pending_changes"] > 0 or (row["due"] and row["last_push_at"] is None)
+    return "pending" if waiting else "ok"
 
 
 def list_status_out(row: Mapping[str, Any]) -> SharingListStatus:

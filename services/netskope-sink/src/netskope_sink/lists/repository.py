@@ -170,6 +170,8 @@ async def claim(conn: Conn, list_key: str) -> None:
         "WHERE list_key = $1 AND change = 'append' AND entry IS NOT NULL ON CONFLICT DO NOTHING",
         list_key,
     )
+
+
 _MISSING = """
 DELETE FROM list_pushed p WHERE p.list_key = $1 AND NOT (p.value = ANY ($2::text[]))
 """
