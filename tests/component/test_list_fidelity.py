@@ -267,3 +267,30 @@ async def test_a_tenant_rejecting_its_credentials_gets_no_call_until_they_change
     st = await status(system, sharing["id"])
     assert (st["state"], st["lastError"]) == ("ok", None)
     assert {"denied-1.example", "denied-2.example"} <= await held(system, "fid-denied-list")
+
+
+async def test_the_fake_tenant_answers_its_limits_and_shapes_over_http(system: System) -> None:
+    """The fake tenant's own answers (docs/FAKE_TENANT.md): the upload limit, both shapes of refused
+    entries, and its /_sim/ settings refusing nonsense."""
+    big = {"name": "fid-big", "data": {"urls": ["x" * 1000 + ".example"] * 9000, "type": "exact"}}
+    r = await system.tenant.post(URLLIST, json=big, headers=V2)
+    assert (r.status_code, r.json()["status"]) == (413, "error")
+    assert "upload limit" in r.json()["message"]
+    bad = {"name": "fid-shape", "data": {"urls": ["ok.example", "bad host"], "type": "exact"}}
+    r = await system.tenant.post(URLLIST, json=bad, headers=V2)
+    assert r.status_code == 400
+    assert r.json()["message"][0][0] == "bad host"
+    await system.tenant.put("/_sim/behaviour", json={"errorShape": "errors"})
+    r = await system.tenant.post(URLLIST, json=bad, headers=V2)
+    assert r.status_code == 400
+    assert set(r.json()) == {"status", "errors"}
+    assert r.json()["errors"][0][0] == "bad host"
+    # A refusal that names no entry stays a string message whatever the shape.
+    r = await system.tenant.post(
+        URLLIST, json={"name": "fid/slash", "data": {"urls": ["a.example"], "type": "exact"}}, headers=V2
+    )
+    assert r.status_code == 400
+    assert isinstance(r.json()["message"], str)
+    await system.tenant.put("/_sim/behaviour", json={"errorShape": "message"})
+    assert (await system.tenant.put("/_sim/behaviour", json={"errorShape": "html"})).status_code == 400
+    assert (await system.tenant.put("/_sim/refusals", json={"x": {"status": 400}})).status_code == 400

@@ -35,9 +35,7 @@ def upgrade() -> None:
     op.execute("CREATE TABLE list_foreign (list_key text NOT NULL, value text NOT NULL, PRIMARY KEY (list_key, value))")
     # netskope-sink: the entries a changing call is about to add, written before the call: when its
     # answer is lost, those the read-back finds are ours (and the others' entries stay theirs).
-    op.execute(
-        "CREATE TABLE list_claims (list_key text NOT NULL, value text NOT NULL, PRIMARY KEY (list_key, value))"
-    )
+    op.execute("CREATE TABLE list_claims (list_key text NOT NULL, value text NOT NULL, PRIMARY KEY (list_key, value))")
     # netskope-sink: per tenant, whether it rejected the credentials (401/403) and which credentials
     # (``rejected_credentials``: a digest of the stored tokens and the row's update time; nothing is sent
     # to the tenant while they are the same), and the URL-list entries of lists no sharing names (the
