@@ -294,3 +294,27 @@ async def test_the_fake_tenant_answers_its_limits_and_shapes_over_http(system: S
     await system.tenant.put("/_sim/behaviour", json={"errorShape": "message"})
     assert (await system.tenant.put("/_sim/behaviour", json={"errorShape": "html"})).status_code == 400
     assert (await system.tenant.put("/_sim/refusals", json={"x": {"status": 400}})).status_code == 400
+
+
+async def test_the_placeholder_of_an_emptied_list_goes_when_entries_come_back(system: System, destination: str) -> None:
+    await system.configure({"name": "fid-empty-src", "ageAfterDays": 0})
+    await system.share(
+        {
+            "sourceConfiguration": "fid-empty-src",
+            "businessRule": "All",
+            "destinationConfiguration": destination,
+            "action": "url",
+            "parameters": {"list": "create", "name": "fid-empty"},
+        }
+    )
+    item = {"type": "domain", "source": "fid-empty-src"}
+    await system.post_indicators([{"value": "first.example", **item}])
+    await system.push_lists()
+    assert await held(system, "fid-empty") == {"first.example"}
+    await system.api.request("DELETE", "/api/cte/indicators/bulk", json={"values": ["first.example"]})
+    await system.apply_pending()
+    await system.push_lists()
+    assert await held(system, "fid-empty") == {"cedefaultpush.io"}  # the tenant takes no empty list
+    await system.post_indicators([{"value": "second.example", **item}])
+    await system.push_lists()
+    assert await held(system, "fid-empty") == {"second.example"}

@@ -361,6 +361,9 @@ class Flusher:
         mode = plan_url_push(exists=name in lists, appends=prepared.appends, removes=prepared.removes)
         if mode == "none" or (mode == "create" and not prepared.appends and again):
             return pushed  # (a new list waits, placeholder and all, until other lists gave up their room)
+        placeholder = target.default_url
+        if mode == "append" and tenant_holds is not None and placeholder in tenant_holds:
+            mode = "replace"  # the placeholder we left in an empty list goes once entries of ours come
         if mode == "replace" and tenant_holds is None:
             tenant_holds = await client.url_list_entries(lists[name])
         await repository.claim(conn, key)
@@ -370,14 +373,16 @@ class Flusher:
                 key,
                 whole=False,
                 uncertain=False,
-                exclude=list(pushed.refused),
+                exclude=[*pushed.refused, placeholder] if mode == "replace" else list(pushed.refused),
                 json_items=True,
                 tenant_holds=tenant_holds if mode == "replace" else None,
             )
             if not items:
                 if mode == "append":
                     return pushed  # every new entry was refused
-                items = json.dumps(target.default_url)  # an empty list holds the default placeholder
+                items = json.dumps(placeholder)  # an empty list holds the default placeholder
+                # Read the list back before the next push: that push takes the placeholder out.
+                await repository.forget_read_back(conn, key)
             urls = b"[" + items.encode() + b"]"
             if len(urls) > s.upload_max_bytes:
                 raise TenantError(413, f"a call of {len(urls)} bytes passes the tenant's upload limit")

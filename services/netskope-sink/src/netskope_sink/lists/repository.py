@@ -143,6 +143,11 @@ async def read_back_due(conn: Conn, list_key: str, interval_seconds: float) -> b
     return bool(due)
 
 
+async def forget_read_back(conn: Conn, list_key: str) -> None:
+    """The list is read back before its next push."""
+    await conn.execute("UPDATE list_state SET last_read_back_at = NULL WHERE list_key = $1", list_key)
+
+
 @dataclass(frozen=True)
 class Reconciled:
     missing: int  # entries of ours the tenant no longer holds (restored by the push that follows)
