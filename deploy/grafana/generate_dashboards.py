@@ -466,6 +466,36 @@ def netskope_lists() -> Any:
             "Values the tenant refused, dropped from the list and tagged Invalid host.",
         ),
         Panel(
+            "Lists refused by the tenant, tenants rejecting credentials",
+            [
+                Target(f"max by (list) (cte_list_failed{sel}) or vector(0)", "{{list}} failed"),
+                Target("max by (tenant) (cte_tenant_credentials_rejected) or vector(0)", "{{tenant}} credentials"),
+            ],
+            "1 while the tenant refuses a list other than entry by entry (state failed, retried with a backoff "
+            "of at most 15 minutes) or answers 401/403 (nothing is sent until the tenant's credentials change). "
+            "GET /api/cte/sharing/status shows the tenant's message.",
+            kind="stat",
+            thresholds=[(1, "red")],
+        ),
+        Panel(
+            "Foreign entries and restored entries",
+            [
+                Target(f"max by (list) (cte_list_foreign_entries{sel})", "{{list}} foreign"),
+                Target(
+                    f"sum by (list) (increase(cte_sink_foreign_added_total{sel}[1h]))", "{{list}} foreign added (1 h)"
+                ),
+                Target(f"sum by (list) (increase(cte_sink_restored_total{sel}[1h]))", "{{list}} restored (1 h)"),
+            ],
+            "Entries on a list that the sink did not put there (kept, counted against the cap), new ones found by "
+            "a read-back, and entries of ours found missing and pushed again.",
+        ),
+        Panel(
+            "Values left out by the tenant's limits",
+            [Target(f"max by (list) (cte_list_left_out_tenant_limit{sel})", "{{list}}")],
+            "Values a list's cap would hold that the tenant's limits across its URL lists (300,000 entries, "
+            "1,000 regex entries) leave out, planned by priority.",
+        ),
+        Panel(
             "Intents applied by the sink",
             [Target(f"sum by (action) (rate(cte_sink_intents_total[{RATE}]))", "{{action}}")],
             "Share intents applied to the desired list state, per second.",

@@ -51,10 +51,12 @@ def expected_list(
     chosen.sort()
     out, used = [], 1
     for _, value in chosen:
-        if cap_bytes is not None and used + cost(value) > cap_bytes:
+        # A URL list holds the entry without its scheme, and the cap counts the entry as pushed.
+        entry = value.split("://", 1)[-1] if value.startswith("https://") else value
+        if cap_bytes is not None and used + cost(entry) > cap_bytes:
             break
-        used += cost(value)
-        out.append(value.split("://", 1)[-1] if value.startswith("https://") else value)
+        used += cost(entry)
+        out.append(entry)
     return out
 
 

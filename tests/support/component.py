@@ -227,8 +227,11 @@ async def running_system(
     secrets_key: str,
     bootstrap_client: tuple[str, str],
     jwt_secret: str,
+    tenant_settings: dict[str, Any] | None = None,
+    sink_settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[System]:
-    """The system on one database and topic namespace, until the block ends."""
+    """The system on one database and topic namespace, until the block ends. ``tenant_settings`` and
+    ``sink_settings``: the fake tenant's and the sink's settings a module changes (lower limits, say)."""
     common: dict[str, Any] = {
         "_env_file": None,
         "kafka_bootstrap": kafka_bootstrap,
@@ -263,7 +266,7 @@ async def running_system(
         signed_in.raise_for_status()
         api.headers["Authorization"] = f"Bearer {signed_in.json()['access_token']}"
 
-        tenant_app = create_tenant_app(TenantSettings(_env_file=None))
+        tenant_app = create_tenant_app(TenantSettings(_env_file=None, **(tenant_settings or {})))
         tenant_transport = httpx.ASGITransport(app=tenant_app)
         tenant = await stack.enter_async_context(httpx.AsyncClient(transport=tenant_transport, base_url=TENANT_URL))
 
@@ -291,7 +294,15 @@ async def running_system(
             readers=reader,
             rule_engine=RuleEngineSettings(**common),
             # A tenant call that fails, fails within seconds: a test reports it instead of retrying for minutes.
-            sink=SinkSettings(**common, request_attempts=2, backoff_max_seconds=1, request_timeout_seconds=5),
+            sink=SinkSettings(
+                **common,
+                **{
+                    "request_attempts": 2,
+                    "backoff_max_seconds": 1,
+                    "request_timeout_seconds": 5,
+                    **(sink_settings or {}),
+                },
+            ),
             ager=AgerSettings(**common),
         )
         stack.push_async_callback(system.flusher.tenants.close)

@@ -47,7 +47,9 @@ __all__ = [
     "UrlTarget",
     "check_allow_pattern",
     "cost_bytes",
+    "entry_cost",
     "fits",
+    "list_entry",
     "list_key",
     "order_key",
     "parse_filter",
@@ -282,6 +284,28 @@ def cost_bytes(value: str) -> int:
     return len(json.dumps(value)) + 3
 
 
+_SCHEMES = ("http://", "https://", "ftp://")
+
+
+def list_entry(action: Action, value: str, kind: IndicatorType) -> str | None:
+    """How a value is written in its list (the SQL function ``list_entry`` of migration 0012 says the
+    same): a URL list holds URLs without their scheme, and cannot hold IPv6 (None); a file hash list
+    holds the hash."""
+    if action != "url":
+        return value
+    if kind == IndicatorType.IPV6:
+        return None
+    if kind == IndicatorType.URL and value.startswith(_SCHEMES):
+        return value[value.index("://") + 3 :]
+    return value
+
+
+def entry_cost(action: Action, value: str, kind: IndicatorType) -> int:
+    """What a value costs against its list's cap: the cost of its entry exactly as pushed."""
+    entry = list_entry(action, value, kind)
+    return cost_bytes(value if entry is None else entry)
+
+
 def _epoch(value: Any) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
@@ -369,7 +393,8 @@ class Evaluator:
                 return Decision("exception")
             if tags and any(tags.intersection(s.get("tags", ())) for s in indicator.get("sources", ())):
                 return Decision("exception")
-        return Decision("selected", priority_of(sharing.priority, indicator, entry), cost_bytes(value))
+        cost = entry_cost(sharing.action, value, kind)
+        return Decision("selected", priority_of(sharing.priority, indicator, entry), cost)
 
 
 # --- a list at its cap ------------------------------------------------------------------------------------

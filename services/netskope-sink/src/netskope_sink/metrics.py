@@ -24,6 +24,20 @@ LIST_BYTES = Gauge("cte_list_bytes", "Bytes the list holds, counted as the refer
 LIST_CAP_BYTES = Gauge("cte_list_cap_bytes", "The list's cap in bytes.", ["list"])
 UNSHARED = Counter("cte_sink_unshared_total", "Values left out of a list by its cap (tagged Unshared).", ["list"])
 INVALID = Counter("cte_sink_invalid_total", "Values the tenant refused (tagged Invalid host).", ["list"])
+LIST_FAILED = Gauge("cte_list_failed", "1 while the tenant refuses the list (state failed).", ["list"])
+CREDENTIALS_REJECTED = Gauge(
+    "cte_tenant_credentials_rejected", "1 while the tenant rejects its credentials (401/403).", ["tenant"]
+)
+LIST_FOREIGN = Gauge("cte_list_foreign_entries", "Entries on the list the sink did not put there.", ["list"])
+FOREIGN_ADDED = Counter(
+    "cte_sink_foreign_added_total", "Foreign entries found on a list that the last read-back did not see.", ["list"]
+)
+LIST_RESTORED = Counter(
+    "cte_sink_restored_total", "Entries of ours found missing from a list on read-back (pushed again).", ["list"]
+)
+TENANT_LIMIT_LEFT_OUT = Gauge(
+    "cte_list_left_out_tenant_limit", "Values left out of the list by the tenant's limits across its lists.", ["list"]
+)
 
 # Alert polling (labels: tenant and configuration names, alert and indicator types).
 POLL_ALERTS = Counter("cte_poll_alerts_total", "Alerts taken from a tenant's alert export.", ["tenant", "type"])

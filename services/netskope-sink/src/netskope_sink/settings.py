@@ -24,6 +24,17 @@ class Settings(CommonSettings):
     request_attempts: int = Field(default=5, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # A list the tenant refuses (other than entry by entry) is retried after this, doubling up to the
+    # maximum (the provider plugin's 15 minutes), or at once when its content or configuration changes.
+    refused_backoff_initial_seconds: float = Field(default=30.0, gt=0)
+    refused_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    # A URL list is read back before its first push, after a call whose answer was lost, and this often.
+    list_read_back_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Netskope's documented limits per tenant: URL-list entries across all its URL lists, regex entries,
+    # and the bytes of one upload.
+    tenant_url_entries_max: int = Field(default=300_000, ge=1)
+    tenant_regex_entries_max: int = Field(default=1_000, ge=0)
+    upload_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     # Alert polling (Netskope configurations with enablePolling): how often the poller looks for
     # iterators that are due (the tenant's wait_time after their last page has passed), how many pages
     # one iterator may take per round, how many iterators are polled at once.

@@ -204,11 +204,19 @@ def _record(list_id: int, version: Version, pending: int, fields: tuple[str, ...
 class UrlLists:
     """The tenant's URL lists, REST v2: every change is pending until deploy (two-phase commit)."""
 
-    def __init__(self, max_bytes: int, max_entries: int) -> None:
+    def __init__(
+        self, max_bytes: int, max_entries: int, tenant_max_entries: int = 300_000, tenant_max_regex: int = 1_000
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
+        # Documented per tenant, across all its URL lists (URL List Best Practices).
+        self.tenant_max_entries = tenant_max_entries
+        self.tenant_max_regex = tenant_max_regex
         self._lists: dict[int, UrlList] = {}
         self._next_id = 1
+        # Lists the tenant refuses to change (by name), with the status and message it answers: a test's
+        # stand-in for whatever makes a real tenant refuse a list outright.
+        self.refusals: dict[str, tuple[int, str]] = {}
 
     # -- reads
 
@@ -238,9 +246,10 @@ class UrlLists:
     def create(self, body: object, now: float) -> list[dict[str, Any]]:
         body = _object(body)
         name = _parse_name(body)
+        self._check_refusal(name)
         urls, list_type = _parse_data(body, None)
         self._check_name_free(name, None)
-        values, size = self._validated(name, list_type, (), 0, urls)
+        values, size = self._validated(name, list_type, (), 0, urls, own=0)
         lst = UrlList(id=self._next_id)
         lst.pending = Version(name, list_type, values, size, "Created", iso_millis(now))
         self._lists[lst.id] = lst
@@ -253,7 +262,7 @@ class UrlLists:
         name = _parse_name(body)
         urls, list_type = _parse_data(body, None)
         self._check_name_free(name, lst.id)
-        values, size = self._validated(name, list_type, (), 0, urls)
+        values, size = self._validated(name, list_type, (), 0, urls, own=lst.id)
         lst.pending = Version(name, list_type, values, size, "Edited", iso_millis(now))
         return self._latest_record(lst, None)
 
@@ -269,12 +278,12 @@ class UrlLists:
             if list_type != current.type:
                 # Inferred: appending cannot change the list's type; replace can.
                 raise TenantError(400, f"data.type {list_type!r} does not match the list's type {current.type!r}")
-            values, size = self._validated(current.name, list_type, current.urls, current.size, urls)
+            values, size = self._validated(current.name, list_type, current.urls, current.size, urls, own=lst.id)
         else:
             # The entries the list holds passed the same grammar already: a replace that removes a few
             # entries from a large list checks only what is new to it (same answer, far less work).
             known = frozenset(current.urls) if list_type == current.type else frozenset()
-            values, size = self._validated(current.name, list_type, (), 0, urls, known)
+            values, size = self._validated(current.name, list_type, (), 0, urls, known, own=lst.id)
         lst.pending = Version(current.name, list_type, values, size, "Edited", iso_millis(now))
         return self._latest_record(lst, None)
 
@@ -331,9 +340,26 @@ class UrlLists:
 
     def _editable(self, list_id: str | int) -> UrlList:
         lst = self._find(list_id)
+        self._check_refusal(lst.latest.name)
         if lst.deleting:
             raise TenantError(400, f"URL list {lst.id} is pending deletion; deploy first")
         return lst
+
+    def _check_refusal(self, name: str) -> None:
+        refusal = self.refusals.get(name)
+        if refusal is not None:
+            raise TenantError(*refusal)
+
+    def _held_elsewhere(self, own: int) -> tuple[int, int]:
+        """Entries (and regex entries) the tenant's other URL lists hold, as the next deploy leaves them."""
+        entries = regex = 0
+        for lst in self._lists.values():
+            if lst.id == own or lst.deleting:
+                continue
+            entries += len(lst.latest.urls)
+            if lst.latest.type == "regex":
+                regex += len(lst.latest.urls)
+        return entries, regex
 
     def _check_name_free(self, name: str, own_id: int | None) -> None:
         for lst in self._lists.values():
@@ -351,9 +377,12 @@ class UrlLists:
         existing_size: int,
         urls: list[Any],
         known: frozenset[str] = frozenset(),
+        *,
+        own: int,
     ) -> tuple[tuple[str, ...], int]:
         """``existing`` plus the new entries not in it yet, and its size; or a 400: every refused
-        entry (nothing applied), else the caps. ``known``: entries already accepted in this list type."""
+        entry (nothing applied), else the caps, else the tenant's limits across its lists (``own``: this
+        list's id, 0 for a new one). ``known``: entries already accepted in this list type."""
         unchecked = [u for u in urls if not (isinstance(u, str) and u in known)] if known else urls
         rejected = rejected_entries(unchecked, list_type)
         if rejected:
@@ -374,6 +403,19 @@ class UrlLists:
                 f"URL list '{name}' would hold {size} bytes, more than the {self.max_bytes} allowed "
                 "(each URL counts len(json.dumps(url)) + 3 bytes, the first + 4)",
             )
+        elsewhere, regex_elsewhere = self._held_elsewhere(own)
+        if elsewhere + len(values) > self.tenant_max_entries:
+            raise TenantError(
+                400,
+                f"URL list '{name}' would bring the tenant's URL lists to {elsewhere + len(values)} entries, "
+                f"more than the {self.tenant_max_entries} allowed per tenant",
+            )
+        if list_type == "regex" and regex_elsewhere + len(values) > self.tenant_max_regex:
+            raise TenantError(
+                400,
+                f"URL list '{name}' would bring the tenant's regex entries to {regex_elsewhere + len(values)}, "
+                f"more than the {self.tenant_max_regex} allowed per tenant",
+            )
         return values, size
 
 
@@ -388,6 +430,7 @@ class FileHashLists:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._lists: dict[str, tuple[str, ...]] = {}
+        self.refusals: dict[str, tuple[int, str]] = {}  # as UrlLists.refusals (answered in the v1 envelope)
         self._pending_change: set[str] = set()
 
     def create(self, name: object, pending_change: bool = False) -> bool:
@@ -411,6 +454,8 @@ class FileHashLists:
             return ["name is required"]
         if name not in self._lists:
             return [f"File hash list '{name}' does not exist"]
+        if name in self.refusals:
+            return [self.refusals[name][1]]
         if name in self._pending_change:
             return [f"File hash list '{name}' has a pending change; apply it before updating"]
         if not isinstance(hashes, str):
@@ -745,6 +790,10 @@ class RequestLog:
 class TenantConfig:
     url_list_max_bytes: int = 7 * MiB
     url_list_max_entries: int = 300_000
+    tenant_url_entries_max: int = 300_000
+    tenant_regex_entries_max: int = 1_000
+    upload_max_bytes: int = 8 * MiB
+    error_shape: str = "message"  # where a 400 puts refused entries: "message" or "errors"
     file_hash_list_max_bytes: int = 8 * MiB
     alert_page_size: int = 10_000
     alert_wait_time: int = 30
@@ -768,7 +817,10 @@ class Tenant:
 
     def reset(self) -> None:
         c = self.config
-        self.urllists = UrlLists(c.url_list_max_bytes, c.url_list_max_entries)
+        self.urllists = UrlLists(
+            c.url_list_max_bytes, c.url_list_max_entries, c.tenant_url_entries_max, c.tenant_regex_entries_max
+        )
+        self.error_shape = c.error_shape
         self.filehashlists = FileHashLists(c.file_hash_list_max_bytes)
         self.alerts = AlertExport(c.alert_page_size, c.alert_wait_time, c.alert_rate_limit, c.alert_rate_window)
         self.v1_limiter = SlidingWindowLimiter(c.v1_rate_limit, c.v1_rate_window)

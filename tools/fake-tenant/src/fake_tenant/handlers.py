@@ -79,6 +79,22 @@ def _v2_guard(request: Request) -> JSONResponse | None:
     return None
 
 
+def list_error(tenant: Tenant, exc: TenantError) -> JSONResponse:
+    """A refused request in the tenant's shape; refused URL entries as [entry, reason] pairs under
+    ``message`` or ``errors``, as the tenant is set (both appear in Netskope's sources)."""
+    if isinstance(exc.message, list) and tenant.error_shape == "errors":
+        return JSONResponse({"status": "error", "errors": exc.message}, status_code=exc.status)
+    return v2_error(exc.status, exc.message)
+
+
+async def _upload(request: Request) -> Any:
+    """A list upload's JSON body, refused past the tenant's upload limit (8 MB, documented)."""
+    limit = _tenant(request).config.upload_max_bytes
+    if len(await request.body()) > limit:
+        raise TenantError(413, f"request body exceeds the upload limit of {limit} bytes")
+    return await _json_body(request)
+
+
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
@@ -101,7 +117,7 @@ async def list_urllists(request: Request, field: str | None = None, pending: str
 async def create_urllist(request: Request) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    body = await _json_body(request)
+    body = await _upload(request)
     return JSONResponse(_tenant(request).urllists.create(body, time.time()), status_code=201)
 
 
@@ -123,7 +139,7 @@ async def get_urllist(request: Request, list_id: str) -> Response:
 async def put_urllist(request: Request, list_id: str) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    body = await _json_body(request)
+    body = await _upload(request)
     return JSONResponse(_tenant(request).urllists.put(list_id, body, time.time()))
 
 
@@ -131,7 +147,7 @@ async def put_urllist(request: Request, list_id: str) -> Response:
 async def patch_urllist(request: Request, list_id: str, action: str) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    body = await _json_body(request)
+    body = await _upload(request)
     return JSONResponse(_tenant(request).urllists.patch(list_id, action, body, time.time()))
 
 
@@ -173,6 +189,8 @@ async def update_file_hash_list(request: Request) -> Response:
         return v1_error([f"Too many requests: {limit}"], status=429, headers=_retry_after(wait))
     if body is None:
         return v1_error(["Invalid request body: expected JSON {name, list, token}"])
+    if len(await request.body()) > tenant.config.upload_max_bytes:
+        return v1_error([f"Request body exceeds the upload limit of {tenant.config.upload_max_bytes} bytes"])
     errors = tenant.filehashlists.update(body.get("name"), body.get("list"))
     if errors:
         return v1_error(errors)
@@ -236,6 +254,35 @@ async def put_faults(request: Request) -> Response:
     _tenant(request).faults.configure(config)
     log.info("faults set", extra={"faults": config.model_dump()})
     return JSONResponse(config.model_dump())
+
+
+@sim_router.put("/refusals")
+async def put_refusals(request: Request) -> Response:
+    """``{"<list name>": {"status": 400, "message": "..."}}``: every change of those lists (URL or file
+    hash) is refused with that answer until the next PUT ({} refuses nothing)."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        return v2_error(400, "request body must be a JSON object")
+    refusals: dict[str, tuple[int, str]] = {}
+    for name, answer in body.items():
+        if not isinstance(answer, dict) or not isinstance(answer.get("message"), str):
+            return v2_error(400, f"{name}: give a message (and a status, 400 by default)")
+        refusals[name] = (int(answer.get("status", 400)), answer["message"])
+    tenant = _tenant(request)
+    tenant.urllists.refusals = dict(refusals)
+    tenant.filehashlists.refusals = dict(refusals)
+    return JSONResponse({name: {"status": st, "message": m} for name, (st, m) in refusals.items()})
+
+
+@sim_router.put("/behaviour")
+async def put_behaviour(request: Request) -> Response:
+    """``{"errorShape": "message" | "errors"}``: where a 400 puts refused URL entries."""
+    body = await _json_body(request)
+    shape = body.get("errorShape") if isinstance(body, dict) else None
+    if shape not in ("message", "errors"):
+        return v2_error(400, "errorShape must be 'message' or 'errors'")
+    _tenant(request).error_shape = shape
+    return JSONResponse({"errorShape": shape})
 
 
 @sim_router.post("/filehashlists")

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from cte_common.logs import configure_logging
 from fake_tenant.domain import Tenant, TenantConfig, TenantError
-from fake_tenant.handlers import NetworkSimulation, api_router, sim_router, v2_error
+from fake_tenant.handlers import NetworkSimulation, api_router, list_error, sim_router
 from fake_tenant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,10 @@ def tenant_config(settings: Settings) -> TenantConfig:
     return TenantConfig(
         url_list_max_bytes=settings.fake_tenant_url_list_max_bytes,
         url_list_max_entries=settings.fake_tenant_url_list_max_entries,
+        tenant_url_entries_max=settings.fake_tenant_url_entries_max,
+        tenant_regex_entries_max=settings.fake_tenant_regex_entries_max,
+        upload_max_bytes=settings.fake_tenant_upload_max_bytes,
+        error_shape=settings.fake_tenant_error_shape,
         file_hash_list_max_bytes=settings.fake_tenant_file_hash_list_max_bytes,
         alert_page_size=settings.fake_tenant_alert_page_size,
         alert_wait_time=settings.fake_tenant_alert_wait_time,
@@ -55,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(TenantError)
     async def on_tenant_error(request: Request, exc: TenantError) -> JSONResponse:
-        return v2_error(exc.status, exc.message)
+        return list_error(tenant, exc)
 
     return app
 

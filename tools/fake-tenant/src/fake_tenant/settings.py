@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,14 @@ class Settings(BaseSettings):
     # Caps of the tenant's lists (defaults: the documented ones).
     fake_tenant_url_list_max_bytes: int = Field(default=7 * MiB, ge=1)
     fake_tenant_url_list_max_entries: int = Field(default=300_000, ge=1)
+    # Per tenant, across all its URL lists (documented: 300,000 entries, 1,000 regex entries), and the
+    # bytes of one upload (8 MB). Lower them to test how a client lives within them.
+    fake_tenant_url_entries_max: int = Field(default=300_000, ge=1)
+    fake_tenant_regex_entries_max: int = Field(default=1_000, ge=0)
+    fake_tenant_upload_max_bytes: int = Field(default=8 * MiB, ge=1)
+    # Where a 400 puts the refused URL entries, as [entry, reason] pairs: "message" (what Netskope's
+    # plugin reads) or "errors" (the documentation's example). PUT /_sim/behaviour changes it.
+    fake_tenant_error_shape: Literal["message", "errors"] = "message"
     fake_tenant_file_hash_list_max_bytes: int = Field(default=8 * MiB, ge=1)
 
     # REST v1 allows 24 requests per 5 s per token; v2 gets a generous configurable budget.

@@ -114,32 +114,48 @@ def sharing_name(row: Mapping[str, Any]) -> str:
 
 
 def list_state_of(row: Mapping[str, Any]) -> ListState:
-    """``pending`` while the sink has content the tenant has not got (or never pushed the list)."""
-    return "pending" if row["due"] else "ok"
+    """``credentials_rejected`` while the tenant rejects the credentials it has; ``failed`` while it
+    refuses the list; ``pending`` while the sink has changes the tenant has not got (or never pushed
+    the list)."""
+    if row["credentials_rejected"] is not None:
+        return "credentials_rejected"
+    if row["refused"]:
+        return "failed"
+    # A list made due only to be read back has no content waiting: it is not pending.
+    waiting = row["pending_changes"] > 0 or (row["due"] and row["last_push_at"] is None)
+    return "pending" if waiting else "ok"
 
 
 def list_status_out(row: Mapping[str, Any]) -> SharingListStatus:
     """A row of repository.list_statuses as the API answers it."""
     tenant, action, name = split_list_key(row["list_key"])
     cap = parse_target(row["action"], row["parameters"]).cap_bytes
-    foreign_entries, foreign_bytes = 0, 0
+    foreign_entries, foreign_bytes = row["foreign_entries"], row["foreign_bytes"]
+    state = list_state_of(row)
+    by_tenant = row["left_out_tenant"]
     return {
         "sharingId": row["id"],
         "sharingName": sharing_name(row),
         "tenant": tenant,
         "listName": name,
         "listType": "url" if action == "url" else "file_hash",
-        "state": list_state_of(row),
+        "state": state,
         "entries": row["entries"],
         "bytes": row["bytes"],
         "capBytes": cap,
         "fill": min(1.0, (row["bytes"] + foreign_bytes) / cap) if cap else 0.0,
         "foreign": {"entries": foreign_entries, "bytes": foreign_bytes},
-        "leftOut": {"cap": row["left_out"], "tenantLimit": 0, "invalid": row["unfit"], "rejected": row["rejected"]},
+        "leftOut": {
+            "cap": max(0, row["left_out"] - by_tenant),
+            "tenantLimit": by_tenant,
+            "invalid": row["unfit"],
+            "rejected": row["rejected"],
+        },
         "pendingChanges": row["pending_changes"],
         "lastPushAt": row["last_push_at"],
-        "lastReadBackAt": None,
-        "lastError": row["last_error"],
+        "lastReadBackAt": row["last_read_back_at"],
+        "lastError": row["credentials_rejected"] if state == "credentials_rejected" else row["last_error"],
         "failures": row["failures"],
-        "nextAttemptAt": row["next_attempt_at"] if row["due"] else None,
+        # Nothing is attempted while the credentials are rejected: the next attempt follows their change.
+        "nextAttemptAt": row["next_attempt_at"] if row["due"] and state != "credentials_rejected" else None,
     }

@@ -99,7 +99,8 @@ async def stream_list_members(conn: Connection, key: str, chunk: int = 10_000) -
         yield batch
 
 
-# Each sharing's list as the sink last left it (no row: never touched), counted set-wise per list. The
+# Each sharing's list as the sink last left it (no row: never touched), counted set-wise per list, and
+# whether its tenant rejects the credentials it has now (tenant_state, the sink's). The
 # 'pending' values of list_value_status are the additions and changes not pushed yet; a change whose
 # member is gone is a removal not pushed yet; 'unfit' values are kept but cannot be written in the list.
 _LIST_STATUS = """
@@ -107,10 +108,15 @@ SELECT s.id, s.source, s.rule, s.destination, s.action, s.parameters, s.list_key
        st.list_key IS NOT NULL AS known, coalesce(st.version > st.flushed_version, true) AS due,
        coalesce(st.entries, 0) AS entries, coalesce(st.bytes, 0) AS bytes, coalesce(st.left_out, 0) AS left_out,
        coalesce(st.rejected, 0) AS rejected, coalesce(st.failures, 0) AS failures, st.last_error,
-       st.last_push_at, st.next_attempt_at,
+       st.last_push_at, st.next_attempt_at, st.last_read_back_at,
+       coalesce(st.refused, false) AS refused, coalesce(st.foreign_entries, 0) AS foreign_entries,
+       coalesce(st.foreign_bytes, 0) AS foreign_bytes, coalesce(st.left_out_tenant, 0) AS left_out_tenant,
+       ts.rejected_message AS credentials_rejected,
        coalesce(v.pending, 0) + coalesce(r.removals, 0) AS pending_changes, coalesce(v.unfit, 0) AS unfit
 FROM sharings s
 LEFT JOIN list_state st ON st.list_key = s.list_key
+LEFT JOIN tenant_state ts ON ts.tenant = split_part(s.list_key, '/', 1)
+     AND ts.rejected_credentials = tenant_credentials(ts.tenant)
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (WHERE status = 'unfit') AS unfit
     FROM list_value_status WHERE list_key = s.list_key

@@ -23,29 +23,81 @@ def latest_intents(intents: list[ShareIntent]) -> list[ShareIntent]:
 PushMode = Literal["none", "create", "append", "replace"]
 
 
-def plan_push(*, exists: bool, appends: int, removes: int, holds_any: bool) -> PushMode:
-    """The one call that takes the tenant's list where it should be. The URL-list API can append but
-    not remove: anything that must go, or a list whose content is not known to be ours alone (the
-    default placeholder, a record not trusted), is replaced whole; a file hash list (v1) is always
-    replaced, and is never called for nothing."""
+def plan_url_push(*, exists: bool, appends: int, removes: int) -> PushMode:
+    """The one call that takes a URL list where it should be, touching only our entries (as Netskope's
+    plugin does): entries are appended; when some of ours must go, the list as the tenant holds it
+    now, less those, replaces it (the v2 API has no removal call), so entries we did not put there
+    stay."""
     if not exists:
         return "create"
-    if holds_any and not appends and not removes:
-        return "none"
-    if removes or not holds_any:
+    if removes:
         return "replace"
-    return "append"
+    return "append" if appends else "none"
 
 
-def rejected_entries(body: Any) -> list[tuple[str, str]]:
-    """The entries a 400 from the URL-list API refused: its message lists [entry, reason] pairs."""
-    message = body.get("message") if isinstance(body, Mapping) else None
+def file_push_needed(*, appends: int, removes: int, holds_any: bool) -> bool:
+    """A file hash list (v1) is replaced whole, never for nothing (the tenant cannot be read back, so
+    what it holds is what we pushed)."""
+    return bool(appends or removes or not holds_any)
+
+
+def _pairs(items: Any) -> list[tuple[str, str]]:
     out = []
-    if isinstance(message, list):
-        for item in message:
+    if isinstance(items, list):
+        for item in items:
             if isinstance(item, list | tuple) and item and isinstance(item[0], str):
                 out.append((item[0], str(item[1]) if len(item) > 1 else "refused by the tenant"))
     return out
+
+
+def rejected_entries(body: Any) -> list[tuple[str, str]]:
+    """The entries a 400 from the URL-list API refused, as [entry, reason] pairs: under ``message`` (what
+    Netskope's plugin reads) or under ``errors`` (the documentation's example)."""
+    if not isinstance(body, Mapping):
+        return []
+    return _pairs(body.get("message")) or _pairs(body.get("errors"))
+
+
+def tenant_message(body: Any, text: str) -> str:
+    """The tenant's own words for a refusal: its ``message`` (or ``errors``) when the body has one, else
+    the body's text."""
+    if isinstance(body, Mapping):
+        for key in ("message", "errors"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, list) and value:
+                return "; ".join(v if isinstance(v, str) else ": ".join(map(str, v)) for v in value)
+    return text[:500]
+
+
+FailureKind = Literal["credentials", "refused", "transient"]
+
+
+def failure_kind(status: int | None) -> FailureKind:
+    """How a failed push is handled: 401/403 reject the tenant's credentials; any other answer the
+    tenant gave deliberately (a 4xx but 429, or a v1 error in a 200) refuses the list; a 429, a 5xx
+    or no answer is transient."""
+    if status in (401, 403):
+        return "credentials"
+    if status is not None and (status < 500 and status != 429):
+        return "refused"
+    return "transient"
+
+
+def refused_backoff(failures: int, initial: float, maximum: float) -> float:
+    """Seconds until a refused list is tried again: doubling from ``initial`` up to ``maximum``."""
+    return float(min(maximum, initial * 2.0 ** min(failures, 20)))
+
+
+def split_left_out(left_out: int, kept: int, fit: int | None, tenant_bound: bool) -> tuple[int, int]:
+    """(by the cap, by the tenant's limits) of what a push left out. ``fit``: how many its own cap
+    would keep (known when the tenant's limits were planned across lists); else ``tenant_bound`` says
+    whether the tenant's limit, not the cap, ended the list."""
+    tenant = left_out if tenant_bound else 0
+    if fit is not None:
+        tenant = min(left_out, max(0, fit - kept))
+    return left_out - tenant, tenant
 
 
 def v1_errors(body: Any) -> list[str]:

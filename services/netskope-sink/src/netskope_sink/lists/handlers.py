@@ -10,6 +10,14 @@ push's cut by what changed since, diffed against what the tenant holds, both set
 (only the changes are written, nothing is loaded), as few calls as possible, one deploy per tenant per
 round. A session advisory lock per list lets any number of sink processes share the work with one
 pusher per list. A push that fails leaves the list due, with a growing backoff: work is never dropped.
+
+Only our entries are touched (list_pushed says which entries the sink put on each list): a URL list
+is read back before its first push, after a call whose answer was lost and every
+``list_read_back_interval_seconds``; our entries it lacks are restored, the others are foreign, kept,
+and counted against the cap. The tenant's limits across its URL lists are planned by priority. A list
+the tenant refuses is "failed" and retried with a backoff of at most ``refused_backoff_max_seconds``
+(at once when its content or configuration changes); a tenant answering 401/403 gets nothing more
+until its credentials change.
 What the cap left out and what the tenant refused are read from the list state when indicators are
 read (the view ``list_value_status``): nothing is written back into the read model.
 """
@@ -31,19 +39,43 @@ from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
 from cte_common.events import SHARE_INTENT_ADAPTER
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
-from cte_common.sharing import MAX_PUSH_ENTRIES, FileTarget, UrlTarget, parse_target, split_list_key
+from cte_common.sharing import (
+    MAX_PUSH_ENTRIES,
+    FileTarget,
+    UrlTarget,
+    cost_bytes,
+    parse_target,
+    split_list_key,
+)
 from cte_common.topics import Topics
 from netskope_sink.lists import repository
-from netskope_sink.lists.domain import DUPLICATE_REQUEST, latest_intents, plan_push, rejected_entries, v1_errors
+from netskope_sink.lists.domain import (
+    DUPLICATE_REQUEST,
+    failure_kind,
+    file_push_needed,
+    latest_intents,
+    plan_url_push,
+    refused_backoff,
+    rejected_entries,
+    split_left_out,
+    tenant_message,
+    v1_errors,
+)
 from netskope_sink.metrics import (
+    CREDENTIALS_REJECTED,
     DEPLOYS,
+    FOREIGN_ADDED,
     INTENTS,
     INVALID,
     LIST_BYTES,
     LIST_CAP_BYTES,
     LIST_ENTRIES,
+    LIST_FAILED,
+    LIST_FOREIGN,
+    LIST_RESTORED,
     PUSH_SECONDS,
     PUSHES,
+    TENANT_LIMIT_LEFT_OUT,
     UNSHARED,
 )
 from netskope_sink.settings import Settings
@@ -93,6 +125,9 @@ class Pushed:
     refused: dict[str, str]  # entry -> the tenant's reason
     cap: int
     started: float
+    fit: int | None = None  # candidates its own cap keeps, when the tenant's limits were planned across lists
+    tenant_bound: bool = False  # the tenant's limits, not the cap, ended the list
+    again: bool = False  # pushed within what other lists still hold: push again once they gave it up
 
 
 class Flusher:
@@ -112,6 +147,8 @@ class Flusher:
         self.topics = topics
         self.wake = wake
         self.limiters: dict[str, dict[Api, RequestBudget]] = {}
+        self.shown_failed: set[str] = set()
+        self.shown_rejected: set[str] = set()
         # ``transport``: how tenants are reached; None is the network (see TenantClients).
         self.tenants = TenantClients(
             settings, pool, self.limiters, timeout=settings.request_timeout_seconds, transport=transport
@@ -131,13 +168,30 @@ class Flusher:
 
     async def flush_due(self) -> int:
         async with self.pool.acquire() as conn:
+            await repository.schedule_read_backs(conn, self.settings.list_read_back_interval_seconds)
             due = await repository.due_lists(conn, 100)
         by_tenant: dict[str, list[str]] = {}
         for key in due:
             by_tenant.setdefault(split_list_key(key)[0], []).append(key)
         for tenant, keys in by_tenant.items():
             await self._flush_tenant(tenant, keys)
+        await self._show_stuck()
         return len(due)
+
+    async def _show_stuck(self) -> None:
+        """The failed lists and rejected tenants as gauges, from the stored state: a restarted sink, or a
+        replica that pushed none of them, shows them too."""
+        async with self.pool.acquire() as conn:
+            failed, rejected = await repository.stuck(conn)
+        for key in self.shown_failed - failed:
+            LIST_FAILED.labels(key).set(0)
+        for tenant in self.shown_rejected - rejected:
+            CREDENTIALS_REJECTED.labels(tenant).set(0)
+        for key in failed:
+            LIST_FAILED.labels(key).set(1)
+        for tenant in rejected:
+            CREDENTIALS_REJECTED.labels(tenant).set(1)
+        self.shown_failed, self.shown_rejected = failed, rejected
 
     async def _flush_tenant(self, tenant: str, keys: list[str]) -> None:
         # One connection for the round: it holds the lists' locks and their prepared pushes.
@@ -184,61 +238,167 @@ class Flusher:
         target = parse_target(action, params)
         client = self.tenants.get(TenantConnection.from_row(dest))
         # A changing call whose answer was lost (a crash, a timeout) may have been applied or not: until
-        # a push is recorded, what the tenant holds is unknown, and the next push rewrites it whole.
+        # a push is recorded, what the tenant holds is unknown. A URL list is then read back; a file
+        # hash list (which cannot be read) is rewritten whole.
         uncertain = await repository.mark_uncertain(conn, key)
-        is_url = isinstance(target, UrlTarget)
-        prepared = await repository.prepare_push(
-            conn,
-            key,
-            cap_bytes=target.cap_bytes,
-            max_entries=MAX_PUSH_ENTRIES,
-            url_list=is_url,
-            uncertain=uncertain,
-        )
-        refused: dict[str, str] = {}
         if isinstance(target, UrlTarget):
-            await self._push_url(conn, client, key, name, target, prepared, uncertain, refused)
+            pushed = await self._push_url(conn, client, tenant, key, name, target, version, uncertain, started)
         else:
+            prepared = await repository.prepare_push(
+                conn,
+                key,
+                cap_bytes=target.cap_bytes,
+                max_entries=MAX_PUSH_ENTRIES,
+                url_list=False,
+                uncertain=uncertain,
+            )
             await self._push_file(conn, client, key, name, target, prepared, uncertain)
+            pushed = Pushed(key, version, prepared, uncertain, {}, target.cap_bytes, started)
         LIST_CAP_BYTES.labels(key).set(target.cap_bytes)
-        return Pushed(key, version, prepared, uncertain, refused, target.cap_bytes, started), client
+        return pushed, client
+
+    async def _read_back(
+        self, conn: Connection, client: TenantClient, tenant: str, key: str, target: UrlTarget, uncertain: bool
+    ) -> tuple[dict[str, int], list[str] | None]:
+        """Every URL list of the tenant with its entries (``field=id,name,data``): this list's entries
+        against ours (our missing entries forgotten, so the push restores them; the rest foreign), and
+        the entries of the tenant's other lists for its limits. Returns name -> id and this list's
+        entries (None: no such list)."""
+        listing = await client.url_lists_with_data()
+        ours = await repository.tenant_usage(conn, tenant)
+        our_names = {split_list_key(r["list_key"])[2] for r in ours.lists}
+        other_url = sum(len(lst.urls) for n, lst in listing.items() if n not in our_names)
+        other_regex = sum(len(lst.urls) for n, lst in listing.items() if n not in our_names and lst.type == "regex")
+        await repository.record_other_lists(conn, tenant, other_url, other_regex)
+        name = split_list_key(key)[2]
+        current = listing.get(name)
+        entries = list(current.urls) if current else []
+        found = await repository.reconcile(
+            conn, key, entries, uncertain=uncertain, placeholder=target.default_url, costs=cost_bytes
+        )
+        LIST_FOREIGN.labels(key).set(len(found.foreign))
+        FOREIGN_ADDED.labels(key).inc(found.foreign_added)
+        LIST_RESTORED.labels(key).inc(found.missing)
+        if found.missing or found.foreign_added:
+            log.info(
+                "read back %s: %d entries of ours missing (restored), %d foreign entries (%d new)",
+                key,
+                found.missing,
+                len(found.foreign),
+                found.foreign_added,
+            )
+        return {n: lst.id for n, lst in listing.items()}, (entries if current else None)
+
+    async def _entry_limit(
+        self, conn: Connection, tenant: str, key: str, target: UrlTarget, facts: repository.ListFacts
+    ) -> tuple[int, int | None, bool, bool]:
+        """How many entries this list may hold now: (limit, fit, tenant_bound, again). The tenant allows
+        ``tenant_url_entries_max`` URL-list entries across its lists (``tenant_regex_entries_max`` in
+        regex lists); what other lists and foreign entries hold is taken off, and when several of our
+        lists compete the rest is planned by priority across them (repository.tenant_quotas)."""
+        s = self.settings
+        own = max(0, MAX_PUSH_ENTRIES - facts.foreign_entries)
+        usage = await repository.tenant_usage(conn, tenant)
+        foreign = sum(r["foreign_entries"] for r in usage.lists)
+        url_budget = s.tenant_url_entries_max - usage.other_url - foreign
+        regex_budget = s.tenant_regex_entries_max - usage.other_regex
+        keys, caps, limits, regex = [], [], [], []
+        for r in usage.lists:
+            if not r["has_members"] and r["list_key"] != key:
+                continue
+            t = parse_target("url", r["parameters"] or {"list": split_list_key(r["list_key"])[2]})
+            assert isinstance(t, UrlTarget)
+            if t.url_list_type == "regex":
+                regex_budget -= r["foreign_entries"]
+            keys.append(r["list_key"])
+            caps.append(t.cap_bytes - r["foreign_bytes"])
+            limits.append(max(0, MAX_PUSH_ENTRIES - r["foreign_entries"]))
+            regex.append(t.url_list_type == "regex")
+        is_regex = target.url_list_type == "regex"
+        budget = min(url_budget, regex_budget) if is_regex else url_budget
+        if len(keys) <= 1:
+            limit = max(0, min(own, budget))
+            return limit, None, limit < own, False
+        quotas = await repository.tenant_quotas(conn, keys, caps, limits, regex, url_budget, regex_budget)
+        held = {r["list_key"]: r["entries"] for r in usage.lists}
+        # Lists holding more than their share give it up first (pushed again now); this one takes
+        # its share only as far as the others' current holdings leave room, and is pushed again later.
+        over = [k for k in keys if k != key and held.get(k, 0) > quotas[k][1]]
+        if over:
+            await repository.make_due(conn, over)
+        others = sum(held.get(k, 0) for k in keys if k != key)
+        fit, quota = quotas[key]
+        room = max(0, url_budget - others)
+        limit = min(quota, room, own)
+        return limit, fit, limit < own, limit < quota
 
     async def _push_url(
         self,
         conn: Connection,
         client: TenantClient,
+        tenant: str,
         key: str,
         name: str,
         target: UrlTarget,
-        prepared: repository.PreparedPush,
+        version: int,
         uncertain: bool,
-        refused: dict[str, str],
-    ) -> None:
-        lists = await client.url_lists()
-        mode = plan_push(
-            exists=name in lists, appends=prepared.appends, removes=prepared.removes, holds_any=prepared.holds_any
+        started: float,
+    ) -> Pushed:
+        s = self.settings
+        read = uncertain or await repository.read_back_due(conn, key, s.list_read_back_interval_seconds)
+        tenant_holds: list[str] | None = None
+        if read:
+            lists, tenant_holds = await self._read_back(conn, client, tenant, key, target, uncertain)
+        else:
+            lists = await client.url_lists()
+        facts = await repository.list_facts(conn, key)
+        limit, fit, tenant_bound, again = await self._entry_limit(conn, tenant, key, target, facts)
+        cap = max(1, target.cap_bytes - facts.foreign_bytes)  # foreign entries count against the cap
+        prepared = await repository.prepare_push(
+            conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=False, whole=read
         )
-        if mode == "none":
-            return
+        pushed = Pushed(key, version, prepared, False, {}, cap, started, fit, tenant_bound, again)
+        mode = plan_url_push(exists=name in lists, appends=prepared.appends, removes=prepared.removes)
+        if mode == "none" or (mode == "create" and not prepared.appends and again):
+            return pushed  # (a new list waits, placeholder and all, until other lists gave up their room)
+        placeholder = target.default_url
+        if mode == "append" and tenant_holds is not None and placeholder in tenant_holds:
+            mode = "replace"  # the placeholder we left in an empty list goes once entries of ours come
+        if mode == "replace" and tenant_holds is None:
+            tenant_holds = await client.url_list_entries(lists[name])
+        await repository.claim(conn, key)
         for attempt in range(2):
-            whole = mode != "append"
-            items = await self._entries(conn, key, whole=whole, uncertain=uncertain, exclude=refused, json_items=True)
+            items = await repository.entries_text(
+                conn,
+                key,
+                whole=False,
+                uncertain=False,
+                exclude=[*pushed.refused, placeholder] if mode == "replace" else list(pushed.refused),
+                json_items=True,
+                tenant_holds=tenant_holds if mode == "replace" else None,
+            )
             if not items:
-                if not whole:
-                    return  # every new entry was refused
-                items = json.dumps(target.default_url)  # an empty list holds the default placeholder
+                if mode == "append":
+                    return pushed  # every new entry was refused
+                items = json.dumps(placeholder)  # an empty list holds the default placeholder
+                # Read the list back before the next push: that push takes the placeholder out.
+                await repository.forget_read_back(conn, key)
             urls = b"[" + items.encode() + b"]"
+            if len(urls) > s.upload_max_bytes:
+                raise TenantError(413, f"a call of {len(urls)} bytes passes the tenant's upload limit")
             if mode == "create":
                 response = await client.create_url_list(name, urls, target.url_list_type)
             else:
                 response = await client.change_url_list(lists[name], mode, urls, target.url_list_type)
             if response.status_code in (200, 201):
-                return
-            bad = rejected_entries(response.json()) if response.status_code == 400 else []
+                return pushed
+            body = _json_or_none(response)
+            bad = rejected_entries(body) if response.status_code == 400 else []
             if not bad or attempt == 1:
-                raise TenantError(response.status_code, response.text[:500])
+                raise TenantError(response.status_code, tenant_message(body, response.text))
             # The tenant refuses the whole call for any bad entry: drop those and try once more.
-            refused.update(dict(bad))
+            pushed.refused.update(dict(bad))
+        return pushed
 
     async def _push_file(
         self,
@@ -250,8 +410,7 @@ class Flusher:
         prepared: repository.PreparedPush,
         uncertain: bool,
     ) -> None:
-        mode = plan_push(exists=True, appends=prepared.appends, removes=prepared.removes, holds_any=prepared.holds_any)
-        if mode == "none":
+        if not file_push_needed(appends=prepared.appends, removes=prepared.removes, holds_any=prepared.holds_any):
             return  # nothing changed: the v1 API would answer "Duplicate request" anyway
         hashes = await self._entries(conn, key, whole=True, uncertain=uncertain, exclude={}, json_items=False)
         body = await client.update_file_hash_list(name, json.dumps(hashes or target.default_file_hash).encode())
@@ -273,6 +432,7 @@ class Flusher:
     async def _record(self, conn: Connection, p: Pushed) -> None:
         """Record the push in one transaction; nothing is published (the read side derives the values'
         status from the list state)."""
+        _, by_tenant = split_left_out(p.prepared.left_out, p.prepared.kept, p.fit, p.tenant_bound)
         async with conn.transaction():
             entries = await repository.record_push(
                 conn,
@@ -283,18 +443,49 @@ class Flusher:
                 refused=p.refused,
                 cap=p.cap,
                 next_push_in_seconds=self.settings.push_min_interval_seconds,
+                left_out_tenant=by_tenant,
             )
+            await repository.accept_credentials(conn, split_list_key(p.list_key)[0])
+            if p.again:
+                await repository.make_due(conn, [p.list_key], self.settings.flush_interval_seconds)
         UNSHARED.labels(p.list_key).inc(max(0, p.prepared.left_out - p.prepared.left_out_before))
         INVALID.labels(p.list_key).inc(len(p.refused))
         LIST_ENTRIES.labels(p.list_key).set(entries)
         LIST_BYTES.labels(p.list_key).set(p.prepared.bytes)
+        LIST_FAILED.labels(p.list_key).set(0)
+        TENANT_LIMIT_LEFT_OUT.labels(p.list_key).set(by_tenant)
+        CREDENTIALS_REJECTED.labels(split_list_key(p.list_key)[0]).set(0)
         PUSHES.labels(p.list_key, "ok").inc()
         PUSH_SECONDS.labels(p.list_key).observe(time.perf_counter() - p.started)
 
     async def _failed(self, key: str, exc: BaseException) -> None:
+        """A failed push: 401/403 stop every call to the tenant until its credentials change; another
+        refusal puts the list in state "failed" with the tenant's message, retried with a backoff up
+        to ``refused_backoff_max_seconds``; anything else is retried with the transient backoff."""
+        s = self.settings
         PUSHES.labels(key, "failed").inc()
+        status = exc.status if isinstance(exc, TenantError) else None
+        kind = failure_kind(status)
+        message = exc.message if isinstance(exc, TenantError) else f"{type(exc).__name__}: {exc}"
         async with self.pool.acquire() as conn:
             failures = await repository.failures(conn, key)
-            delay = min(self.settings.backoff_max_seconds, 2.0 ** min(failures, 10))
-            await repository.record_failure(conn, key, f"{type(exc).__name__}: {exc}", delay)
-        log.warning("push of %s failed (retry in %.0f s): %s", key, delay, exc)
+            if kind == "credentials":
+                tenant = split_list_key(key)[0]
+                delay = 0.0  # due again as soon as the credentials change
+                await repository.reject_credentials(conn, tenant, f"HTTP {status}: {message}")
+                CREDENTIALS_REJECTED.labels(tenant).set(1)
+            elif kind == "refused":
+                delay = refused_backoff(failures, s.refused_backoff_initial_seconds, s.refused_backoff_max_seconds)
+                LIST_FAILED.labels(key).set(1)
+            else:
+                delay = min(s.backoff_max_seconds, 2.0 ** min(failures, 10))
+            detail = message if kind != "transient" else f"{type(exc).__name__}: {exc}"
+            await repository.record_failure(conn, key, detail, delay, refused=kind == "refused")
+        log.warning("push of %s failed (%s, retry in %.0f s): %s", key, kind, delay, exc)
+
+
+def _json_or_none(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,10 +1,11 @@
-"""SQL of list pushing: the one writer of list_members, list_state, list_pushed and list_outcomes; it
-reads sharings, configurations and tenants (the ingest-api's)."""
+"""SQL of list pushing: the one writer of list_members, list_state, list_pushed, list_foreign,
+list_claims, list_outcomes and tenant_state; it reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cte_common.db import Connection
@@ -24,12 +25,14 @@ _DELETE_MEMBERS = """
 DELETE FROM list_members AS m USING unnest($1::text[], $2::text[]) AS x(l, v)
 WHERE m.list_key = x.l AND m.value = x.v
 """
-# A new intent makes its list due at once (a failing list keeps its backoff). It runs first: the row
+# A new intent makes its list due at once (a failing list keeps its backoff, except one the tenant
+# refused: new content is worth a new attempt). It runs first: the row
 # lock orders it with the record of a push under way (see record_push), and it tells which lists keep
 # their cut (changes are tracked only for those; a list without one is worked out whole anyway).
 _TOUCH_LISTS = """
 INSERT INTO list_state (list_key, version) SELECT unnest($1::text[]), 1
-ON CONFLICT (list_key) DO UPDATE SET version = list_state.version + 1
+ON CONFLICT (list_key) DO UPDATE SET version = list_state.version + 1,
+    next_attempt_at = CASE WHEN list_state.refused THEN now() ELSE list_state.next_attempt_at END
 RETURNING list_key, cut_trusted
 """
 # Each changed member as it was at the last push (the first change since that push keeps it), before
@@ -78,13 +81,256 @@ async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
         await conn.execute(_DELETE_MEMBERS.replace("list_members", "list_outcomes"), keys, values)
 
 
+# Due: changed since the last push and past its backoff, or refused under a configuration that changed
+# since; never while its tenant rejects the credentials it still has.
+_DUE = """
+SELECT st.list_key FROM list_state st
+WHERE st.version > st.flushed_version
+  AND (st.next_attempt_at <= now()
+       OR (st.refused AND st.refused_config IS DISTINCT FROM list_configuration(st.list_key)))
+  AND NOT EXISTS (
+      SELECT 1 FROM tenant_state ts
+      WHERE ts.tenant = split_part(st.list_key, '/', 1)
+        AND ts.rejected_credentials IS NOT DISTINCT FROM tenant_credentials(ts.tenant)
+        AND ts.rejected_credentials IS NOT NULL)
+ORDER BY st.next_attempt_at LIMIT $1
+"""
+
+
 async def due_lists(conn: Conn, limit: int) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT list_key FROM list_state WHERE version > flushed_version AND next_attempt_at <= now() "
-        "ORDER BY next_attempt_at LIMIT $1",
-        limit,
+    return [r["list_key"] for r in await conn.fetch(_DUE, limit)]
+
+
+async def schedule_read_backs(conn: Conn, interval_seconds: float) -> int:
+    """Make due the URL lists not read back for ``interval_seconds`` (and not due already)."""
+    status = await conn.execute(
+        "UPDATE list_state SET version = version + 1 WHERE split_part(list_key, '/', 2) = 'url' "
+        "AND version = flushed_version AND NOT refused "
+        "AND last_read_back_at < now() - make_interval(secs => $1)",
+        interval_seconds,
     )
-    return [r["list_key"] for r in rows]
+    return _rows(status)
+
+
+@dataclass(frozen=True)
+class ListFacts:
+    """What a push of a URL list starts from."""
+
+    read_back_at: datetime | None
+    foreign_entries: int
+    foreign_bytes: int
+    held: int  # our entries on the tenant
+
+
+async def list_facts(conn: Conn, list_key: str) -> ListFacts:
+    row = await conn.fetchrow(
+        "SELECT last_read_back_at, foreign_entries, foreign_bytes, entries FROM list_state WHERE list_key = $1",
+        list_key,
+    )
+    assert row is not None
+    return ListFacts(row["last_read_back_at"], row["foreign_entries"], row["foreign_bytes"], row["entries"])
+
+
+async def read_back_due(conn: Conn, list_key: str, interval_seconds: float) -> bool:
+    """Whether the list is read back before this push: never read, or not read for ``interval_seconds``
+    (a list whose content is uncertain is read back too: see mark_uncertain)."""
+    due: bool = await conn.fetchval(
+        "SELECT last_read_back_at IS NULL OR last_read_back_at < now() - make_interval(secs => $2) "
+        "FROM list_state WHERE list_key = $1",
+        list_key,
+        interval_seconds,
+    )
+    return bool(due)
+
+
+async def forget_read_back(conn: Conn, list_key: str) -> None:
+    """The list is read back before its next push."""
+    await conn.execute("UPDATE list_state SET last_read_back_at = NULL WHERE list_key = $1", list_key)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    missing: int  # entries of ours the tenant no longer holds (restored by the push that follows)
+    adopted: int  # entries of an uncertain call found on the tenant, now known as ours
+    foreign: list[str]  # entries the tenant holds that are not ours
+    foreign_added: int  # of which not seen at the last read-back
+
+
+# The tenant's entries ($2) against what the sink put there. After an uncertain call ($3), an entry it
+# claimed before the call (list_claims) is ours if the tenant holds it, unless it was foreign before.
+_ADOPT = """
+INSERT INTO list_pushed (list_key, value)
+SELECT DISTINCT $1, t.entry FROM unnest($2::text[]) AS t(entry)
+WHERE $3 AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = t.entry)
+  AND EXISTS (SELECT 1 FROM list_claims c WHERE c.list_key = $1 AND c.value = t.entry)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def claim(conn: Conn, list_key: str) -> None:
+    """Before a changing call, outside any transaction: the entries it adds are ours should its answer
+    be lost (see reconcile)."""
+    await conn.execute(
+        "INSERT INTO list_claims (list_key, value) SELECT DISTINCT list_key, entry FROM push_changes "
+        "WHERE list_key = $1 AND change = 'append' AND entry IS NOT NULL ON CONFLICT DO NOTHING",
+        list_key,
+    )
+
+
+_MISSING = """
+DELETE FROM list_pushed p WHERE p.list_key = $1 AND NOT (p.value = ANY ($2::text[]))
+"""
+_FOREIGN = """
+SELECT DISTINCT t.entry FROM unnest($2::text[]) AS t(entry)
+WHERE t.entry <> $3 AND NOT EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = t.entry)
+"""
+
+
+async def reconcile(
+    conn: Conn, list_key: str, entries: Sequence[str], *, uncertain: bool, placeholder: str, costs: Callable[[str], int]
+) -> Reconciled:
+    """Take the tenant's entries of the list as read back: our entries it lacks are forgotten (the
+    next push appends those still kept), the rest is foreign (``placeholder``, the default entry of an
+    empty list, excepted). ``costs``: entry -> bytes, for the foreign entries' cost. One transaction."""
+    tenant = list(entries)
+    async with conn.transaction():
+        adopted = _rows(await conn.execute(_ADOPT, list_key, tenant, uncertain))
+        await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
+        missing = _rows(await conn.execute(_MISSING, list_key, tenant))
+        foreign = [r["entry"] for r in await conn.fetch(_FOREIGN, list_key, tenant, placeholder)]
+        added = await conn.fetchval(
+            "SELECT count(*) FROM unnest($2::text[]) AS x(v) "
+            "WHERE NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = x.v)",
+            list_key,
+            foreign,
+        )
+        await conn.execute(
+            "DELETE FROM list_foreign WHERE list_key = $1 AND NOT (value = ANY ($2::text[]))", list_key, foreign
+        )
+        await conn.execute(
+            "INSERT INTO list_foreign (list_key, value) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            list_key,
+            foreign,
+        )
+        await conn.execute(
+            """
+            UPDATE list_state SET foreign_entries = $2, foreign_bytes = $3, last_read_back_at = now(),
+                entries = (SELECT count(*) FROM list_pushed p WHERE p.list_key = $1)
+            WHERE list_key = $1
+            """,
+            list_key,
+            len(foreign),
+            sum(costs(e) for e in foreign),
+        )
+    return Reconciled(missing, adopted, foreign, int(added))
+
+
+async def record_other_lists(conn: Conn, tenant: str, url_entries: int, regex_entries: int) -> None:
+    """The entries of the tenant's URL lists that no list of ours is (its limits count them too)."""
+    await conn.execute(
+        """
+        INSERT INTO tenant_state AS s (tenant, other_url_entries, other_regex_entries, read_at)
+        VALUES ($1, $2, $3, now())
+        ON CONFLICT (tenant) DO UPDATE SET other_url_entries = $2, other_regex_entries = $3, read_at = now()
+        """,
+        tenant,
+        url_entries,
+        regex_entries,
+    )
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    """A tenant's URL lists as far as its tenant-wide limits go."""
+
+    other_url: int  # entries of lists that are not ours
+    other_regex: int
+    lists: list[dict[str, Any]]  # ours: list_key, parameters, entries (ours held), foreign_entries, foreign_bytes
+
+
+async def tenant_usage(conn: Conn, tenant: str) -> TenantUsage:
+    other = await conn.fetchrow(
+        "SELECT other_url_entries, other_regex_entries FROM tenant_state WHERE tenant = $1", tenant
+    )
+    rows = await conn.fetch(
+        """
+        SELECT st.list_key, s.parameters, st.entries, st.foreign_entries, st.foreign_bytes,
+               EXISTS (SELECT 1 FROM list_members m WHERE m.list_key = st.list_key) AS has_members
+        FROM list_state st LEFT JOIN sharings s ON s.list_key = st.list_key
+        WHERE split_part(st.list_key, '/', 1) = $1 AND split_part(st.list_key, '/', 2) = 'url'
+        ORDER BY st.list_key
+        """,
+        tenant,
+    )
+    return TenantUsage(
+        other["other_url_entries"] if other else 0,
+        other["other_regex_entries"] if other else 0,
+        [dict(r) for r in rows],
+    )
+
+
+# Each list's share of the tenant's entry limits, by priority across the lists: the candidates each
+# list's own cap keeps ($2 bytes, $3 entries; read only that far), then the first $6 of the regex
+# lists' ($4) among them in the order of priority, then the first $5 of all that remain.
+_QUOTAS = """
+WITH l AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[]) AS l(list_key, cap, max_n, regex)
+),
+fit AS MATERIALIZED (
+    SELECT w.list_key, w.priority, w.value, l.regex FROM l, LATERAL (
+        SELECT m.list_key, m.priority, m.value, 1 + sum(m.cost_bytes) OVER w AS run
+        FROM list_members m
+        WHERE m.list_key = l.list_key
+          AND NOT EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = m.list_key AND o.value = m.value
+                          AND o.outcome = 'rejected')
+        WINDOW w AS (ORDER BY -m.priority, m.value COLLATE "C" ROWS UNBOUNDED PRECEDING)
+        ORDER BY -m.priority, m.value COLLATE "C"
+        LIMIT l.max_n
+    ) w WHERE w.run <= l.cap
+),
+allowed AS (
+    SELECT list_key, priority, value FROM fit WHERE NOT regex
+    UNION ALL
+    SELECT list_key, priority, value FROM (
+        SELECT *, row_number() OVER (ORDER BY -priority, value COLLATE "C", list_key) AS g FROM fit WHERE regex
+    ) r WHERE r.g <= $6
+),
+ranked AS (
+    SELECT list_key, row_number() OVER (ORDER BY -priority, value COLLATE "C", list_key) AS g FROM allowed
+)
+SELECT l.list_key,
+       (SELECT count(*) FROM fit f WHERE f.list_key = l.list_key) AS fit,
+       (SELECT count(*) FROM ranked r WHERE r.list_key = l.list_key AND r.g <= $5) AS quota
+FROM l
+"""
+
+
+async def tenant_quotas(
+    conn: Conn,
+    keys: Sequence[str],
+    caps: Sequence[int],
+    max_entries: Sequence[int],
+    regex: Sequence[bool],
+    url_budget: int,
+    regex_budget: int,
+) -> dict[str, tuple[int, int]]:
+    """Per list: how many candidates its own cap keeps, and how many of them the tenant's limits leave
+    it when planned by priority across the lists."""
+    rows = await conn.fetch(
+        _QUOTAS, list(keys), list(caps), list(max_entries), list(regex), max(url_budget, 0), max(regex_budget, 0)
+    )
+    return {r["list_key"]: (r["fit"], r["quota"]) for r in rows}
+
+
+async def make_due(conn: Conn, keys: Sequence[str], in_seconds: float = 0.0) -> None:
+    """Push these lists again (their share of the tenant's limits changed)."""
+    await conn.execute(
+        "UPDATE list_state SET version = version + 1, "
+        "next_attempt_at = least(next_attempt_at, now() + make_interval(secs => $2)) "
+        "WHERE list_key = ANY ($1::text[]) AND NOT refused",
+        list(keys),
+        in_seconds,
+    )
 
 
 async def try_lock_list(conn: Conn, list_key: str) -> bool:
@@ -177,6 +423,7 @@ SELECT c.list_key, c.value, c.seq, c.old_priority, c.old_cost, c.old_type, c.old
 FROM list_changes c LEFT JOIN list_members m ON m.list_key = c.list_key AND m.value = c.value
 WHERE c.list_key = $1
 """
+# (An entry the tenant holds as foreign is never appended as ours: see list_foreign.)
 # What the changes take out of the kept prefix and bring into it, the cut ($2, $3) staying where it is.
 _ADJUST = f"""
 SELECT coalesce(sum(old_cost) FILTER (WHERE was_in), 0) AS out_bytes, count(*) FILTER (WHERE was_in) AS out_n,
@@ -252,6 +499,7 @@ INSERT INTO push_changes (list_key, change, value, entry)
 SELECT $1, 'append', mv.value, mv.new_entry FROM push_moved mv
 WHERE mv.list_key = $1 AND mv.now_kept AND mv.new_entry IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry)
+  AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = mv.new_entry)
 UNION ALL
 SELECT $1, 'remove', e.entry, e.entry
 FROM (SELECT DISTINCT old_entry AS entry FROM push_moved WHERE list_key = $1 AND was_kept AND old_entry IS NOT NULL) e
@@ -274,6 +522,7 @@ WITH kept AS MATERIALIZED (
 INSERT INTO push_changes (list_key, change, value, entry)
 SELECT $1, 'append', k.value, k.entry FROM kept k
 WHERE k.entry IS NOT NULL AND NOT EXISTS (SELECT 1 FROM held h WHERE h.value = k.entry)
+  AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = k.entry)
 UNION ALL
 SELECT $1, 'remove', h.value, h.value FROM held h WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.entry = h.value)
 """
@@ -355,13 +604,21 @@ async def _settle(conn: Conn, list_key: str, cut: Cut) -> Cut:
 
 
 async def prepare_push(
-    conn: Conn, list_key: str, *, cap_bytes: int, max_entries: int, url_list: bool, uncertain: bool
+    conn: Conn,
+    list_key: str,
+    *,
+    cap_bytes: int,
+    max_entries: int,
+    url_list: bool,
+    uncertain: bool,
+    whole: bool = False,
 ) -> PreparedPush:
     """Select within the cap and diff against what the tenant holds (nothing when ``uncertain``), in
     PostgreSQL, from one snapshot; only the changes are written (to ``push_changes``), nothing is
     loaded. With a trusted cut, only the changed members and the members the cut passes over are
     read; otherwise the selection is worked out from the start of the order (first push, cap changed,
-    the tenant's content unknown), reading only as far as the cap reaches."""
+    the tenant's content unknown or just read back: ``whole``), reading only as far as the cap reaches."""
+    force_whole = whole
     await forget_push(conn, list_key)
     async with conn.transaction(isolation="repeatable_read"):
         st = await conn.fetchrow(
@@ -371,7 +628,7 @@ async def prepare_push(
         )
         assert st is not None
         await conn.execute(_SNAPSHOT, list_key)
-        whole = uncertain or not st["cut_trusted"] or st["cap_bytes"] != cap_bytes
+        whole = force_whole or uncertain or not st["cut_trusted"] or st["cap_bytes"] != cap_bytes
         old = Cut(st["cut_priority"], st["cut_value"], st["cut_bytes"], st["cut_count"])
         if whole:
             cut = await _move_cut(conn, list_key, Cut(None, None), cap_bytes, max_entries)
@@ -432,6 +689,14 @@ UNION
 SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
 """
 _APPENDS = "SELECT DISTINCT entry FROM push_changes WHERE list_key = $1 AND change = 'append'"
+# A URL list's replace: what the tenant holds now ($3, just read) less our removals, plus the appends:
+# foreign entries stay.
+_REPLACE = """
+SELECT t.entry FROM unnest($2::text[]) AS t(entry)
+WHERE NOT EXISTS (SELECT 1 FROM push_changes c WHERE c.list_key = $1 AND c.change = 'remove' AND c.value = t.entry)
+UNION
+SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
+"""
 # A call's entries as one text, comma-separated, written by PostgreSQL: JSON strings (a URL list's
 # array items) or plain (a file hash list). One value of at most the tenant's upload limit, and no row
 # or object per entry in the sink (a replace of a 190,000-entry list is one string, not 190,000 rows).
@@ -442,10 +707,22 @@ FROM ({entries}) AS e(entry) WHERE NOT (e.entry = ANY(${exclude}::text[]))
 
 
 async def entries_text(
-    conn: Conn, list_key: str, *, whole: bool, uncertain: bool, exclude: Sequence[str], json_items: bool
+    conn: Conn,
+    list_key: str,
+    *,
+    whole: bool,
+    uncertain: bool,
+    exclude: Sequence[str],
+    json_items: bool,
+    tenant_holds: Sequence[str] | None = None,
 ) -> str:
     """The entries of a push (the whole list to hold, or only the appends), less ``exclude``, as one
-    comma-separated text: JSON array items (``json_items``) or plain."""
+    comma-separated text: JSON array items (``json_items``) or plain. ``tenant_holds``: the list as
+    the tenant holds it now, which a URL list's replace keeps but for our removals."""
+    if tenant_holds is not None:
+        query = _ENTRIES_TEXT.format(entries=_REPLACE.replace("$2", "$4"), exclude=2, json=3)
+        replaced: str = await conn.fetchval(query, list_key, list(exclude), json_items, list(tenant_holds))
+        return replaced
     if whole:
         query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
         text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
@@ -514,6 +791,7 @@ async def record_push(
     refused: dict[str, str],
     cap: int,
     next_push_in_seconds: float = 0.0,
+    left_out_tenant: int = 0,
 ) -> int:
     """Apply the prepared push's changes: what the tenant now holds, the refusals, the changes consumed,
     the cut, and the list flushed up to ``version``. ``refused``: entries the tenant refused, with its
@@ -530,6 +808,7 @@ async def record_push(
         held_before = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", list_key)
     removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
     appended = _rows(await conn.execute(_RECORD_APPENDED, list_key, bad))
+    await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
     for statement in _CONSUME_CHANGES:
         await conn.execute(statement, list_key)
     if refused:
@@ -539,7 +818,8 @@ async def record_push(
     await conn.execute(
         """
         UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
-            uncertain = false, next_attempt_at = now() + make_interval(secs => $6),
+            uncertain = false, refused = false, refused_config = NULL, left_out_tenant = $11,
+            next_attempt_at = now() + make_interval(secs => $6),
             entries = $3, bytes = $4, cap_bytes = $5, left_out = $7,
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected'),
             cut_priority = $8, cut_value = $9, cut_bytes = $4, cut_count = $10,
@@ -556,6 +836,7 @@ async def record_push(
         cut.priority,
         cut.value,
         cut.count,
+        left_out_tenant,
     )
     return entries
 
@@ -568,14 +849,51 @@ async def forget_push(conn: Conn, list_key: str) -> None:
         await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", list_key)
 
 
-async def record_failure(conn: Conn, list_key: str, error: str, retry_in_seconds: float) -> None:
-    """The list stays due; it is tried again after a backoff that grows with its failures."""
+async def record_failure(
+    conn: Conn, list_key: str, error: str, retry_in_seconds: float, *, refused: bool = False
+) -> None:
+    """The list stays due; it is tried again after a backoff that grows with its failures. ``refused``:
+    the tenant refused the list (state "failed"), under the configuration recorded with it."""
     await conn.execute(
         "UPDATE list_state SET failures = failures + 1, last_error = $2, "
-        "next_attempt_at = now() + make_interval(secs => $3) WHERE list_key = $1",
+        "next_attempt_at = now() + make_interval(secs => $3), refused = $4, "
+        "refused_config = CASE WHEN $4 THEN list_configuration(list_key) END WHERE list_key = $1",
         list_key,
         error[:2000],
         retry_in_seconds,
+        refused,
+    )
+
+
+async def reject_credentials(conn: Conn, tenant: str, message: str) -> None:
+    """The tenant answered 401/403: nothing is sent to it until its credentials change."""
+    await conn.execute(
+        """
+        INSERT INTO tenant_state AS s (tenant, rejected_credentials, rejected_message, rejected_at)
+        VALUES ($1, tenant_credentials($1), $2, now())
+        ON CONFLICT (tenant) DO UPDATE SET rejected_credentials = EXCLUDED.rejected_credentials,
+            rejected_message = EXCLUDED.rejected_message, rejected_at = EXCLUDED.rejected_at
+        """,
+        tenant,
+        message[:2000],
+    )
+
+
+async def stuck(conn: Conn) -> tuple[set[str], set[str]]:
+    """The lists the tenant refuses, and the tenants whose current credentials were rejected."""
+    failed = await conn.fetch("SELECT list_key FROM list_state WHERE refused")
+    rejected = await conn.fetch(
+        "SELECT tenant FROM tenant_state WHERE rejected_credentials IS NOT NULL "
+        "AND rejected_credentials = tenant_credentials(tenant)"
+    )
+    return {r["list_key"] for r in failed}, {r["tenant"] for r in rejected}
+
+
+async def accept_credentials(conn: Conn, tenant: str) -> None:
+    await conn.execute(
+        "UPDATE tenant_state SET rejected_credentials = NULL, rejected_message = NULL, rejected_at = NULL "
+        "WHERE tenant = $1 AND rejected_credentials IS NOT NULL",
+        tenant,
     )
 
 

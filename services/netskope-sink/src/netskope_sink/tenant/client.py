@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -91,6 +92,15 @@ class TenantUnavailable(TenantError):
     def __init__(self, status: int | None, message: str, retry_after: float | None = None) -> None:
         super().__init__(status, message)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class UrlListHeld:
+    """A URL list as the tenant answers it."""
+
+    id: int
+    type: str
+    urls: list[str]
 
 
 class TenantClient:
@@ -229,6 +239,24 @@ class TenantClient:
         r = await self.request("v2", "GET", "/api/v2/policy/urllist", params={"field": "id,name"})
         _expect(r, 200)
         return {item["name"]: int(item["id"]) for item in r.json()}
+
+    async def url_lists_with_data(self) -> dict[str, UrlListHeld]:
+        """Every URL list with its entries (``field=id,name,data``), as the next deploy will leave it."""
+        r = await self.request("v2", "GET", "/api/v2/policy/urllist", params={"field": "id,name,data"})
+        _expect(r, 200)
+        out = {}
+        for item in r.json():
+            data = item.get("data") or {}
+            urls = [u for u in data.get("urls") or [] if isinstance(u, str)]
+            out[item["name"]] = UrlListHeld(int(item["id"]), str(data.get("type") or "exact"), urls)
+        return out
+
+    async def url_list_entries(self, list_id: int) -> list[str]:
+        """One URL list's entries, as the next deploy will leave it."""
+        r = await self.request("v2", "GET", f"/api/v2/policy/urllist/{list_id}")
+        _expect(r, 200)
+        data = r.json().get("data") or {}
+        return [u for u in data.get("urls") or [] if isinstance(u, str)]
 
     # ``urls``: the entries as an encoded JSON array, built by the caller from a cursor (a list at its
     # cap is megabytes; no entry object is kept).
