@@ -637,7 +637,7 @@ export interface paths {
         put?: never;
         /**
          * What a sharing not yet saved would put on its list: additions, removals, what the cap leaves out
-         * @description The answer of GET /{sharing_id}/dry_run for the body POST /api/cte/sharing takes, checked the same way (the same 422 answers); nothing is saved. A client shows it before the sharing is created.
+         * @description The answer of GET /{sharing_id}/dry_run for the body POST /api/cte/sharing takes, checked the same way (the same 422 answers); nothing is saved. A client shows it before the sharing is created, so it takes the scope of creating one (cte_write), as every POST does.
          */
         post: operations["dry_run_new_sharing_api_cte_sharing_dry_run_post"];
         delete?: never;

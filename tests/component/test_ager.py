@@ -10,7 +10,12 @@ import pytest
 from cte_common.db import Pool
 from tests.support.component import System
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+@pytest.fixture
+def now() -> datetime:
+    """The present when the test starts: a module-level time is minutes old by then in a full run, which
+    would put a 5-minute expiry in the past."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,50 +35,50 @@ async def active(system: System, value: str) -> bool:
     return bool(item["active"])
 
 
-async def test_indicators_expire_when_due_and_not_before(system: System, db: Pool) -> None:
-    await post(system, "in-one-hour.example", NOW + timedelta(hours=1))
-    await post(system, "in-three-hours.example", NOW + timedelta(hours=3))
+async def test_indicators_expire_when_due_and_not_before(system: System, db: Pool, now: datetime) -> None:
+    await post(system, "in-one-hour.example", now + timedelta(hours=1))
+    await post(system, "in-three-hours.example", now + timedelta(hours=3))
     await post(system, "never-expires.example", None)
     assert await system.sweep() == 0  # nothing is due yet
-    assert await system.sweep(NOW + timedelta(hours=2)) == 1
+    assert await system.sweep(now + timedelta(hours=2)) == 1
     assert not await active(system, "in-one-hour.example")
     assert await active(system, "in-three-hours.example")
     assert await active(system, "never-expires.example")
     # Expired as due: the stored expiry is unchanged.
     expires = await db.fetchval("SELECT expires_at FROM indicators WHERE value = 'in-one-hour.example'")
-    assert expires == NOW + timedelta(hours=1)
-    assert await system.sweep(NOW + timedelta(hours=2)) == 0  # an inactive indicator is not due again
-    assert await system.sweep(NOW + timedelta(days=365)) == 1
+    assert expires == now + timedelta(hours=1)
+    assert await system.sweep(now + timedelta(hours=2)) == 0  # an inactive indicator is not due again
+    assert await system.sweep(now + timedelta(days=365)) == 1
     assert not await active(system, "in-three-hours.example")
     assert await active(system, "never-expires.example")
 
 
-async def test_a_later_sighting_before_expiry_keeps_the_indicator(system: System) -> None:
-    await post(system, "resighted.example", NOW + timedelta(hours=1))
-    await post(system, "resighted.example", NOW + timedelta(hours=5))
-    assert await system.sweep(NOW + timedelta(hours=2)) == 0
+async def test_a_later_sighting_before_expiry_keeps_the_indicator(system: System, now: datetime) -> None:
+    await post(system, "resighted.example", now + timedelta(hours=1))
+    await post(system, "resighted.example", now + timedelta(hours=5))
+    assert await system.sweep(now + timedelta(hours=2)) == 0
     assert await active(system, "resighted.example")
 
 
-async def test_a_sighting_after_expiry_makes_it_active_again(system: System) -> None:
-    await post(system, "back-again.example", NOW + timedelta(minutes=30))
-    assert await system.sweep(NOW + timedelta(hours=1)) == 1
+async def test_a_sighting_after_expiry_makes_it_active_again(system: System, now: datetime) -> None:
+    await post(system, "back-again.example", now + timedelta(minutes=30))
+    assert await system.sweep(now + timedelta(hours=1)) == 1
     assert not await active(system, "back-again.example")
-    await post(system, "back-again.example", NOW + timedelta(days=1))
+    await post(system, "back-again.example", now + timedelta(days=1))
     assert await active(system, "back-again.example")
 
 
-async def test_inactive_indicators_are_deleted_when_the_setting_says_so(system: System) -> None:
-    await post(system, "short-lived.example", NOW + timedelta(minutes=5))
-    assert await system.sweep(NOW + timedelta(minutes=10)) == 1
+async def test_inactive_indicators_are_deleted_when_the_setting_says_so(system: System, now: datetime) -> None:
+    await post(system, "short-lived.example", now + timedelta(minutes=5))
+    assert await system.sweep(now + timedelta(minutes=10)) == 1
     assert not await active(system, "short-lived.example")
     # Kept while the setting is off.
-    await system.sweep(NOW + timedelta(minutes=10))
+    await system.sweep(now + timedelta(minutes=10))
     assert await system.indicator("short-lived.example") is not None
     r = await system.api.patch("/api/settings/cte", json={"deleteInactiveIndicators": True})
     assert r.status_code == 200, r.text
     try:
-        await system.sweep(NOW + timedelta(minutes=10))
+        await system.sweep(now + timedelta(minutes=10))
         assert await system.indicator("short-lived.example") is None
         assert await system.indicator("never-expires.example") is not None  # active ones stay
     finally:

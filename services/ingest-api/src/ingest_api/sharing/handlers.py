@@ -213,9 +213,10 @@ async def dry_run_sharing(state: State, sharing_id: RowId, _: Reader) -> Sharing
     "/dry_run",
     summary="What a sharing not yet saved would put on its list: additions, removals, what the cap leaves out",
     description="The answer of GET /{sharing_id}/dry_run for the body POST /api/cte/sharing takes, checked the "
-    "same way (the same 422 answers); nothing is saved. A client shows it before the sharing is created.",
+    "same way (the same 422 answers); nothing is saved. A client shows it before the sharing is created, so "
+    "it takes the scope of creating one (cte_write), as every POST does.",
 )
-async def dry_run_new_sharing(state: State, body: SharingIn, _: Reader) -> SharingDryRun:
+async def dry_run_new_sharing(state: State, body: SharingIn, _: Writer) -> SharingDryRun:
     action, parameters = body.resolved()
     target = _target(action, parameters)
     async with state.pool.acquire() as conn, conn.transaction(readonly=True):
