@@ -411,9 +411,12 @@ _CREATE_WORK = (
 )
 _WORK_TABLES = ("push_seen", "push_moved", "push_changes")
 # Temporary tables are never vacuumed either: emptied by DELETE they would keep every dead row of the
-# connection's pushes, and each scan would read them all. Emptied once no push of the round is pending.
+# connection's pushes, and each scan would read them all. Truncated once no push of the round is
+# pending and they outgrow the session's temporary buffers (8 MB by default; a truncation every round
+# would cost a catalog update and a commit each).
 _EMPTY_WORK = (
-    "SELECT NOT EXISTS (SELECT 1 FROM push_seen) AND NOT EXISTS (SELECT 1 FROM push_moved) "
+    "SELECT pg_table_size('push_seen') + pg_table_size('push_moved') + pg_table_size('push_changes') > 8388608 "
+    "AND NOT EXISTS (SELECT 1 FROM push_seen) AND NOT EXISTS (SELECT 1 FROM push_moved) "
     "AND NOT EXISTS (SELECT 1 FROM push_changes)"
 )
 
