@@ -401,8 +401,24 @@ _CREATE_WORK = (
     """,
     "CREATE TEMP TABLE IF NOT EXISTS push_changes (list_key text NOT NULL, change text NOT NULL, value text NOT NULL, "
     "entry text)",
+    # Every join with a work table goes through one of these. Temporary tables are never analysed, and
+    # list_changes' and list_pushed's statistics may say a list has no rows (analysed before it had any):
+    # without an index the planner then scans a work table once per row of the other side, a cost
+    # quadratic in the change (seconds a call with a few thousand changes).
+    "CREATE INDEX IF NOT EXISTS push_seen_key ON push_seen (list_key, value)",
+    "CREATE INDEX IF NOT EXISTS push_moved_key ON push_moved (list_key, value)",
+    "CREATE INDEX IF NOT EXISTS push_changes_key ON push_changes (list_key, change, value)",
 )
 _WORK_TABLES = ("push_seen", "push_moved", "push_changes")
+# Temporary tables are never vacuumed either: emptied by DELETE they would keep every dead row of the
+# connection's pushes, and each scan would read them all. Truncated once no push of the round is
+# pending and they outgrow the session's temporary buffers (8 MB by default; a truncation every round
+# would cost a catalog update and a commit each).
+_EMPTY_WORK = (
+    "SELECT pg_table_size('push_seen') + pg_table_size('push_moved') + pg_table_size('push_changes') > 8388608 "
+    "AND NOT EXISTS (SELECT 1 FROM push_seen) AND NOT EXISTS (SELECT 1 FROM push_moved) "
+    "AND NOT EXISTS (SELECT 1 FROM push_changes)"
+)
 
 # The selection's order is (-priority, value COLLATE "C"): highest priority first, the value breaking
 # ties in code point order like the Python str order (index list_members_cut, migration 0011). A key
@@ -847,6 +863,8 @@ async def forget_push(conn: Conn, list_key: str) -> None:
         await conn.execute(statement)
     for table in _WORK_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", list_key)
+    if await conn.fetchval(_EMPTY_WORK):
+        await conn.execute(f"TRUNCATE {', '.join(_WORK_TABLES)}")
 
 
 async def record_failure(
