@@ -37,6 +37,7 @@ from bench.common import (
     free_port,
     git_commit,
     kafka_bootstrap,
+    load_average,
     machine,
     now_iso,
     scratch_database,
@@ -97,6 +98,16 @@ QUERIES: dict[str, dict[str, str]] = {
     "source and tag": {
         "filters": json.dumps({"sources": {"$elemMatch": {"source": "feed-b", "tags": {"$in": ["phishing"]}}}}),
     },
+}
+
+# The Threat IoCs page as the console opens it (console/src/pages/iocs.tsx): its default filter as the
+# filter builder writes it (lastSeen >= 7 days ago, to the second, JSON.stringify's compact form) and its
+# two requests, the page and the count, sent at once with the console's own parameters.
+_CONSOLE_SINCE = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+CONSOLE_FILTERS = json.dumps({"sources": {"$elemMatch": {"lastSeen": {"$gte": _CONSOLE_SINCE}}}}, separators=(",", ":"))
+CONSOLE_REQUESTS: dict[str, dict[str, str]] = {
+    "page": {"filters": CONSOLE_FILTERS, "sort": "sources.lastSeen", "ascending": "false", "skip": "0", "limit": "10"},
+    "count": {"filters": CONSOLE_FILTERS, "aggregate": "true"},
 }
 
 
@@ -254,7 +265,46 @@ def time_queries(api_url: str, token: str, runs: int) -> dict[str, dict[str, flo
     return out
 
 
-async def measure(admin_url: str, count: int, runs: int = 7, kafka: str | None = None) -> dict[str, Any]:
+async def time_console(api_url: str, token: str, runs: int) -> dict[str, Any]:
+    """The console's Threat IoCs page opened ``runs`` times: each request's time and the page's wall time
+    (both sent at once, so the slower of the two), with the load average before and after."""
+    timings: dict[str, list[float]] = {"page": [], "count": [], "wall": []}
+    answers: dict[str, Any] = {}
+    load_before = load_average()
+    async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+
+        async def one(name: str) -> float:
+            started = time.perf_counter()
+            r = await client.get("/api/cte/indicators/", params=CONSOLE_REQUESTS[name])
+            elapsed = time.perf_counter() - started
+            r.raise_for_status()
+            answers[name] = r.json()
+            return elapsed
+
+        for _ in range(runs):
+            started = time.perf_counter()
+            page, count = await asyncio.gather(one("page"), one("count"))
+            timings["wall"].append(time.perf_counter() - started)
+            timings["page"].append(page)
+            timings["count"].append(count)
+    out: dict[str, Any] = {
+        name: {"p50_ms": round(statistics.median(t) * 1000, 1), "max_ms": round(max(t) * 1000, 1)}
+        for name, t in timings.items()
+    }
+    out["page"]["rows"] = len(answers["page"])
+    out["count"]["rows"] = answers["count"]["count"]
+    return {
+        "filters": CONSOLE_FILTERS,
+        "runs": runs,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        **out,
+    }
+
+
+async def measure(
+    admin_url: str, count: int, runs: int = 7, kafka: str | None = None, console_runs: int = 21
+) -> dict[str, Any]:
     """Load ``count`` indicators into a database of its own, time every query, drop the database."""
     async with scratch_database(admin_url, "cte_bench_read") as url:
         admin = await asyncpg.connect(admin_url)
@@ -283,7 +333,9 @@ async def measure(admin_url: str, count: int, runs: int = 7, kafka: str | None =
                 f"http://127.0.0.1:{port}/api/auth",
                 data={"grant_type": "client_credentials", "client_id": "bench", "client_secret": "bench-secret"},
             ).json()
-            queries = await asyncio.to_thread(time_queries, f"http://127.0.0.1:{port}", auth["access_token"], runs)
+            api = f"http://127.0.0.1:{port}"
+            queries = await asyncio.to_thread(time_queries, api, auth["access_token"], runs)
+            console = await time_console(api, auth["access_token"], console_runs)
         finally:
             services.stop_all()
     return {
@@ -296,6 +348,7 @@ async def measure(admin_url: str, count: int, runs: int = 7, kafka: str | None =
         "indicators": count,
         **loaded,
         "queries": queries,
+        "console_iocs_page": console,
     }
 
 
@@ -303,11 +356,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--console-runs", type=int, default=21, help="times the console's Threat IoCs page is opened")
     parser.add_argument("--admin-url", default=admin_database_url())
     parser.add_argument("--out", default=None, help="default: bench/results/read_path-<count>.json")
     args = parser.parse_args()
     try:
-        result = asyncio.run(measure(args.admin_url, args.count, args.runs))
+        result = asyncio.run(measure(args.admin_url, args.count, args.runs, console_runs=args.console_runs))
     except BenchError as exc:
         print(f"read path: {exc}", file=sys.stderr)
         return 1

@@ -634,6 +634,22 @@ def read_path_section(r: dict[str, Any]) -> str:
     ]
     for name, q in r["queries"].items():
         lines.append(f"| {name} | {q['p50_ms']:.1f} | {q['max_ms']:.1f} | {q['rows']:,} |")
+    if console := r.get("console_iocs_page"):
+        lines += [
+            "",
+            f"The console's Threat IoCs page as it opens (`console/src/pages/iocs.tsx`), {console['runs']} times: "
+            "its page of 10 and its count (`aggregate=true`) sent at once with the console's own parameters, "
+            f"`filters={console['filters']}`; the page's wall time is the slower of the two. Load average "
+            f"{console['load_average_before'][0]:.1f} before, {console['load_average_after'][0]:.1f} after.",
+            "",
+            "| the console's request | p50 ms | max ms | rows |",
+            "|---|---:|---:|---:|",
+            f"| the page (sort `sources.lastSeen`, newest first, 10) | {console['page']['p50_ms']:.1f} | "
+            f"{console['page']['max_ms']:.1f} | {console['page']['rows']:,} |",
+            f"| the count | {console['count']['p50_ms']:.1f} | {console['count']['max_ms']:.1f} | "
+            f"{console['count']['rows']:,} |",
+            f"| **the page's wall time** | {console['wall']['p50_ms']:.1f} | {console['wall']['max_ms']:.1f} | |",
+        ]
     size = r["database_bytes"]
     lines += [
         "",

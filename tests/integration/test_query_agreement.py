@@ -51,6 +51,8 @@ indicator = st.fixed_dictionaries(
         "externalHits": NUMS,
         "sharedWith": st.lists(TEXTS, max_size=2),
         "sources": st.lists(source_entry, max_size=3, unique_by=lambda s: s["source"]),
+        # The lastSeen of a source since dropped: the indicator's own lastSeen keeps it (never evaluated).
+        "droppedLastSeen": st.none() | DATES,
     }
 )
 batches = st.lists(indicator, min_size=1, max_size=6).map(
@@ -82,13 +84,20 @@ def scratch(env: Env) -> Iterator[tuple[asyncio.AbstractEventLoop, asyncpg.Conne
         loop.close()
 
 
+def _last_seen(x: dict[str, Any]) -> datetime | None:
+    """The indicator's own lastSeen as the rule-engine keeps it: the latest of its sources', a dropped
+    one's included (the SQL bounds per-source lastSeen conditions by it)."""
+    seen = [s["lastSeen"] for s in x["sources"]] + ([x["droppedLastSeen"]] if x["droppedLastSeen"] else [])
+    return max(seen, default=None)
+
+
 async def _selected(conn: asyncpg.Connection[Any], node: Node, inds: list[dict[str, Any]]) -> set[str]:
     async with conn.transaction():
         await conn.execute("TRUNCATE indicators, indicator_sources")
         await conn.executemany(
             "INSERT INTO indicators (value, type, test, safe, active, expires_at, source, first_seen, last_seen, "
             "severity, internal_hits, external_hits, shared_with) "
-            "VALUES ($1, $2, $3, $4, $5, $6, 's', now(), now(), 'low', $7, $8, $9)",
+            "VALUES ($1, $2, $3, $4, $5, $6, 's', now(), coalesce($10, now()), 'low', $7, $8, $9)",
             [
                 (
                     x["value"],
@@ -100,6 +109,7 @@ async def _selected(conn: asyncpg.Connection[Any], node: Node, inds: list[dict[s
                     x["internalHits"],
                     x["externalHits"],
                     x["sharedWith"],
+                    _last_seen(x),
                 )
                 for x in inds
             ],

@@ -969,7 +969,8 @@ def test_sql_never_contains_a_value(node: Node) -> None:
     placeholders = [int(n) for n in re.findall(r"\$(\d+)", sql)]
     assert placeholders == list(range(7, 7 + len(params.values)))
     flattened = [v for value in params.values for v in (value if isinstance(value, list) else [value])]
-    assert sorted(map(repr, flattened)) == sorted(repr(v) for v in operands(node) if v is not None)
+    # every operand passed (a lower bound on the sources' lastSeen twice: it also bounds the indicator's own)
+    assert set(map(repr, flattened)) == {repr(v) for v in operands(node) if v is not None}
 
 
 ANYTHING = st.one_of(
@@ -1072,3 +1073,19 @@ def test_list_status_reads_shared_with_and_the_list_tags_from_the_list_state() -
     assert "list_value_status" not in to_sql(parse_text('tags IN ("a")'), SqlParams(), list_status=True)
     assert "list_value_status" not in to_sql(parse_text('tags IN ("Unshared")'), SqlParams())
     assert "list_value_status" not in to_sql(parse_text('sharedWith IN ("d")'), SqlParams())
+
+
+def test_a_lower_bound_on_the_sources_last_seen_also_bounds_the_indicators_own() -> None:
+    # The indicator's lastSeen is the latest of its sources': the bound lets its index serve the
+    # console's default filter (the last 7 days) and its count; the EXISTS keeps the meaning.
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    params = SqlParams()
+    sql = to_sql(
+        parse_json({"sources": {"$elemMatch": {"lastSeen": {"$gte": since.isoformat()}, "source": "a"}}}), params
+    )
+    assert sql.startswith("(i.last_seen >= $1::timestamptz AND EXISTS (SELECT 1 FROM indicator_sources s1 ")
+    assert params.values == [since, since, "a"]
+    for upper in ({"$lt": since.isoformat()}, {"$ne": since.isoformat()}):
+        assert to_sql(parse_json({"sources": {"$elemMatch": {"lastSeen": upper}}}), SqlParams()).startswith("EXISTS")
+    either = {"$or": [{"lastSeen": {"$gte": since.isoformat()}}, {"source": "a"}]}
+    assert to_sql(parse_json({"sources": {"$elemMatch": either}}), SqlParams()).startswith("EXISTS")

@@ -103,12 +103,37 @@ def _sql(
             if fields is not _TOP_FIELDS:
                 raise QueryError("sources conditions cannot be nested")
             alias = params.alias()
+            bound = _latest_bound(child, params, table)
             body, _ = _sql(child, params, alias, _SOURCE_FIELDS, derive)
             # WHERE treats a NULL body as false, which is the Python any() over entries.
-            return (
+            exists = (
                 f"EXISTS (SELECT 1 FROM indicator_sources {alias} "
                 f"WHERE {alias}.value = {table}.value AND {_wrap(body)})"
-            ), False
+            )
+            return (f"({bound} AND {exists})" if bound else exists), False
+
+
+# Per-source dates the indicator's own column bounds from above: its lastSeen is the latest of its
+# sources' (the rule-engine's merge takes the maximum of both; dropping a source leaves it as late). A
+# source seen since t therefore implies the indicator seen since t, and stating it beside the EXISTS
+# lets the (last_seen, value) index bound the indicators probed: the console's default filter (the last
+# 7 days) and its count read the indicators of the 7 days, not every source row. The bound is implied by
+# the EXISTS, so the filter selects exactly what it did (also under NOT: both NOT NULL).
+_LATEST_OF_SOURCES: Final = {"lastSeen": "last_seen"}
+
+
+def _latest_bound(child: Node, params: SqlParams, table: str) -> str | None:
+    """``i.last_seen >= t`` for each lower bound on the sources' lastSeen that every match must meet."""
+    conditions = child.nodes if isinstance(child, And) else (child,)
+    bounds = [
+        f"{table}.{_LATEST_OF_SOURCES[c.field]} >= {params.add(c.value)}::timestamptz"
+        for c in conditions
+        if isinstance(c, Compare)
+        and c.field in _LATEST_OF_SOURCES
+        and c.op in ("eq", "gt", "gte")
+        and c.value is not None
+    ]
+    return " AND ".join(bounds) or None
 
 
 def _wrap(sql: str) -> str:
