@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from cte_common.events import ShareIntent
+from netskope_sink.tenant.domain import credentials_rejected
 
 DUPLICATE_REQUEST = "Duplicate request, no change in file hashes"
 
@@ -78,7 +79,7 @@ def failure_kind(status: int | None) -> FailureKind:
     """How a failed push is handled: 401/403 reject the tenant's credentials; any other answer the
     tenant gave deliberately (a 4xx but 429, or a v1 error in a 200) refuses the list; a 429, a 5xx
     or no answer is transient."""
-    if status in (401, 403):
+    if credentials_rejected(status):
         return "credentials"
     if status is not None and (status < 500 and status != 429):
         return "refused"

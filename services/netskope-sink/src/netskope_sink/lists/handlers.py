@@ -79,6 +79,7 @@ from netskope_sink.metrics import (
     UNSHARED,
 )
 from netskope_sink.settings import Settings
+from netskope_sink.tenant import repository as tenant_repository
 from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantError
 from netskope_sink.tenant.schemas import TenantConnection
 
@@ -472,7 +473,7 @@ class Flusher:
             if kind == "credentials":
                 tenant = split_list_key(key)[0]
                 delay = 0.0  # due again as soon as the credentials change
-                await repository.reject_credentials(conn, tenant, f"HTTP {status}: {message}")
+                await tenant_repository.reject_credentials(conn, tenant, f"HTTP {status}: {message}")
                 CREDENTIALS_REJECTED.labels(tenant).set(1)
             elif kind == "refused":
                 delay = refused_backoff(failures, s.refused_backoff_initial_seconds, s.refused_backoff_max_seconds)

@@ -1,5 +1,6 @@
 """SQL of list pushing: the one writer of list_members, list_state, list_pushed, list_foreign,
-list_claims, list_outcomes and tenant_state; it reads sharings, configurations and tenants (the ingest-api's)."""
+list_claims, list_outcomes and of tenant_state's other lists and accepted credentials (tenant.repository
+rejects them); it reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
@@ -862,20 +863,6 @@ async def record_failure(
         error[:2000],
         retry_in_seconds,
         refused,
-    )
-
-
-async def reject_credentials(conn: Conn, tenant: str, message: str) -> None:
-    """The tenant answered 401/403: nothing is sent to it until its credentials change."""
-    await conn.execute(
-        """
-        INSERT INTO tenant_state AS s (tenant, rejected_credentials, rejected_message, rejected_at)
-        VALUES ($1, tenant_credentials($1), $2, now())
-        ON CONFLICT (tenant) DO UPDATE SET rejected_credentials = EXCLUDED.rejected_credentials,
-            rejected_message = EXCLUDED.rejected_message, rejected_at = EXCLUDED.rejected_at
-        """,
-        tenant,
-        message[:2000],
     )
 
 
