@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from cte_common import url_list
 from cte_common.events import ShareIntent
+from cte_common.indicators import IndicatorType
+from cte_common.sharing import split_list_key
 from netskope_sink.tenant.domain import credentials_rejected
 
 DUPLICATE_REQUEST = "Duplicate request, no change in file hashes"
@@ -19,6 +22,19 @@ def latest_intents(intents: list[ShareIntent]) -> list[ShareIntent]:
     for intent in intents:
         last[(intent.list_key, intent.value)] = intent
     return list(last.values())
+
+
+def refused_by_pre_check(list_key: str, kind: IndicatorType, value: str, *, regex: bool) -> bool:
+    """Whether a member's list cannot hold it, known before anything is pushed: in a URL list, an IPv6
+    address, or (in an ``exact`` list) an entry Netskope's documented grammar refuses (cte_common.url_list,
+    the tenant's "Invalid host"). Such a member is never pushed and takes no room under the cap; the
+    list status counts it as left out, invalid. A ``regex`` list's entries are patterns: only IPv6 is
+    known unfit there."""
+    if split_list_key(list_key)[1] != "url":
+        return False
+    if kind == IndicatorType.IPV6:
+        return True
+    return not regex and url_list.list_entry(kind, value) is None
 
 
 PushMode = Literal["none", "create", "append", "replace"]
