@@ -194,15 +194,18 @@ async def test_an_overflowing_list_is_at_least_99_percent_full(system: System, d
 
 async def test_refused_entries_are_read_in_both_shapes(system: System, destination: str) -> None:
     sharing = await share(system, destination, "create", name="fid-shapes")
-    for shape, bad in (("message", "bad_one.example"), ("errors", "bad_two.example")):
-        assert (await system.tenant.put("/_sim/behaviour", json={"errorShape": shape})).status_code == 200
+    # Entries the documented grammar takes (the pre-check lets them through) that the tenant refuses.
+    refused = {"bad-one.example": "Invalid host", "bad-two.example": "Invalid host"}
+    for shape, bad in (("message", "bad-one.example"), ("errors", "bad-two.example")):
+        behaviour = {"errorShape": shape, "refusedEntries": refused}
+        assert (await system.tenant.put("/_sim/behaviour", json=behaviour)).status_code == 200
         await post(system, [bad, f"good-{shape}.example"])
         await system.push_lists()
         assert f"good-{shape}.example" in await held(system, "fid-shapes")
         assert bad not in await held(system, "fid-shapes")
-    await system.tenant.put("/_sim/behaviour", json={"errorShape": "message"})
+    await system.tenant.put("/_sim/behaviour", json={"errorShape": "message", "refusedEntries": {}})
     st = await status(system, sharing["id"])
-    assert (st["state"], st["leftOut"]["rejected"]) == ("ok", 2)
+    assert (st["state"], st["leftOut"]["rejected"], st["leftOut"]["invalid"]) == ("ok", 2, 0)
 
 
 async def test_a_list_the_tenant_refuses_is_failed_and_backs_off(system: System, destination: str, db: Pool) -> None:
