@@ -102,8 +102,13 @@ class Model:
             else:
                 self.members[value] = (priority, cost_bytes(value))
 
+    def invalid(self) -> set[str]:
+        """The members the sink's pre-check refuses (IPv6 in a URL list): never candidates."""
+        return {v for v in self.members if entry(v, self.url_list) is None}
+
     def select(self, cap: int, max_entries: int) -> list[Candidate]:
-        usable = [Candidate(v, p, c) for v, (p, c) in self.members.items() if v not in self.rejected]
+        out = self.rejected | self.invalid()
+        usable = [Candidate(v, p, c) for v, (p, c) in self.members.items() if v not in out]
         return select_within_cap(usable, cap, max_entries)[0]
 
 
@@ -156,7 +161,7 @@ async def run_example(
             assert prepared.bytes == 1 + sum(c.cost for c in kept)
             want_cut = (kept[-1].priority, kept[-1].value) if kept else (None, None)
             assert (prepared.cut.priority, prepared.cut.value) == want_cut
-            assert prepared.left_out == len(model.members) - len(model.rejected) - len(kept)
+            assert prepared.left_out == len(model.members) - len(model.rejected) - len(model.invalid()) - len(kept)
             changes = await conn.fetch("SELECT change, value, entry FROM push_changes WHERE list_key = $1", key)
             appends = {r["entry"] for r in changes if r["change"] == "append"}
             removes = {r["value"] for r in changes if r["change"] == "remove"}
@@ -187,10 +192,12 @@ async def run_example(
             for value in model.members:
                 if value in model.rejected:
                     want[value] = "rejected"
+                elif value in model.invalid():
+                    want[value] = "unfit"
                 elif value in during or not model.trusted:
                     want[value] = "pending"
                 elif value in kept_values:
-                    want[value] = "shared" if entry(value, url_list) is not None else "unfit"
+                    want[value] = "shared"
                 else:
                     want[value] = "left_out"
             assert {r["value"]: r["status"] for r in rows} == want

@@ -14,6 +14,7 @@ import pytest
 
 from cte_common.db import Pool
 from cte_common.sharing import MIB
+from netskope_sink.alerts.handlers import Poller
 from netskope_sink.lists.handlers import Flusher
 from tests.support.component import TENANT_URL, TENANT_V2_TOKEN, System
 
@@ -193,15 +194,18 @@ async def test_an_overflowing_list_is_at_least_99_percent_full(system: System, d
 
 async def test_refused_entries_are_read_in_both_shapes(system: System, destination: str) -> None:
     sharing = await share(system, destination, "create", name="fid-shapes")
-    for shape, bad in (("message", "bad_one.example"), ("errors", "bad_two.example")):
-        assert (await system.tenant.put("/_sim/behaviour", json={"errorShape": shape})).status_code == 200
+    # Entries the documented grammar takes (the pre-check lets them through) that the tenant refuses.
+    refused = {"bad-one.example": "Invalid host", "bad-two.example": "Invalid host"}
+    for shape, bad in (("message", "bad-one.example"), ("errors", "bad-two.example")):
+        behaviour = {"errorShape": shape, "refusedEntries": refused}
+        assert (await system.tenant.put("/_sim/behaviour", json=behaviour)).status_code == 200
         await post(system, [bad, f"good-{shape}.example"])
         await system.push_lists()
         assert f"good-{shape}.example" in await held(system, "fid-shapes")
         assert bad not in await held(system, "fid-shapes")
-    await system.tenant.put("/_sim/behaviour", json={"errorShape": "message"})
+    await system.tenant.put("/_sim/behaviour", json={"errorShape": "message", "refusedEntries": {}})
     st = await status(system, sharing["id"])
-    assert (st["state"], st["leftOut"]["rejected"]) == ("ok", 2)
+    assert (st["state"], st["leftOut"]["rejected"], st["leftOut"]["invalid"]) == ("ok", 2, 0)
 
 
 async def test_a_list_the_tenant_refuses_is_failed_and_backs_off(system: System, destination: str, db: Pool) -> None:
@@ -318,3 +322,50 @@ async def test_the_placeholder_of_an_emptied_list_goes_when_entries_come_back(sy
     await system.post_indicators([{"value": "second.example", **item}])
     await system.push_lists()
     assert await held(system, "fid-empty") == {"second.example"}
+
+
+async def test_the_poller_stops_calling_a_tenant_that_rejects_its_credentials(system: System, db: Pool) -> None:
+    """A 403 from a dataexport endpoint rejects the tenant's credentials as a push's does: no poll, nor
+    push, goes to the tenant until a PATCH of the tenant gives it new ones."""
+    r = await system.api.post(
+        "/api/tenants", json={"name": "fid-deaf", "tenantName": TENANT_URL, "v2Token": "wrong-token"}
+    )
+    assert r.status_code == 201, r.text
+    ns = await system.configure(
+        {
+            "name": "fid-deaf-ns",
+            "plugin": "netskope",
+            "tenant": "fid-deaf",
+            "parameters": {"enablePolling": True, "threatDataTypes": "Malware"},
+        }
+    )
+    sharing = await share(system, ns["name"], "create", name="fid-deaf-list")
+    poller = Poller(system.flusher.settings, system.pool, system.broker, system.topics, transport=system.transport)
+    try:
+        before = await calls(system)
+        assert await poller.poll_once() == 0
+        answered = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+        assert [c["status"] for c in answered if "dataexport" in c["path"]] == [403]
+        rejected = await db.fetchrow("SELECT rejected_message FROM tenant_state WHERE tenant = 'fid-deaf'")
+        assert rejected is not None
+        assert "403" in rejected["rejected_message"]
+        # The push stops too: the list shows the rejection without having called the tenant.
+        await post(system, ["deaf-1.example"])
+        before = await calls(system)
+        for _ in range(3):
+            await poller.poll_once()
+            await system.push_lists()
+        since = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+        # (other modules' lists may be pushed meanwhile, with their own tenants' valid tokens)
+        assert [c for c in since if "dataexport" in c["path"] or c["status"] in (401, 403)] == []
+        assert (await status(system, sharing["id"]))["state"] == "credentials_rejected"
+        # New credentials: polled (and pushed) again.
+        r = await system.api.patch("/api/tenants/fid-deaf", json={"v2Token": TENANT_V2_TOKEN})
+        assert r.status_code == 200, r.text
+        await poller.poll_once()
+        answered = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+        assert [c["status"] for c in answered if "dataexport" in c["path"]][:1] == [200]
+        await system.push_lists()
+        assert (await status(system, sharing["id"]))["state"] == "ok"
+    finally:
+        await poller.close()

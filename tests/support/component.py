@@ -107,6 +107,7 @@ class System:
         self.api = api
         self.api_settings = api_settings  # the running API's own: a test may change a bound for a while
         self.tenant = tenant  # the fake tenant: /_sim/state and the other test routes
+        self.transport = tenant_transport  # how the sink's clients reach the fake tenant
         self.pool = pool
         self.broker = broker  # the consumer services' (publishing straight onto a topic, say)
         self.topics = topics

@@ -42,13 +42,14 @@ __all__ = [
     "SourceView",
 ]
 
-# The reference plugin's tags for a value a list left out (the cap, or a type the list cannot hold)
-# and for one the tenant refused; each with the list statuses (list_value_status) that give it.
+# The reference plugin's tags for a value a list left out (the cap) and for one its list cannot hold
+# (the tenant refused it, or the pre-check did); each with the list statuses (list_value_status) giving it.
 UNSHARED_TAG: Final = "Unshared"
 INVALID_HOST_TAG: Final = "Invalid host"
 LIST_STATUS_TAGS: Final[Mapping[str, tuple[str, ...]]] = {
-    UNSHARED_TAG: ("left_out", "unfit"),
-    INVALID_HOST_TAG: ("rejected",),
+    UNSHARED_TAG: ("left_out",),
+    # Refused by the tenant, or by the sink's pre-check of the list's grammar before any push ('unfit').
+    INVALID_HOST_TAG: ("rejected", "unfit"),
 }
 
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cte_common import url_list
 from cte_common.indicators import HASH_LIST_TYPES, SEVERITY_RANK, URL_LIST_TYPES, IndicatorType, Severity
 from cte_common.query import Node, compile_predicate, parse_json, parse_text
 
@@ -284,26 +285,17 @@ def cost_bytes(value: str) -> int:
     return len(json.dumps(value)) + 3
 
 
-_SCHEMES = ("http://", "https://", "ftp://")
-
-
 def list_entry(action: Action, value: str, kind: IndicatorType) -> str | None:
-    """How a value is written in its list (the SQL function ``list_entry`` of migration 0012 says the
-    same): a URL list holds URLs without their scheme, and cannot hold IPv6 (None); a file hash list
-    holds the hash."""
-    if action != "url":
-        return value
-    if kind == IndicatorType.IPV6:
-        return None
-    if kind == IndicatorType.URL and value.startswith(_SCHEMES):
-        return value[value.index("://") + 3 :]
-    return value
+    """How a value is written in its list: a URL list holds URLs without their scheme, and cannot hold
+    IPv6 or an entry Netskope's grammar refuses (None; cte_common.url_list); a file hash list holds the
+    hash."""
+    return url_list.list_entry(kind, value) if action == "url" else value
 
 
 def entry_cost(action: Action, value: str, kind: IndicatorType) -> int:
-    """What a value costs against its list's cap: the cost of its entry exactly as pushed."""
-    entry = list_entry(action, value, kind)
-    return cost_bytes(value if entry is None else entry)
+    """What a value costs against its list's cap: the cost of its entry exactly as pushed (a value its
+    URL list cannot hold is never pushed and takes no room: the sink leaves it out as invalid)."""
+    return cost_bytes(url_list.entry_as_written(kind, value) if action == "url" else value)
 
 
 def _epoch(value: Any) -> float:

@@ -16,7 +16,7 @@ import idna
 
 from cte_common.indicators import IndicatorType
 
-__all__ = ["list_entry", "url_list_entry_problem"]
+__all__ = ["entry_as_written", "list_entry", "url_list_entry_problem"]
 
 # The tenant ignores an http(s) scheme; anything else with "://" is no URL it takes.
 _IGNORED_SCHEME_RE = re.compile(r"https?://", re.IGNORECASE)
@@ -33,14 +33,21 @@ _CIDR_RE = re.compile(r"/[0-9]+")
 _NO_ADDRESS = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104 (a value compared with, never bound)
 
 
+def entry_as_written(kind: IndicatorType, value: str) -> str:
+    """How a canonical indicator value is written in a URL list, whether the list can hold it or not: a
+    URL loses its http, https or ftp scheme (the tenant ignores it). The SQL function ``list_entry``
+    (migration 0018) writes the same; tests/component/test_url_precheck.py holds the two together."""
+    if kind == IndicatorType.URL and (scheme := _DROPPED_SCHEME_RE.match(value)):
+        return value[scheme.end() :]
+    return value
+
+
 def list_entry(kind: IndicatorType, value: str) -> str | None:
     """The entry a canonical indicator value becomes in a URL list (a URL loses its scheme, which the
-    tenant ignores), or None when the list cannot hold it."""
+    tenant ignores), or None when the list cannot hold it (IPv6, or refused by the pre-check)."""
     if kind == IndicatorType.IPV6:
         return None
-    entry = value
-    if kind == IndicatorType.URL and (scheme := _DROPPED_SCHEME_RE.match(value)):
-        entry = value[scheme.end() :]
+    entry = entry_as_written(kind, value)
     return entry if url_list_entry_problem(entry) is None else None
 
 

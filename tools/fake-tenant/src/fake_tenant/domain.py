@@ -15,7 +15,7 @@ import random
 import re
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -78,12 +78,16 @@ def list_bytes(values: Iterable[str]) -> int:
 # ---------------------------------------------------------------------------- URL-list grammar
 
 
-def rejected_entries(entries: Sequence[object], list_type: str) -> list[list[Any]]:
-    """``[[entry, reason], ...]`` for every refused entry, in request order (the 400's message)."""
+def rejected_entries(
+    entries: Sequence[object], list_type: str, refused: Mapping[str, str] | None = None
+) -> list[list[Any]]:
+    """``[[entry, reason], ...]`` for every refused entry, in request order (the 400's message).
+    ``refused``: entries a test makes the tenant refuse whatever the grammar says (entry -> reason)."""
     check = url_entry_problem if list_type == "exact" else regex_entry_problem
     out: list[list[Any]] = []
     for entry in entries:
-        reason = check(entry)
+        reason = refused.get(entry) if refused and isinstance(entry, str) else None
+        reason = reason or check(entry)
         if reason is not None:
             out.append([entry, reason])
     return out
@@ -217,6 +221,9 @@ class UrlLists:
         # Lists the tenant refuses to change (by name), with the status and message it answers: a test's
         # stand-in for whatever makes a real tenant refuse a list outright.
         self.refusals: dict[str, tuple[int, str]] = {}
+        # Entries refused one by one whatever the grammar says (entry -> reason): a test's stand-in for
+        # whatever a real tenant refuses that its documentation does not (PUT /_sim/behaviour).
+        self.refused_entries: dict[str, str] = {}
 
     # -- reads
 
@@ -384,7 +391,7 @@ class UrlLists:
         entry (nothing applied), else the caps, else the tenant's limits across its lists (``own``: this
         list's id, 0 for a new one). ``known``: entries already accepted in this list type."""
         unchecked = [u for u in urls if not (isinstance(u, str) and u in known)] if known else urls
-        rejected = rejected_entries(unchecked, list_type)
+        rejected = rejected_entries(unchecked, list_type, self.refused_entries)
         if rejected:
             raise TenantError(400, rejected)
         # Inferred: a list holds each value once (first occurrence kept), like a set.

@@ -276,13 +276,21 @@ async def put_refusals(request: Request) -> Response:
 
 @sim_router.put("/behaviour")
 async def put_behaviour(request: Request) -> Response:
-    """``{"errorShape": "message" | "errors"}``: where a 400 puts refused URL entries."""
+    """``{"errorShape": "message" | "errors", "refusedEntries": {entry: reason}}``: where a 400 puts
+    refused URL entries, and the entries refused one by one whatever the grammar says (each optional)."""
     body = await _json_body(request)
-    shape = body.get("errorShape") if isinstance(body, dict) else None
+    tenant = _tenant(request)
+    if not isinstance(body, dict):
+        return v2_error(400, "a JSON object is expected")
+    shape = body.get("errorShape", tenant.error_shape)
     if shape not in ("message", "errors"):
         return v2_error(400, "errorShape must be 'message' or 'errors'")
-    _tenant(request).error_shape = shape
-    return JSONResponse({"errorShape": shape})
+    refused = body.get("refusedEntries", tenant.urllists.refused_entries)
+    if not isinstance(refused, dict) or not all(isinstance(v, str) and v for v in refused.values()):
+        return v2_error(400, "refusedEntries must map entries to reasons")
+    tenant.error_shape = shape
+    tenant.urllists.refused_entries = dict(refused)
+    return JSONResponse({"errorShape": shape, "refusedEntries": refused})
 
 
 @sim_router.post("/filehashlists")

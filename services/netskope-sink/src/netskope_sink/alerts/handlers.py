@@ -20,6 +20,10 @@ like the API budgets) and waits out an answer's ``RateLimit-Remaining: 0`` for i
 One poller at a time per iterator: a session advisory lock, so several sink processes share the
 iterators like they share the lists.
 
+A 401 or 403 from a dataexport endpoint rejects the tenant's credentials exactly as a list push's does
+(tenant_state, written by tenant.repository): no configuration of that tenant is polled, and no list
+pushed to it, until its credentials change (any PATCH of the tenant).
+
 Exactly once across restarts and failures
 -----------------------------------------
 The tenant holds the iterator's cursor; ``poll_checkpoints`` holds what was taken from it. Two
@@ -67,6 +71,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from faststream.kafka import KafkaBroker
 
 from cte_common.db import Connection, Pool
@@ -78,6 +83,7 @@ from netskope_sink.alerts import repository
 from netskope_sink.alerts.domain import initial_epoch, polled_page
 from netskope_sink.alerts.schemas import Checkpoint, Page, Target, targets_from_rows
 from netskope_sink.metrics import (
+    CREDENTIALS_REJECTED,
     POLL_ALERTS,
     POLL_BACKLOG,
     POLL_ERRORS,
@@ -89,7 +95,16 @@ from netskope_sink.metrics import (
     POLL_RECOVERED,
 )
 from netskope_sink.settings import Settings
-from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantUnavailable
+from netskope_sink.tenant import repository as tenant_repository
+from netskope_sink.tenant.client import (
+    Api,
+    RequestBudget,
+    TenantClient,
+    TenantClients,
+    TenantError,
+    TenantUnavailable,
+)
+from netskope_sink.tenant.domain import credentials_rejected
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +152,8 @@ class Poller:
         topics: Topics,
         limiters: dict[str, dict[Api, RequestBudget]] | None = None,
         sighting_log: SightingLog | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -144,7 +161,10 @@ class Poller:
         self.topics = topics
         # Shared with the Flusher: one request budget per tenant for pushes and polls.
         self.limiters = limiters if limiters is not None else {}
-        self.tenants = TenantClients(settings, pool, self.limiters, timeout=settings.poll_request_timeout_seconds)
+        # ``transport``: how tenants are reached; None is the network (see TenantClients).
+        self.tenants = TenantClients(
+            settings, pool, self.limiters, timeout=settings.poll_request_timeout_seconds, transport=transport
+        )
         self.log = sighting_log or SightingLog(
             settings.kafka_bootstrap, topics.indicator_events, "netskope-sink-poller"
         )
@@ -185,6 +205,8 @@ class Poller:
                     return await self.poll_target(target, criterion)
                 except Exception as exc:
                     POLL_ERRORS.labels(target.name, target.alert_type).inc()
+                    if isinstance(exc, TenantError) and credentials_rejected(exc.status):
+                        await self._reject(target, exc)
                     log.warning("polling %s alerts of %s failed: %s", target.alert_type, target.name, exc)
                     return 0
 
@@ -417,6 +439,13 @@ class Poller:
             POLL_INDICATORS.labels(target.name, s.type.value).inc()
         for kind, n in invalid.items():
             POLL_INVALID.labels(target.name, kind).inc(n)
+
+    async def _reject(self, target: Target, exc: TenantError) -> None:
+        """A 401/403 from a dataexport endpoint rejects the tenant's credentials as a push's does: no
+        poll (and no push) goes to the tenant until they change (repository.polled_configurations)."""
+        async with self.pool.acquire() as conn:
+            await tenant_repository.reject_credentials(conn, target.tenant, f"HTTP {exc.status}: {exc.message}")
+        CREDENTIALS_REJECTED.labels(target.tenant).set(1)
 
     def _client(self, target: Target) -> TenantClient:
         return self.tenants.get(target.connection)

@@ -1,5 +1,6 @@
 """SQL of alert polling: the one writer of poll_checkpoints; it reads configurations, tenants and
-cte_settings (the ingest-api's)."""
+cte_settings (the ingest-api's), and tenant_state (a tenant whose current credentials were rejected is
+not polled)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ SELECT c.name, c.plugin, c.active, c.age_after_days, c.reputation, c.tags_aggreg
        t.name AS tenant, t.base_url, t.v2_token_encrypted, t.initial_range_days, t.use_proxy AS tenant_proxy
 FROM configurations c JOIN tenants t ON t.name = c.tenant
 WHERE c.plugin = 'netskope' AND c.active AND c.parameters->>'enablePolling' = 'true'
+  AND NOT EXISTS (
+      SELECT 1 FROM tenant_state ts
+      WHERE ts.tenant = t.name AND ts.rejected_credentials = tenant_credentials(t.name))
 """
 _CONFIGURATIONS = _POLLED + "ORDER BY c.name"
 _CONFIGURATION = _POLLED + "AND c.name = $1"
@@ -71,7 +75,8 @@ WHERE configuration = $1 AND alert_type = $2
 
 
 async def polled_configurations(conn: Conn) -> list[Any]:
-    """The active Netskope configurations that poll, each with its tenant's connection settings."""
+    """The active Netskope configurations that poll, each with its tenant's connection settings; none of
+    a tenant that rejected the credentials it still has (401/403, from a poll or a push)."""
     rows: list[Any] = await conn.fetch(_CONFIGURATIONS)
     return rows
 

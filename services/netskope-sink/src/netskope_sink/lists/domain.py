@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from cte_common import url_list
 from cte_common.events import ShareIntent
+from cte_common.indicators import IndicatorType
+from cte_common.sharing import split_list_key
+from netskope_sink.tenant.domain import credentials_rejected
 
 DUPLICATE_REQUEST = "Duplicate request, no change in file hashes"
 
@@ -18,6 +22,19 @@ def latest_intents(intents: list[ShareIntent]) -> list[ShareIntent]:
     for intent in intents:
         last[(intent.list_key, intent.value)] = intent
     return list(last.values())
+
+
+def refused_by_pre_check(list_key: str, kind: IndicatorType, value: str, *, regex: bool) -> bool:
+    """Whether a member's list cannot hold it, known before anything is pushed: in a URL list, an IPv6
+    address, or (in an ``exact`` list) an entry Netskope's documented grammar refuses (cte_common.url_list,
+    the tenant's "Invalid host"). Such a member is never pushed and takes no room under the cap; the
+    list status counts it as left out, invalid. A ``regex`` list's entries are patterns: only IPv6 is
+    known unfit there."""
+    if split_list_key(list_key)[1] != "url":
+        return False
+    if kind == IndicatorType.IPV6:
+        return True
+    return not regex and url_list.list_entry(kind, value) is None
 
 
 PushMode = Literal["none", "create", "append", "replace"]
@@ -78,7 +95,7 @@ def failure_kind(status: int | None) -> FailureKind:
     """How a failed push is handled: 401/403 reject the tenant's credentials; any other answer the
     tenant gave deliberately (a 4xx but 429, or a v1 error in a 200) refuses the list; a 429, a 5xx
     or no answer is transient."""
-    if status in (401, 403):
+    if credentials_rejected(status):
         return "credentials"
     if status is not None and (status < 500 and status != 429):
         return "refused"

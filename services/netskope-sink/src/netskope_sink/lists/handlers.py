@@ -18,8 +18,12 @@ and counted against the cap. The tenant's limits across its URL lists are planne
 the tenant refuses is "failed" and retried with a backoff of at most ``refused_backoff_max_seconds``
 (at once when its content or configuration changes); a tenant answering 401/403 gets nothing more
 until its credentials change.
-What the cap left out and what the tenant refused are read from the list state when indicators are
-read (the view ``list_value_status``): nothing is written back into the read model.
+Before anything is pushed, each member taken from an intent is pre-checked against Netskope's URL-list
+grammar (domain.refused_by_pre_check): a member its list cannot hold is never a candidate (never sent, no
+room under the cap; left out as invalid, tagged "Invalid host"). The tenant's per-entry refusals (a 400
+naming entries) remain for anything that slips through.
+What the cap left out, what the pre-check and what the tenant refused are read from the list state when
+indicators are read (the view ``list_value_status``): nothing is written back into the read model.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ from netskope_sink.metrics import (
     UNSHARED,
 )
 from netskope_sink.settings import Settings
+from netskope_sink.tenant import repository as tenant_repository
 from netskope_sink.tenant.client import Api, RequestBudget, TenantClient, TenantClients, TenantError
 from netskope_sink.tenant.schemas import TenantConnection
 
@@ -472,7 +477,7 @@ class Flusher:
             if kind == "credentials":
                 tenant = split_list_key(key)[0]
                 delay = 0.0  # due again as soon as the credentials change
-                await repository.reject_credentials(conn, tenant, f"HTTP {status}: {message}")
+                await tenant_repository.reject_credentials(conn, tenant, f"HTTP {status}: {message}")
                 CREDENTIALS_REJECTED.labels(tenant).set(1)
             elif kind == "refused":
                 delay = refused_backoff(failures, s.refused_backoff_initial_seconds, s.refused_backoff_max_seconds)

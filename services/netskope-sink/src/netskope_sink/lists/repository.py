@@ -1,5 +1,6 @@
 """SQL of list pushing: the one writer of list_members, list_state, list_pushed, list_foreign,
-list_claims, list_outcomes and tenant_state; it reads sharings, configurations and tenants (the ingest-api's)."""
+list_claims, list_outcomes and of tenant_state's other lists and accepted credentials (tenant.repository
+rejects them); it reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,35 @@ from typing import Any
 
 from cte_common.db import Connection
 from cte_common.events import ShareIntent
+from netskope_sink.lists.domain import refused_by_pre_check
 
 Conn = Connection
 
+# ``invalid``: the pre-check refuses the member's entry (see apply_intents): never a candidate.
 _UPSERT_MEMBERS = """
-INSERT INTO list_members (list_key, value, type, priority, cost_bytes)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[])
+INSERT INTO list_members (list_key, value, type, priority, cost_bytes, invalid)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::boolean[])
 ON CONFLICT (list_key, value) DO UPDATE SET
-    type = EXCLUDED.type, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes, updated_at = now()
-WHERE (list_members.priority, list_members.cost_bytes)
-      IS DISTINCT FROM (EXCLUDED.priority, EXCLUDED.cost_bytes)
+    type = EXCLUDED.type, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes,
+    invalid = EXCLUDED.invalid, updated_at = now()
+WHERE (list_members.priority, list_members.cost_bytes, list_members.invalid)
+      IS DISTINCT FROM (EXCLUDED.priority, EXCLUDED.cost_bytes, EXCLUDED.invalid)
 """
 _DELETE_MEMBERS = """
 DELETE FROM list_members AS m USING unnest($1::text[], $2::text[]) AS x(l, v)
 WHERE m.list_key = x.l AND m.value = x.v
 """
+# The URL lists of type regex among $1 (their entries are patterns, not Netskope's URL grammar).
+_REGEX_LISTS = """
+SELECT list_key FROM sharings
+WHERE list_key = ANY ($1::text[]) AND lower(coalesce(parameters->>'url_list_type', 'exact')) = 'regex'
+"""
+
+
+async def _regex_lists(conn: Conn, keys: Sequence[str]) -> set[str]:
+    return {r["list_key"] for r in await conn.fetch(_REGEX_LISTS, list(keys))}
+
+
 # A new intent makes its list due at once (a failing list keeps its backoff, except one the tenant
 # refused: new content is worth a new attempt). It runs first: the row
 # lock orders it with the record of a push under way (see record_push), and it tells which lists keep
@@ -36,15 +51,17 @@ ON CONFLICT (list_key) DO UPDATE SET version = list_state.version + 1,
 RETURNING list_key, cut_trusted
 """
 # Each changed member as it was at the last push (the first change since that push keeps it), before
-# the change is applied; a change that is no change (same priority and cost) is not one.
+# the change is applied; a change that is no change (same priority, cost and pre-check) is not one.
 _TRACK_CHANGES = """
 INSERT INTO list_changes AS c (list_key, value, old_priority, old_cost, old_type, old_candidate)
 SELECT x.l, x.v, m.priority, m.cost_bytes, m.type,
-       NOT EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = x.l AND o.value = x.v AND o.outcome = 'rejected')
-FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[]) AS x(l, v, p, c)
+       NOT coalesce(m.invalid, false)
+       AND NOT EXISTS (SELECT 1 FROM list_outcomes o
+                       WHERE o.list_key = x.l AND o.value = x.v AND o.outcome = 'rejected')
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[], $6::boolean[]) AS x(l, v, p, c, i)
 LEFT JOIN list_members m ON m.list_key = x.l AND m.value = x.v
 WHERE x.l = ANY($5::text[]) AND (m.value IS NOT NULL OR x.p IS NOT NULL)
-  AND (m.value IS NULL OR x.p IS NULL OR (m.priority, m.cost_bytes) IS DISTINCT FROM (x.p, x.c))
+  AND (m.value IS NULL OR x.p IS NULL OR (m.priority, m.cost_bytes, m.invalid) IS DISTINCT FROM (x.p, x.c, x.i))
 ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
 """
 
@@ -52,8 +69,12 @@ ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
 async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
     if not intents:
         return
-    touched = await conn.fetch(_TOUCH_LISTS, sorted({i.list_key for i in intents}))
+    keys = sorted({i.list_key for i in intents})
+    touched = await conn.fetch(_TOUCH_LISTS, keys)
     tracked = [r["list_key"] for r in touched if r["cut_trusted"]]
+    # The pre-check, before anything is pushed: a member whose entry its list cannot hold.
+    regex = await _regex_lists(conn, keys)
+    invalid = [i.add and refused_by_pre_check(i.list_key, i.type, i.value, regex=i.list_key in regex) for i in intents]
     if tracked:
         await conn.execute(
             _TRACK_CHANGES,
@@ -62,17 +83,19 @@ async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
             [i.priority if i.add else None for i in intents],
             [i.cost_bytes if i.add else None for i in intents],
             tracked,
+            invalid,
         )
-    adds = [i for i in intents if i.add]
+    adds = [(i, bad) for i, bad in zip(intents, invalid, strict=True) if i.add]
     removes = [i for i in intents if not i.add]
     if adds:
         await conn.execute(
             _UPSERT_MEMBERS,
-            [i.list_key for i in adds],
-            [i.value for i in adds],
-            [i.type.value for i in adds],
-            [i.priority for i in adds],
-            [i.cost_bytes for i in adds],
+            [i.list_key for i, _ in adds],
+            [i.value for i, _ in adds],
+            [i.type.value for i, _ in adds],
+            [i.priority for i, _ in adds],
+            [i.cost_bytes for i, _ in adds],
+            [bad for _, bad in adds],
         )
     if removes:
         keys, values = [i.list_key for i in removes], [i.value for i in removes]
@@ -280,7 +303,7 @@ fit AS MATERIALIZED (
     SELECT w.list_key, w.priority, w.value, l.regex FROM l, LATERAL (
         SELECT m.list_key, m.priority, m.value, 1 + sum(m.cost_bytes) OVER w AS run
         FROM list_members m
-        WHERE m.list_key = l.list_key
+        WHERE m.list_key = l.list_key AND NOT m.invalid
           AND NOT EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = m.list_key AND o.value = m.value
                           AND o.outcome = 'rejected')
         WINDOW w AS (ORDER BY -m.priority, m.value COLLATE "C" ROWS UNBOUNDED PRECEDING)
@@ -424,7 +447,8 @@ _EMPTY_WORK = (
 # ties in code point order like the Python str order (index list_members_cut, migration 0011). A key
 # "at or before the cut" is one the cut keeps.
 _REFUSED = "EXISTS (SELECT 1 FROM list_outcomes o WHERE o.list_key = $1 AND o.value = {v} AND o.outcome = 'rejected')"
-_CANDIDATE = "NOT " + _REFUSED.format(v="m.value")
+# A candidate: neither refused by the pre-check (list_members.invalid) nor by the tenant.
+_CANDIDATE = "NOT m.invalid AND NOT " + _REFUSED.format(v="m.value")
 
 
 def _key(cmp: str, p: int, *, priority: str = "m.priority", value: str = "m.value") -> str:
@@ -435,7 +459,7 @@ def _key(cmp: str, p: int, *, priority: str = "m.priority", value: str = "m.valu
 _SNAPSHOT = f"""
 INSERT INTO push_seen
 SELECT c.list_key, c.value, c.seq, c.old_priority, c.old_cost, c.old_type, c.old_candidate,
-       m.priority, m.cost_bytes, m.type, m.value IS NOT NULL AND NOT {_REFUSED.format(v="c.value")}
+       m.priority, m.cost_bytes, m.type, m.value IS NOT NULL AND NOT m.invalid AND NOT {_REFUSED.format(v="c.value")}
 FROM list_changes c LEFT JOIN list_members m ON m.list_key = c.list_key AND m.value = c.value
 WHERE c.list_key = $1
 """
@@ -880,20 +904,6 @@ async def record_failure(
         error[:2000],
         retry_in_seconds,
         refused,
-    )
-
-
-async def reject_credentials(conn: Conn, tenant: str, message: str) -> None:
-    """The tenant answered 401/403: nothing is sent to it until its credentials change."""
-    await conn.execute(
-        """
-        INSERT INTO tenant_state AS s (tenant, rejected_credentials, rejected_message, rejected_at)
-        VALUES ($1, tenant_credentials($1), $2, now())
-        ON CONFLICT (tenant) DO UPDATE SET rejected_credentials = EXCLUDED.rejected_credentials,
-            rejected_message = EXCLUDED.rejected_message, rejected_at = EXCLUDED.rejected_at
-        """,
-        tenant,
-        message[:2000],
     )
 
 

@@ -36,3 +36,9 @@ def rate_limit_pause(headers: Mapping[str, str], longest: float) -> float:
     if remaining > 0 or not reset > 0:
         return 0.0
     return min(reset, longest)
+
+
+def credentials_rejected(status: int | None) -> bool:
+    """A 401 or a 403: the tenant rejects the credentials themselves, not one call (every push and poll
+    to it stops until they change)."""
+    return status in (401, 403)

@@ -1,5 +1,6 @@
 """SQL of the tenant client: the one writer of tenant_request_budget, the request budgets every sink
-replica shares."""
+replica shares, and of a tenant's rejected credentials in tenant_state (list pushes and alert polls both
+stop on them)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,18 @@ async def lock_budget(conn: Conn, tenant: str, api: str) -> tuple[list[datetime]
 
 async def save_budget(conn: Conn, tenant: str, api: str, sent: Sequence[datetime]) -> None:
     await conn.execute(_SAVE_BUDGET, tenant, api, list(sent))
+
+
+async def reject_credentials(conn: Conn, tenant: str, message: str) -> None:
+    """The tenant answered 401/403: nothing is sent to it (no push, no poll) until its credentials change
+    (tenant_credentials: its tokens and the row's update time, so any PATCH of the tenant)."""
+    await conn.execute(
+        """
+        INSERT INTO tenant_state AS s (tenant, rejected_credentials, rejected_message, rejected_at)
+        VALUES ($1, tenant_credentials($1), $2, now())
+        ON CONFLICT (tenant) DO UPDATE SET rejected_credentials = EXCLUDED.rejected_credentials,
+            rejected_message = EXCLUDED.rejected_message, rejected_at = EXCLUDED.rejected_at
+        """,
+        tenant,
+        message[:2000],
+    )
