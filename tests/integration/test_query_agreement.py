@@ -50,9 +50,8 @@ indicator = st.fixed_dictionaries(
         "internalHits": NUMS,
         "externalHits": NUMS,
         "sharedWith": st.lists(TEXTS, max_size=2),
-        "sources": st.lists(source_entry, max_size=3, unique_by=lambda s: s["source"]),
-        # The lastSeen of a source since dropped: the indicator's own lastSeen keeps it (never evaluated).
-        "droppedLastSeen": st.none() | DATES,
+        # An indicator always has a source: it is deleted with its last one.
+        "sources": st.lists(source_entry, min_size=1, max_size=3, unique_by=lambda s: s["source"]),
     }
 )
 batches = st.lists(indicator, min_size=1, max_size=6).map(
@@ -85,10 +84,9 @@ def scratch(env: Env) -> Iterator[tuple[asyncio.AbstractEventLoop, asyncpg.Conne
 
 
 def _last_seen(x: dict[str, Any]) -> datetime | None:
-    """The indicator's own lastSeen as the rule-engine keeps it: the latest of its sources', a dropped
-    one's included (the SQL bounds per-source lastSeen conditions by it)."""
-    seen = [s["lastSeen"] for s in x["sources"]] + ([x["droppedLastSeen"]] if x["droppedLastSeen"] else [])
-    return max(seen, default=None)
+    """The indicator's own lastSeen as the rule-engine keeps it: the latest of its current sources' (the
+    SQL answers per-source lastSeen conditions from it)."""
+    return max((s["lastSeen"] for s in x["sources"]), default=None)
 
 
 async def _selected(conn: asyncpg.Connection[Any], node: Node, inds: list[dict[str, Any]]) -> set[str]:

@@ -1089,3 +1089,18 @@ def test_a_lower_bound_on_the_sources_last_seen_also_bounds_the_indicators_own()
         assert to_sql(parse_json({"sources": {"$elemMatch": {"lastSeen": upper}}}), SqlParams()).startswith("EXISTS")
     either = {"$or": [{"lastSeen": {"$gte": since.isoformat()}}, {"source": "a"}]}
     assert to_sql(parse_json({"sources": {"$elemMatch": either}}), SqlParams()).startswith("EXISTS")
+
+
+def test_a_lone_lower_bound_on_the_sources_last_seen_is_the_indicators_own() -> None:
+    # The indicator's lastSeen is the latest of its current sources': some source seen since t is the
+    # indicator seen since t, which its (last_seen, value) index answers without reading a source row.
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    for op, sql_op in (("$gte", ">="), ("$gt", ">")):
+        params = SqlParams()
+        sql = to_sql(parse_json({"sources": {"$elemMatch": {"lastSeen": {op: since.isoformat()}}}}), params)
+        assert sql == f"i.last_seen {sql_op} $1::timestamptz"
+        assert params.values == [since]
+    # Equal to t is not the latest being t: the EXISTS stays.
+    params = SqlParams()
+    sql = to_sql(parse_json({"sources": {"$elemMatch": {"lastSeen": since.isoformat()}}}), params)
+    assert "EXISTS (SELECT 1 FROM indicator_sources" in sql

@@ -196,6 +196,22 @@ def test_delete_whole_indicator_or_one_source() -> None:
     assert apply_delete(None, IndicatorDelete(value="x")) is None
 
 
+def test_dropping_a_source_takes_its_dates_out_of_the_indicators() -> None:
+    # The indicator's dates are its current sources': filters on the sources' lastSeen read its own.
+    early, late = T0 - timedelta(days=3), T0 + timedelta(days=2)
+    state = apply_sighting(
+        apply_sighting(None, sighting(first_seen=early, last_seen=T0)),
+        sighting(source="feed-b", first_seen=T0, last_seen=late),
+    )
+    assert (state.first_seen, state.last_seen) == (early, late)
+    without_b = apply_delete(state, IndicatorDelete(value=state.value, source="feed-b"))
+    assert isinstance(without_b, IndicatorState)
+    assert (without_b.first_seen, without_b.last_seen) == (early, T0)
+    without_a = apply_delete(state, IndicatorDelete(value=state.value, source="feed-a"))
+    assert isinstance(without_a, IndicatorState)
+    assert (without_a.first_seen, without_a.last_seen) == (T0, late)
+
+
 def test_events_after_a_delete_in_the_same_batch_start_afresh() -> None:
     events = [sighting(), IndicatorDelete(value="evil.example"), sighting(source="feed-b")]
     changed = apply_events({}, events)

@@ -209,7 +209,15 @@ def apply_delete(state: IndicatorState | None, ev: IndicatorDelete) -> Indicator
     sources = {k: v for k, v in state.sources.items() if k != ev.source}
     if not sources:
         return DELETED
-    return replace(state, sources=sources, dropped_sources=True)
+    # The indicator's dates are its current sources': a filter on the sources' lastSeen is answered from
+    # the indicator's own column (cte_common.query.sql), which must stay the latest of them.
+    return replace(
+        state,
+        sources=sources,
+        dropped_sources=True,
+        first_seen=min(e.first_seen for e in sources.values()),
+        last_seen=max(e.last_seen for e in sources.values()),
+    )
 
 
 class Deleted:

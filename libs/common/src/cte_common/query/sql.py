@@ -102,6 +102,9 @@ def _sql(
         case ElemMatch(child):
             if fields is not _TOP_FIELDS:
                 raise QueryError("sources conditions cannot be nested")
+            latest = _latest_alone(child, params, table)
+            if latest is not None:
+                return latest, False
             alias = params.alias()
             bound = _latest_bound(child, params, table)
             body, _ = _sql(child, params, alias, _SOURCE_FIELDS, derive)
@@ -113,13 +116,27 @@ def _sql(
             return (f"({bound} AND {exists})" if bound else exists), False
 
 
-# Per-source dates the indicator's own column bounds from above: its lastSeen is the latest of its
-# sources' (the rule-engine's merge takes the maximum of both; dropping a source leaves it as late). A
-# source seen since t therefore implies the indicator seen since t, and stating it beside the EXISTS
-# lets the (last_seen, value) index bound the indicators probed: the console's default filter (the last
-# 7 days) and its count read the indicators of the 7 days, not every source row. The bound is implied by
-# the EXISTS, so the filter selects exactly what it did (also under NOT: both NOT NULL).
+# Per-source dates the indicator keeps the latest of: its lastSeen is the latest of its current sources'
+# (the rule-engine's merge takes the maximum of both, and recomputes it when a source is dropped; an
+# indicator always has a source). A source seen since t therefore is the indicator seen since t: a lone
+# lower bound is the indicator's own column, which its (last_seen, value) index serves (the console's
+# default filter, the last 7 days, and its count read the week's index entries, not every source row),
+# and beside other conditions the bound is stated next to the EXISTS, which keeps the meaning (also
+# under NOT: both NOT NULL).
 _LATEST_OF_SOURCES: Final = {"lastSeen": "last_seen"}
+
+
+def _latest_alone(child: Node, params: SqlParams, table: str) -> str | None:
+    """``i.last_seen > t`` for ``sources.$elemMatch {lastSeen > t}`` alone (or >=): the same selection."""
+    if (
+        isinstance(child, Compare)
+        and child.field in _LATEST_OF_SOURCES
+        and child.op in ("gt", "gte")
+        and child.value is not None
+    ):
+        op = ">=" if child.op == "gte" else ">"
+        return f"{table}.{_LATEST_OF_SOURCES[child.field]} {op} {params.add(child.value)}::timestamptz"
+    return None
 
 
 def _latest_bound(child: Node, params: SqlParams, table: str) -> str | None:
