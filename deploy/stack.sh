@@ -463,9 +463,14 @@ up_kafka() {
         ((attempt > 1)) && sleep 1
         mkdir -p "$KAFKA_DIR/data"
         render_kafka_config
-        if [[ ! -s $KAFKA_DIR/cluster.id ]]; then
-            # URL-safe base64 of 16 random bytes, no padding: what `kafka-storage random-uuid` prints.
-            head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
+        if [[ ! -s $KAFKA_DIR/cluster.id ]] || [[ $(<"$KAFKA_DIR/cluster.id") == -* ]]; then
+            # URL-safe base64 of 16 random bytes, no padding: what `kafka-storage random-uuid` prints. Like
+            # Kafka's own, never one starting with "-", which the storage tool would read as an option.
+            local cluster_id=-
+            while [[ $cluster_id == -* ]]; do
+                cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+            done
+            printf '%s' "$cluster_id" >"$KAFKA_DIR/cluster.id"
         fi
         # Formatting costs a JVM start; only needed once per data dir.
         if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
