@@ -9,6 +9,8 @@ its own writes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 
@@ -24,16 +26,23 @@ async def env(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         yield e
 
 
-@pytest.fixture(scope="module")
-async def system(env: Env) -> AsyncIterator[System]:
-    async with running_system(
+def module_system(env: Env, **settings: Any) -> AbstractAsyncContextManager[System]:
+    """The module's system on its own database and topics; ``settings`` as ``running_system`` takes them
+    (a module that needs other limits overrides its ``system`` fixture with this)."""
+    return running_system(
         kafka_bootstrap=env.stack.kafka_bootstrap,
         database_url=env.database_url,
         topic_prefix=env.topic_prefix,
         secrets_key=SECRETS_KEY,
         bootstrap_client=(BOOTSTRAP_ID, BOOTSTRAP_SECRET),
         jwt_secret=JWT_SECRET,
-    ) as s:
+        **settings,
+    )
+
+
+@pytest.fixture(scope="module")
+async def system(env: Env) -> AsyncIterator[System]:
+    async with module_system(env) as s:
         yield s
 
 

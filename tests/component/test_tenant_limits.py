@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BOOTSTRAP_ID, BOOTSTRAP_SECRET, JWT_SECRET, SECRETS_KEY, Env
-from tests.support.component import TENANT_V2_TOKEN, System, running_system
+from tests.component.conftest import module_system
+from tests.conftest import Env
+from tests.support.component import TENANT_V2_TOKEN, System
 
 LIMIT = 10
 REGEX_LIMIT = 3
@@ -22,13 +23,8 @@ URLLIST = "/api/v2/policy/urllist"
 
 @pytest.fixture(scope="module")
 async def system(env: Env) -> AsyncIterator[System]:
-    async with running_system(
-        kafka_bootstrap=env.stack.kafka_bootstrap,
-        database_url=env.database_url,
-        topic_prefix=env.topic_prefix,
-        secrets_key=SECRETS_KEY,
-        bootstrap_client=(BOOTSTRAP_ID, BOOTSTRAP_SECRET),
-        jwt_secret=JWT_SECRET,
+    async with module_system(
+        env,
         tenant_settings={"fake_tenant_url_entries_max": LIMIT, "fake_tenant_regex_entries_max": REGEX_LIMIT},
         sink_settings={"tenant_url_entries_max": LIMIT, "tenant_regex_entries_max": REGEX_LIMIT},
     ) as s:
