@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from cte_common.consumer import Record, Rejected, publish_dead_letters
+from cte_common.db import Pool
 from cte_common.dlq import DeadLetter, read_dead_letters, replay
-from cte_common.events import ConfigChange, encode
+from cte_common.envelope import envelope_values
+from cte_common.events import ConfigChange, ShareIntentRecord, encode, encode_share_intent
+from cte_common.indicators import IndicatorType
 from cte_common.kafka import Outgoing, publish_all
 from cte_common.settings import CommonSettings
 from netskope_sink.lists.handlers import CONSUMER as SHARE_INTENTS_CONSUMER
@@ -102,3 +105,36 @@ async def reevaluations(system: System) -> list[dict[str, Any]]:
     r = await system.api.get("/api/cte/reevaluations")
     assert r.status_code == 200, r.text
     return list(r.json())
+
+
+async def test_the_share_intent_consumer_reads_single_intents_and_envelopes_and_parks_a_bad_envelope_whole(
+    env: Env, system: System, db: Pool
+) -> None:
+    """What an older rule-engine (one intent a record) and a newer one (envelopes) write, read alike and in
+    order; an envelope with one bad intent is parked whole, and none of its intents is applied."""
+    topic = system.topics.share_intents
+    key = "dlq-tenant/url/dlq-mixed"
+
+    def intent(value: str, *, add: bool = True) -> bytes:
+        return encode_share_intent(ShareIntentRecord(list_key=key, value=value, type=IndicatorType.DOMAIN, add=add))
+
+    single = intent("single.example")
+    [(_, envelope)] = envelope_values([intent("enveloped.example"), intent("single.example", add=False)])
+    [(_, bad)] = envelope_values(
+        [intent("in-bad-envelope.example"), intent("x.example").replace(b'"add":true', b'"add":"maybe"')]
+    )
+    [(_, later)] = envelope_values([intent("after-bad.example")])
+    acks = await publish_all(
+        system.broker, topic, [Outgoing(key=key.encode(), value=v) for v in (single, envelope, bad, later)]
+    )
+    await system.take_intents()
+    members = await db.fetch("SELECT value FROM list_members WHERE list_key = $1", key)
+    assert sorted(m["value"] for m in members) == ["after-bad.example", "enveloped.example"]
+    bad_ack = acks[2]
+    [letter] = [
+        d
+        for d in await letters(env, system, SHARE_INTENTS_CONSUMER)
+        if (d.partition, d.origin_offset) == (bad_ack.partition, bad_ack.offset)
+    ]
+    parked(letter, topic, (bad_ack.partition, bad_ack.offset), key.encode(), bad)
+    assert letter.reason.startswith("events.1.add")

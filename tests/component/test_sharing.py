@@ -3,13 +3,14 @@ decision, and only those, reaches the share topic as an intent for its list."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from cte_common.db import Pool
-from cte_common.events import ShareIntent
+from cte_common.events import AnyShareIntent
 from cte_common.kafka import murmur2
 from cte_common.topics import SHARE_INTENTS
 from tests.support.component import System
@@ -45,7 +46,7 @@ async def post(system: System, items: list[dict[str, Any]]) -> None:
     await system.post_indicators([{"source": "share-src", "lastSeen": SEEN, **i} for i in items])
 
 
-def changes(intents: list[ShareIntent]) -> set[tuple[str, str, bool]]:
+def changes(intents: list[AnyShareIntent]) -> set[tuple[str, str, bool]]:
     return {(i.list_key, i.value, i.add) for i in intents}
 
 
@@ -235,3 +236,21 @@ async def test_each_intent_goes_to_the_partition_its_list_key_hashes_to(system: 
     assert [r.key for r in records] == [HASHES.encode()]
     for r in records:
         assert r.partition == (murmur2(r.key or b"") & 0x7FFFFFFF) % SHARE_INTENTS.partitions
+
+
+async def test_a_batchs_intents_of_one_list_share_an_envelope(system: System, db: Pool) -> None:
+    """One record per list and batch: an envelope of the list's intents, keyed by the list, on the partition
+    the key hashes to, read back as the sink reads it."""
+    hashes = [f"{i:032x}" for i in range(1, 6)]
+    await post(system, [{"value": h, "type": "md5", "severity": "high"} for h in hashes])
+    records = await system.share_intent_records()
+    assert [r.key for r in records] == [HASHES.encode()]
+    [record] = records
+    assert record.partition == (murmur2(HASHES.encode()) & 0x7FFFFFFF) % SHARE_INTENTS.partitions
+    envelope = json.loads(record.value or b"")
+    assert envelope["envelope"] == 2
+    assert sorted(e["value"] for e in envelope["events"]) == hashes
+    assert all(e["list_key"] == HASHES and e["add"] for e in envelope["events"])
+    await system.take_intents()
+    members = await db.fetch("SELECT value FROM list_members WHERE list_key = $1 AND value = ANY($2)", HASHES, hashes)
+    assert sorted(m["value"] for m in members) == hashes, "the sink applied every intent of the envelope"

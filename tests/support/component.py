@@ -36,7 +36,8 @@ from ager.handlers import Sweeper
 from ager.settings import Settings as AgerSettings
 from cte_common.consumer import Record
 from cte_common.db import Pool, create_pool
-from cte_common.events import SHARE_INTENT_ADAPTER, ShareIntent
+from cte_common.envelope import SHARE_INTENT_RECORDS, decode_records
+from cte_common.events import AnyShareIntent
 from cte_common.kafka import make_broker
 from cte_common.settings import CommonSettings
 from cte_common.topic_range import TopicRange
@@ -210,9 +211,12 @@ class System:
         await self.apply_pending()
         return due
 
-    async def share_intents(self) -> list[ShareIntent]:
-        """The share intents published since the last call, in order within each list."""
-        return [SHARE_INTENT_ADAPTER.validate_json(r.value or b"") for r in await self.share_intent_records()]
+    async def share_intents(self) -> list[AnyShareIntent]:
+        """The share intents published since the last call (single or in envelopes), in order within each
+        list, decoded as the sink decodes them."""
+        decoded, rejected = decode_records(await self.share_intent_records(), SHARE_INTENT_RECORDS)
+        assert rejected == [], rejected
+        return [d.event for d in decoded]
 
     async def share_intent_records(self) -> list[Record]:
         """The records of the share intents published since the last call (or the last share_intents)."""

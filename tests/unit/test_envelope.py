@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from cte_common.consumer import Record
-from cte_common.envelope import decode_indicator_records, envelope_values
+from cte_common.envelope import INDICATOR_RECORDS, decode_records, envelope_values
 from cte_common.events import IndicatorDelete, IndicatorSighting, IndicatorTagEditMany, encode
 from cte_common.indicators import IndicatorType
 
@@ -54,7 +54,7 @@ def test_records_of_either_form_decode_in_order_and_poison_is_rejected_whole() -
         record(6, b'{"envelope": 3, "events": []}'),
         record(7, None),
     ]
-    decoded, rejected = decode_indicator_records(records)
+    decoded, rejected = decode_records(records, INDICATOR_RECORDS)
     assert [(d.record.offset, d.event.kind) for d in decoded] == [
         (1, "sighting"),
         (2, "sighting"),

@@ -1,5 +1,6 @@
 """Event models carried on the topics. Every event is JSON, versioned by its topic name; on the
-indicator topic a record holds one event or an envelope of many (:mod:`cte_common.envelope`).
+indicator and share-intent topics a record holds one event or an envelope of many
+(:mod:`cte_common.envelope`).
 
 Indicator events are keyed by the indicator's canonical value, so one indicator's history is
 applied in order by exactly one consumer. Share intents are keyed by destination list.
@@ -23,6 +24,7 @@ __all__ = [
     "SHARE_INTENT_ADAPTER",
     "AnyIndicatorEvent",
     "AnyIndicatorRecord",
+    "AnyShareIntent",
     "ConfigChange",
     "Criterion",
     "Event",
@@ -247,21 +249,27 @@ class ShareIntent(Event):
 SHARE_INTENT_ADAPTER: TypeAdapter[ShareIntent] = TypeAdapter(ShareIntent)
 
 
-class ShareIntentRecord(msgspec.Struct, kw_only=True):
-    """A :class:`ShareIntent` as plain data, for the rule-engine's hot path (one per changed decision):
-    built without validation (its fields come from a decision) and encoded to the same JSON, which the
-    sink decodes as a ``ShareIntent``. Its fields are the model's, in the same order (a unit test
-    compares them)."""
+class ShareIntentRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A :class:`ShareIntent` as plain data, both ways. The rule-engine builds it without validation (its
+    fields come from a decision; msgspec checks nothing on construction) and encodes it to the JSON the
+    sink decodes as a ``ShareIntent``; the sink decodes it with msgspec (``cte_common.envelope``), which
+    checks the model's constraints here, stricter than the model, never laxer: what the model would
+    coerce (a string for a number or a boolean, a timestamp as a number) is refused, and the model
+    decides. Its fields are the model's, in the same order (a unit test compares them)."""
 
     event_id: UUID = msgspec.field(default_factory=uuid4)
     occurred_at: datetime = msgspec.field(default_factory=utcnow)
-    kind: str = "share"
+    kind: Literal["share"] = "share"
     list_key: str
     value: str
     type: IndicatorType
     add: bool
     priority: float = 0.0
-    cost_bytes: int = 0
+    cost_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+# A share intent as the sink reads it: decoded by msgspec, or by the model (cte_common.envelope).
+AnyShareIntent = ShareIntent | ShareIntentRecord
 
 
 def encode_share_intent(intent: ShareIntentRecord) -> bytes:

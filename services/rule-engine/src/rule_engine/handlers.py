@@ -6,9 +6,9 @@ Indicator events (topic ``<prefix>.indicator-events.v1``), batch consumer, group
 - idempotent: a replayed record is below the recorded position and is skipped.
 - undecodable records go to the dead-letter topic with the reason.
 - in the same transaction, every sharing that concerns a changed indicator is decided again, and
-  each change of decision is published as a share intent (keyed by list) before the commit. A crash
-  after the publish and before the commit replays the batch and publishes the same intents again;
-  the sink applies intents idempotently.
+  each change of decision is published as a share intent (keyed by list; a batch's intents of one list
+  in envelopes, cte_common.envelope) before the commit. A crash after the publish and before the commit
+  replays the batch and publishes the same intents again; the sink applies intents idempotently.
 
 Configuration changes (``<prefix>.config-changes.v1``), batch consumer, group ``rule-engine-config``:
 a change of a rule, sharing, allow-list entry or configuration requests a re-evaluation (a row in
@@ -38,7 +38,7 @@ from faststream.kafka import KafkaBroker
 from cte_common.catalog_lock_repository import lock_catalog_for_change, lock_catalog_for_decisions
 from cte_common.consumer import Record, apply_exactly_once, decode_or_park
 from cte_common.db import Connection, Pool
-from cte_common.envelope import decode_indicator_records_or_park
+from cte_common.envelope import INDICATOR_RECORDS, decode_records_or_park, publish_in_envelopes
 from cte_common.events import (
     CATALOG_RESOURCES,
     CONFIG_CHANGE_ADAPTER,
@@ -47,7 +47,6 @@ from cte_common.events import (
     SightingEvent,
     encode_share_intent,
 )
-from cte_common.kafka import Outgoing, group_indexes_by_partition, publish_all
 from cte_common.keyed_events import is_keyed
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import AllowList, Evaluator
@@ -140,21 +139,14 @@ class Decider:
 
 
 async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence[ShareIntentRecord]) -> None:
-    # A batch's intents go to a few lists: each list's partition is computed once, and given with every
-    # record (the partition its key hashes to, as the producer's partitioner would choose).
-    keys = sorted({i.list_key for i in intents})
-    routes = {
-        keys[i]: (keys[i].encode(), partition)
-        for partition, group in await group_indexes_by_partition(broker, topics.share_intents, keys)
-        for i in group
-    }
-    await publish_all(
+    # One record per list (more past the envelope's size bound), in the decisions' order, keyed by the
+    # list and given the partition the key hashes to (cte_common.envelope): a batch's intents go to a
+    # few lists, and a record each cost the producer and the sink's consumer far more than their JSON.
+    await publish_in_envelopes(
         broker,
         topics.share_intents,
-        (
-            Outgoing(key=routes[i.list_key][0], value=encode_share_intent(i), partition=routes[i.list_key][1])
-            for i in intents
-        ),
+        [(i.list_key, encode_share_intent(i)) for i in intents],
+        one_key_per_record=True,
     )
     adds = sum(1 for i in intents if i.add)
     if adds:
@@ -175,7 +167,9 @@ class IndicatorEventsHandler:
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
             await lock_catalog_for_decisions(conn)
-            decoded = await decode_indicator_records_or_park(self.broker, self.topics.dead_letter, CONSUMER, fresh)
+            decoded = await decode_records_or_park(
+                self.broker, self.topics.dead_letter, CONSUMER, fresh, INDICATOR_RECORDS
+            )
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
             # Sightings of a request sent with an Idempotency-Key are applied once: a retry of the
             # request carries the same event ids (cte_common.keyed_events).

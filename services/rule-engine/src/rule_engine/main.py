@@ -46,7 +46,13 @@ def run() -> None:
             max_records=500,
             batch_timeout_ms=100,
         )
-        broker.publisher(topics.share_intents, title="share intents", description="ShareIntent events, keyed by list.")
+        broker.publisher(
+            topics.share_intents,
+            title="share intents",
+            description='ShareIntent events in envelopes ({"envelope": 2, "events": [...]}): a batch\'s intents '
+            "of one list share a record (more than one past 256 KiB), in order, keyed by the list; published "
+            "before the deciding transaction commits.",
+        )
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:
         await Reevaluator(

@@ -4,11 +4,11 @@ in PostgreSQL (repository.prepare_push)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from cte_common import url_list
-from cte_common.events import ShareIntent
+from cte_common.events import AnyShareIntent
 from cte_common.indicators import IndicatorType
 from cte_common.sharing import split_list_key
 from netskope_sink.tenant.domain import credentials_rejected
@@ -16,9 +16,9 @@ from netskope_sink.tenant.domain import credentials_rejected
 DUPLICATE_REQUEST = "Duplicate request, no change in file hashes"
 
 
-def latest_intents(intents: list[ShareIntent]) -> list[ShareIntent]:
+def latest_intents(intents: Sequence[AnyShareIntent]) -> list[AnyShareIntent]:
     """The last intent per (list, value) wins: intents for one list arrive in order on one partition."""
-    last: dict[tuple[str, str], ShareIntent] = {}
+    last: dict[tuple[str, str], AnyShareIntent] = {}
     for intent in intents:
         last[(intent.list_key, intent.value)] = intent
     return list(last.values())

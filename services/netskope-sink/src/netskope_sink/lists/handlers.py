@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import httpx
 from faststream.kafka import KafkaBroker
 
-from cte_common.consumer import Record, apply_exactly_once, decode_or_park
+from cte_common.consumer import Record, apply_exactly_once
 from cte_common.db import Connection, Pool
-from cte_common.events import SHARE_INTENT_ADAPTER
+from cte_common.envelope import SHARE_INTENT_RECORDS, decode_records_or_park
 from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONSUMER_RECORDS
 from cte_common.sharing import (
     MAX_PUSH_ENTRIES,
@@ -103,7 +103,9 @@ class ShareIntentsHandler:
         started = time.perf_counter()
 
         async def apply(conn: Connection, fresh: list[Record]) -> None:
-            decoded = await decode_or_park(self.broker, self.topics.dead_letter, CONSUMER, fresh, SHARE_INTENT_ADAPTER)
+            decoded = await decode_records_or_park(
+                self.broker, self.topics.dead_letter, CONSUMER, fresh, SHARE_INTENT_RECORDS
+            )
             intents = latest_intents([d.event for d in decoded])
             await repository.apply_intents(conn, intents)
             for i in intents:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from cte_common.db import Connection
-from cte_common.events import ShareIntent
+from cte_common.events import AnyShareIntent
 from netskope_sink.lists.domain import refused_by_pre_check
 
 Conn = Connection
@@ -66,7 +66,7 @@ ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
 """
 
 
-async def apply_intents(conn: Conn, intents: Sequence[ShareIntent]) -> None:
+async def apply_intents(conn: Conn, intents: Sequence[AnyShareIntent]) -> None:
     if not intents:
         return
     keys = sorted({i.list_key for i in intents})
