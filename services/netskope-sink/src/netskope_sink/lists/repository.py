@@ -729,14 +729,6 @@ UNION
 SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
 """
 _APPENDS = "SELECT DISTINCT entry FROM push_changes WHERE list_key = $1 AND change = 'append'"
-# A URL list's replace: what the tenant holds now ($3, just read) less our removals, plus the appends:
-# foreign entries stay.
-_REPLACE = """
-SELECT t.entry FROM unnest($2::text[]) AS t(entry)
-WHERE NOT EXISTS (SELECT 1 FROM push_changes c WHERE c.list_key = $1 AND c.change = 'remove' AND c.value = t.entry)
-UNION
-SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
-"""
 # A call's entries as one text, comma-separated, written by PostgreSQL: JSON strings (a URL list's
 # array items) or plain (a file hash list). One value of at most the tenant's upload limit, and no row
 # or object per entry in the sink (a replace of a 190,000-entry list is one string, not 190,000 rows).
@@ -754,15 +746,9 @@ async def entries_text(
     uncertain: bool,
     exclude: Sequence[str],
     json_items: bool,
-    tenant_holds: Sequence[str] | None = None,
 ) -> str:
     """The entries of a push (the whole list to hold, or only the appends), less ``exclude``, as one
-    comma-separated text: JSON array items (``json_items``) or plain. ``tenant_holds``: the list as
-    the tenant holds it now, which a URL list's replace keeps but for our removals."""
-    if tenant_holds is not None:
-        query = _ENTRIES_TEXT.format(entries=_REPLACE.replace("$2", "$4"), exclude=2, json=3)
-        replaced: str = await conn.fetchval(query, list_key, list(exclude), json_items, list(tenant_holds))
-        return replaced
+    comma-separated text: JSON array items (``json_items``) or plain."""
     if whole:
         query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
         text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
@@ -770,6 +756,24 @@ async def entries_text(
         query = _ENTRIES_TEXT.format(entries=_APPENDS, exclude=2, json=3)
         text = await conn.fetchval(query, list_key, list(exclude), json_items)
     return text
+
+
+@dataclass(frozen=True)
+class PushEntries:
+    """A prepared push's changes by entry: as many as the change, never the list."""
+
+    removes: list[str]  # entries the tenant holds that must go
+    appends: list[str]  # entries to add (distinct)
+
+
+async def push_entries(conn: Conn, list_key: str) -> PushEntries:
+    """The prepared push's removals and appends, for a URL list's replace (domain.replaced_entries)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT change, entry FROM push_changes WHERE list_key = $1 AND entry IS NOT NULL", list_key
+    )
+    return PushEntries(
+        [r["entry"] for r in rows if r["change"] == "remove"], [r["entry"] for r in rows if r["change"] == "append"]
+    )
 
 
 _RECORD_REMOVED = """
