@@ -524,12 +524,15 @@ FROM push_seen s, LATERAL (
 WHERE s.list_key = $1
 """
 # The unchanged candidates the cut passed over: up to ($4, $5) {after} the other cut; $3: the cut grew.
+# The priority's own bounds say nothing the keys do not, but PostgreSQL estimates a row comparison by its
+# first column alone, each bound on its own: a cut moved by one member read as a fifth of the list, and a
+# scan of the whole list (0.3 s at 600,000 members) was as cheap as the index by that estimate.
 _MOVED_RANGE = f"""
 INSERT INTO push_moved
 SELECT $1, m.value, NOT $3::boolean, list_entry(m.value, m.type, $2), $3::boolean, list_entry(m.value, m.type, $2),
        $3::boolean, NOT $3::boolean
 FROM list_members m
-WHERE m.list_key = $1 AND {_key("<=", 4)} {{after}} AND {_CANDIDATE}
+WHERE m.list_key = $1 AND {_key("<=", 4)} AND -m.priority <= -$4::float8 {{after}} AND {_CANDIDATE}
   AND NOT EXISTS (SELECT 1 FROM push_seen s WHERE s.list_key = $1 AND s.value = m.value)
 """
 # The diff of the moved values against what the tenant holds: an entry goes only when no kept value
@@ -691,7 +694,7 @@ async def prepare_push(
             if old_key != new_key:
                 grew = old_key is None or (new_key is not None and new_key > old_key)
                 low, high = (old, cut) if grew else (cut, old)
-                after = "" if low.value is None else _after(6)
+                after = "" if low.value is None else f"{_after(6)} AND -m.priority >= -$6::float8"
                 low_args = () if low.value is None else (low.priority, low.value)
                 await conn.execute(
                     _MOVED_RANGE.format(after=after), list_key, url_list, grew, high.priority, high.value, *low_args
