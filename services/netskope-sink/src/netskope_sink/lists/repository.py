@@ -456,11 +456,16 @@ def _key(cmp: str, p: int, *, priority: str = "m.priority", value: str = "m.valu
     return f'(-{priority}, {value} COLLATE "C") {cmp} (-${p}::float8, ${p + 1}::text COLLATE "C")'
 
 
+# Each change looks its member up by key (OFFSET 0 keeps the lookup a nested loop): joined as a whole,
+# the planner hashed every member of the list for a few thousand changes (a scan of the list per push).
 _SNAPSHOT = f"""
 INSERT INTO push_seen
 SELECT c.list_key, c.value, c.seq, c.old_priority, c.old_cost, c.old_type, c.old_candidate,
        m.priority, m.cost_bytes, m.type, m.value IS NOT NULL AND NOT m.invalid AND NOT {_REFUSED.format(v="c.value")}
-FROM list_changes c LEFT JOIN list_members m ON m.list_key = c.list_key AND m.value = c.value
+FROM list_changes c LEFT JOIN LATERAL (
+    SELECT m.value, m.priority, m.cost_bytes, m.type, m.invalid FROM list_members m
+    WHERE m.list_key = c.list_key AND m.value = c.value OFFSET 0
+) m ON true
 WHERE c.list_key = $1
 """
 # (An entry the tenant holds as foreign is never appended as ours: see list_foreign.)
