@@ -5,8 +5,9 @@ issue comes from the 1,000,000 run. This script makes such a list directly, with
 616,497 candidates of 38 bytes each COPYed into ``list_members`` of a sharing of its own (the list
 made due: its first push, from every candidate, is timed too), so that 7 MiB keep about 193,000; then
 the same one-entry changes as ``bench/run.py`` (a member added at the top of the order and taken out
-again, through the sink's own ``apply_intents``), each timed until ``list_state.flushed_version``
-caught up, with the CPU of the sink, PostgreSQL and the fake tenant during them.
+again, each one share intent sent on the share-intents topic, as the rule-engine sends it), each timed
+from the send until ``list_state.flushed_version`` caught up, with the CPU of the sink, PostgreSQL and
+the fake tenant during them, the tenant's calls, the sink's push steps and PostgreSQL's statements.
 
     uv run --frozen python bench/one_entry.py [--candidates 616497] [--runs 5] [--out-dir DIR]
 
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS_DIR, load_average, machine, now_iso, wait_until
+from bench.common import RESULTS_DIR, load_average, machine, now_iso, scrape, wait_until
 from bench.run import Bench, cleanup, prepare
 
 COST = 38  # bytes against the cap: 33 characters
@@ -71,9 +72,12 @@ async def measure(bench: Bench, candidates: int, runs: int) -> dict[str, Any]:
     seq = (await bench.tenant.get("/_sim/requests", params={"since": 10**12})).json()["total"]
     meter = bench.cpu_meter()
     load_before = load_average()
+    statements = await bench.statements_reset()
+    steps0 = await scrape(bench.watch, bench.metrics_url("netskope-sink"))
     meter.start()
     changes = await bench.one_entry_change(key, runs=runs)
     cpu = meter.stop()
+    steps = await bench.push_steps(steps0)
     # Where a change's time goes on the tenant's side: its calls, by kind, as the fake tenant timed them.
     log = (await bench.tenant.get("/_sim/requests", params={"since": seq})).json()["requests"]
     tenant_ms: dict[str, list[float]] = {}
@@ -86,6 +90,10 @@ async def measure(bench: Bench, candidates: int, runs: int) -> dict[str, Any]:
         "one_entry": changes,
         "cpu_during_changes": cpu,
         "tenant_calls_ms": tenant_ms,
+        # The sink's own account of each push, by step (its cte_sink_push_step_seconds).
+        "sink_push_steps": steps,
+        # PostgreSQL's statements during the changes, per change (CTE_PG_STAT_STATEMENTS=1).
+        **({"statements": await bench.statements(2 * runs, top=15)} if statements else {}),
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
@@ -97,7 +105,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    bench_args = argparse.Namespace(size=5000, concurrency=4, cap_sizes=[1_000_000], out_dir=args.out_dir)
+    bench_args = argparse.Namespace(
+        size=5000, concurrency=4, cap_sizes=[1_000_000], out_dir=args.out_dir, rule_engines=1
+    )
     bench = Bench(bench_args, secrets.token_hex(4))
     result: dict[str, Any] = {"benchmark": "one_entry", "date": now_iso(), "machine": machine()}
     try:

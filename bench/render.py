@@ -189,8 +189,12 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{len(one['add_seconds'])} each)",
             "< 1 s",
             max(one["add_seconds"] + one["remove_seconds"]) < 1,
-            note="from the change in list_members until list_state.flushed_version caught up, with the running "
-            f"sink (which looks for due lists every {one['flush_interval_seconds']:g} s); a removal is a replace",
+            note="from sending one share intent until list_state.flushed_version caught up, with the running sink "
+            "(its consumer applies the intent and wakes its flusher); a removal is a replace"
+            if "sent_as" in one
+            else "from the change in list_members until list_state.flushed_version caught up, with the running "
+            f"sink (which looks for due lists every {one.get('flush_interval_seconds', 1):g} s); a removal is a "
+            "replace",
         )
     record = r.get("sink_record") or {}
     if record.get("entries"):

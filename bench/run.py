@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from bench import baselines, data, evaluation, read_path, render
 from bench.common import (
@@ -75,7 +75,6 @@ from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType
 from cte_common.migrate import upgrade
 from cte_common.topics import Topics, create_topics
-from netskope_sink.lists import repository as sink_lists
 from netskope_sink.settings import Settings as SinkSettings
 
 OWNER = "bench"
@@ -575,54 +574,81 @@ class Bench:
         }
 
     async def one_entry_change(self, key: str, runs: int = 3) -> dict[str, Any]:
-        """A one-entry change to the filled list, pushed and recorded by the running sink: a member put
-        at the top of the priority order (an append) and taken out again (a removal, which the URL-list
-        API takes only as a replace), each through the sink's own apply_intents (what its share-intent
-        consumer does with an intent: the member, the change tracked, the list due), each timed until
-        list_state.flushed_version caught up."""
+        """A one-entry change to the filled list, sent the way production sends it and pushed and recorded
+        by the running sink: a member put at the top of the priority order (an append) and taken out again
+        (a removal, which the URL-list API takes only as a replace), each one ShareIntent record on the
+        share-intents topic keyed by its list (what the rule-engine publishes; the sink's consumer applies
+        it and wakes its flusher), each timed from the send until list_state.flushed_version caught up
+        with the version the intent made (read in the same snapshot that shows the change applied)."""
         assert self.pool is not None
         async with self.pool.acquire() as conn:  # type: ignore[union-attr]
             entries = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", key)
         timings: dict[str, list[float]] = {"add": [], "remove": []}
-        for n in range(runs):
-            value = f"one-entry-{n}.bench.example"
-            for change in ("add", "remove"):
-                intent = ShareIntent(
-                    list_key=key,
-                    value=value,
-                    type=IndicatorType.DOMAIN,
-                    add=change == "add",
-                    priority=1e12,
-                    cost_bytes=len(value) + 5,
-                )
-                async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            for n in range(runs):
+                value = f"one-entry-{n}.bench.example"
+                for change in ("add", "remove"):
+                    intent = ShareIntent(
+                        list_key=key,
+                        value=value,
+                        type=IndicatorType.DOMAIN,
+                        add=change == "add",
+                        priority=1e12,
+                        cost_bytes=len(value) + 5,
+                    )
                     t0 = time.perf_counter()
-                    async with conn.transaction():
-                        await sink_lists.apply_intents(conn, [intent])
-                    version = await conn.fetchval("SELECT version FROM list_state WHERE list_key = $1", key)
+                    await producer.send_and_wait(
+                        self.topics.share_intents, intent.model_dump_json().encode(), key=key.encode()
+                    )
 
-                async def done(version: int = version) -> bool:
-                    async with self.pool.acquire() as conn:  # type: ignore[union-attr]
-                        flushed = await conn.fetchval("SELECT flushed_version FROM list_state WHERE list_key = $1", key)
-                    return bool(flushed is not None and flushed >= version)
+                    async def done(value: str = value, add: bool = change == "add") -> bool:
+                        async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+                            row = await conn.fetchrow(
+                                "SELECT s.version, s.flushed_version, EXISTS (SELECT 1 FROM list_members m "
+                                "WHERE m.list_key = s.list_key AND m.value = $2) AS member "
+                                "FROM list_state s WHERE s.list_key = $1",
+                                key,
+                                value,
+                            )
+                        return bool(row["member"] == add and row["flushed_version"] >= row["version"])
 
-                await wait_until(
-                    done,
-                    within=120,
-                    what=f"the sink to push a one-entry change ({change}) to {key}",
-                    interval=0.01,
-                    alive=self.services.check_alive,
-                    detail=self.list_detail,
-                )
-                timings[change].append(round(time.perf_counter() - t0, 3))
+                    await wait_until(
+                        done,
+                        within=120,
+                        what=f"the sink to push a one-entry change ({change}) to {key}",
+                        interval=0.01,
+                        alive=self.services.check_alive,
+                        detail=self.list_detail,
+                    )
+                    timings[change].append(round(time.perf_counter() - t0, 3))
+        finally:
+            await producer.stop()
         return {
             "list": key,
             "entries": entries,
             "add_seconds": timings["add"],
             "remove_seconds": timings["remove"],
-            # The sink looks for due lists every flush interval: part of each figure is that wait.
-            "flush_interval_seconds": SinkSettings.model_fields["flush_interval_seconds"].default,
+            "sent_as": "one ShareIntent record on the share-intents topic",
         }
+
+    async def push_steps(self, before: list[tuple[str, dict[str, str], float]]) -> dict[str, dict[str, float]]:
+        """Where the sink's pushes since ``before`` spent their time, by step (cte_sink_push_step_seconds):
+        how many times each step ran and its mean in milliseconds."""
+        after = await scrape(self.watch, self.metrics_url("netskope-sink"))
+        steps = {lab["step"] for n, lab, _ in after if n == "cte_sink_push_step_seconds_count"}
+        out = {}
+        for step in sorted(steps):
+            count = metric(after, "cte_sink_push_step_seconds_count", step=step) - metric(
+                before, "cte_sink_push_step_seconds_count", step=step
+            )
+            total = metric(after, "cte_sink_push_step_seconds_sum", step=step) - metric(
+                before, "cte_sink_push_step_seconds_sum", step=step
+            )
+            if count:
+                out[step] = {"count": int(count), "mean_ms": round(total * 1000 / count, 1)}
+        return out
 
     async def push_stats(self, before: list[tuple[str, dict[str, str], float]], list_key: str) -> dict[str, Any]:
         """The sink's pushes of one list since ``before``: how many, and their mean duration."""
@@ -740,6 +766,7 @@ class Bench:
                             seen.append(t - sent_at)
                 await asyncio.sleep(0.05)
 
+        statements = await self.statements_reset()
         push0 = await scrape(self.watch, self.metrics_url("netskope-sink"))
         polling = asyncio.create_task(poll())
         try:
@@ -785,6 +812,9 @@ class Bench:
             "missing": len(pending),
             "missing_after_seconds": self.args.latency_timeout if pending else None,
             "sink_pushes": await self.push_stats(push0, list_key),
+            "sink_push_steps": await self.push_steps(push0),
+            # Every process's statements during it, per indicator posted (CTE_PG_STAT_STATEMENTS=1).
+            **({"statements": await self.statements(max(1, posted), top=15)} if statements else {}),
         }
 
     # --- expiry -----------------------------------------------------------------------------------------

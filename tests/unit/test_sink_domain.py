@@ -10,6 +10,7 @@ from netskope_sink.lists.domain import (
     plan_url_push,
     refused_backoff,
     rejected_entries,
+    replaced_entries,
     split_left_out,
     tenant_message,
     v1_errors,
@@ -23,6 +24,22 @@ def test_a_url_list_gets_appends_and_a_replace_only_to_take_ours_out() -> None:
     assert plan_url_push(exists=True, appends=1, removes=1) == "replace"
     assert plan_url_push(exists=True, appends=0, removes=1) == "replace"
     assert plan_url_push(exists=False, appends=0, removes=0) == "create"
+
+
+def test_a_replace_keeps_what_the_tenant_holds_but_our_removals_and_adds_the_appends() -> None:
+    holds = ["foreign.example", "ours-1.example", "ours-2.example", "default.example"]
+    body = replaced_entries(
+        holds,
+        removes=["ours-2.example"],
+        appends=["new-1.example", "ours-1.example", "new-1.example", "refused.example"],
+        exclude={"default.example", "refused.example"},
+    )
+    # In the tenant's order; a foreign entry stays; an append it holds already is not sent twice; the
+    # placeholder and refused entries never go.
+    assert body == ["foreign.example", "ours-1.example", "new-1.example"]
+    assert replaced_entries(["a.example"], removes=["a.example"], appends=[], exclude=set()) == []
+    # An append that is also removed (not made by the diff, but as the set-wise replace read it) stays.
+    assert replaced_entries(["a.example"], removes=["a.example"], appends=["a.example"], exclude=set()) == ["a.example"]
 
 
 def test_a_file_hash_list_is_replaced_only_when_something_changed() -> None:

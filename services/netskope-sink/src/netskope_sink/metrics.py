@@ -18,6 +18,13 @@ PUSH_SECONDS = Histogram(
     ["list"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+PUSH_STEP_SECONDS = Histogram(
+    "cte_sink_push_step_seconds",
+    "Time a push spends in each step: start, read back, list names, limits, prepare, read list, body, "
+    "the changing call (create, append, replace), deploy (once per tenant and round), record.",
+    ["step"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 DEPLOYS = Counter("cte_sink_deploys_total", "URL-list deploys, by tenant and outcome.", ["tenant", "outcome"])
 LIST_ENTRIES = Gauge("cte_list_entries", "Entries the list holds on the tenant.", ["list"])
 LIST_BYTES = Gauge("cte_list_bytes", "Bytes the list holds, counted as the reference counts them.", ["list"])

@@ -4,7 +4,7 @@ in PostgreSQL (repository.prepare_push)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from cte_common import url_list
@@ -50,6 +50,21 @@ def plan_url_push(*, exists: bool, appends: int, removes: int) -> PushMode:
     if removes:
         return "replace"
     return "append" if appends else "none"
+
+
+def replaced_entries(
+    holds: Sequence[str], *, removes: Collection[str], appends: Sequence[str], exclude: Collection[str]
+) -> list[str]:
+    """A URL list's replace: what the tenant holds now (just read), in its order, less our removals and
+    ``exclude``, plus the appends it does not hold yet. Entries we did not put there stay."""
+    drop = {*removes, *exclude}
+    kept = [e for e in holds if e not in drop] if drop else list(holds)
+    new = {e: None for e in appends if e not in exclude}
+    if new:
+        for e in new.keys() & kept:  # (the list is walked once, each entry looked up in the appends)
+            new.pop(e)
+        kept.extend(new)
+    return kept
 
 
 def file_push_needed(*, appends: int, removes: int, holds_any: bool) -> bool:

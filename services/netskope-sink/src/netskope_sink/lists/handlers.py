@@ -33,10 +33,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
+import orjson
 from faststream.kafka import KafkaBroker
 
 from cte_common.consumer import Record, apply_exactly_once
@@ -61,6 +62,7 @@ from netskope_sink.lists.domain import (
     plan_url_push,
     refused_backoff,
     rejected_entries,
+    replaced_entries,
     split_left_out,
     tenant_message,
     v1_errors,
@@ -78,6 +80,7 @@ from netskope_sink.metrics import (
     LIST_FOREIGN,
     LIST_RESTORED,
     PUSH_SECONDS,
+    PUSH_STEP_SECONDS,
     PUSHES,
     TENANT_LIMIT_LEFT_OUT,
     UNSHARED,
@@ -163,27 +166,40 @@ class Flusher:
 
     async def run_forever(self) -> None:
         while True:
+            pushed = 0
             try:
-                await self.flush_due()
+                _, pushed = await self._flush_round()
             except Exception:  # a failed round is retried; nothing was recorded for the failed lists
                 log.exception("flush round failed")
+            self.wake.clear()
+            # After a round that pushed, the next starts at once: lists that changed meanwhile are pushed
+            # by the process holding their lock, though the intents may have woken another replica (whose
+            # flusher found the list locked). No wait to gather a burst after a wake either: what arrives
+            # while a push runs is gathered by then, and a lone change is pushed at once.
+            if pushed:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.flush_interval_seconds)
             self.wake.clear()
-            # Let intents of the same burst arrive before pushing: fewer, larger pushes.
-            await asyncio.sleep(min(0.2, self.settings.flush_interval_seconds))
 
     async def flush_due(self) -> int:
+        """Push every due list this process can lock; returns how many lists were due."""
+        due, _ = await self._flush_round()
+        return due
+
+    async def _flush_round(self) -> tuple[int, int]:
+        """(lists due, lists this process locked and pushed or tried to)."""
         async with self.pool.acquire() as conn:
             await repository.schedule_read_backs(conn, self.settings.list_read_back_interval_seconds)
             due = await repository.due_lists(conn, 100)
         by_tenant: dict[str, list[str]] = {}
         for key in due:
             by_tenant.setdefault(split_list_key(key)[0], []).append(key)
+        pushed = 0
         for tenant, keys in by_tenant.items():
-            await self._flush_tenant(tenant, keys)
+            pushed += await self._flush_tenant(tenant, keys)
         await self._show_stuck()
-        return len(due)
+        return len(due), pushed
 
     async def _show_stuck(self) -> None:
         """The failed lists and rejected tenants as gauges, from the stored state: a restarted sink, or a
@@ -200,7 +216,8 @@ class Flusher:
             CREDENTIALS_REJECTED.labels(tenant).set(1)
         self.shown_failed, self.shown_rejected = failed, rejected
 
-    async def _flush_tenant(self, tenant: str, keys: list[str]) -> None:
+    async def _flush_tenant(self, tenant: str, keys: list[str]) -> int:
+        """Push the tenant's due lists this process can lock; returns how many it locked."""
         # One connection for the round: it holds the lists' locks and their prepared pushes.
         async with self.pool.acquire() as conn:
             locked = [k for k in keys if await repository.try_lock_list(conn, k)]
@@ -220,34 +237,37 @@ class Flusher:
                         await self._record(conn, result)
                 if needs_deploy is not None and pushed:
                     try:
-                        await needs_deploy.deploy()
+                        with _step("deploy"):
+                            await needs_deploy.deploy()
                         DEPLOYS.labels(tenant, "ok").inc()
                     except Exception as exc:
                         DEPLOYS.labels(tenant, "failed").inc()
                         for p in pushed:
                             await self._failed(p.list_key, exc)
-                        return
+                        return len(locked)
                     for p in pushed:
                         await self._record(conn, p)
             finally:
                 for key in locked:
                     await repository.forget_push(conn, key)
                     await repository.unlock_list(conn, key)
+        return len(locked)
 
     async def _push(self, conn: Connection, tenant: str, key: str) -> tuple[Pushed, TenantClient]:
         started = time.perf_counter()
         _, action, name = split_list_key(key)
-        version = await repository.list_version(conn, key)
-        dest = await repository.destination(conn, tenant, key)
-        if dest is None:
-            raise TenantError(None, f"no tenant named '{tenant}'")
-        params = dest["parameters"] or ({"list": name} if action == "url" else {"file_list": name})
-        target = parse_target(action, params)
-        client = self.tenants.get(TenantConnection.from_row(dest))
-        # A changing call whose answer was lost (a crash, a timeout) may have been applied or not: until
-        # a push is recorded, what the tenant holds is unknown. A URL list is then read back; a file
-        # hash list (which cannot be read) is rewritten whole.
-        uncertain = await repository.mark_uncertain(conn, key)
+        with _step("start"):
+            version = await repository.list_version(conn, key)
+            dest = await repository.destination(conn, tenant, key)
+            if dest is None:
+                raise TenantError(None, f"no tenant named '{tenant}'")
+            params = dest["parameters"] or ({"list": name} if action == "url" else {"file_list": name})
+            target = parse_target(action, params)
+            client = self.tenants.get(TenantConnection.from_row(dest))
+            # A changing call whose answer was lost (a crash, a timeout) may have been applied or not:
+            # until a push is recorded, what the tenant holds is unknown. A URL list is then read back; a
+            # file hash list (which cannot be read) is rewritten whole.
+            uncertain = await repository.mark_uncertain(conn, key)
         if isinstance(target, UrlTarget):
             pushed = await self._push_url(conn, client, tenant, key, name, target, version, uncertain, started)
         else:
@@ -355,15 +375,19 @@ class Flusher:
         read = uncertain or await repository.read_back_due(conn, key, s.list_read_back_interval_seconds)
         tenant_holds: list[str] | None = None
         if read:
-            lists, tenant_holds = await self._read_back(conn, client, tenant, key, target, uncertain)
+            with _step("read back"):
+                lists, tenant_holds = await self._read_back(conn, client, tenant, key, target, uncertain)
         else:
-            lists = await client.url_lists()
-        facts = await repository.list_facts(conn, key)
-        limit, fit, tenant_bound, again = await self._entry_limit(conn, tenant, key, target, facts)
+            with _step("list names"):
+                lists = await client.url_lists()
+        with _step("limits"):
+            facts = await repository.list_facts(conn, key)
+            limit, fit, tenant_bound, again = await self._entry_limit(conn, tenant, key, target, facts)
         cap = max(1, target.cap_bytes - facts.foreign_bytes)  # foreign entries count against the cap
-        prepared = await repository.prepare_push(
-            conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=False, whole=read
-        )
+        with _step("prepare"):
+            prepared = await repository.prepare_push(
+                conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=False, whole=read
+            )
         pushed = Pushed(key, version, prepared, False, {}, cap, started, fit, tenant_bound, again)
         mode = plan_url_push(exists=name in lists, appends=prepared.appends, removes=prepared.removes)
         if mode == "none" or (mode == "create" and not prepared.appends and again):
@@ -372,31 +396,41 @@ class Flusher:
         if mode == "append" and tenant_holds is not None and placeholder in tenant_holds:
             mode = "replace"  # the placeholder we left in an empty list goes once entries of ours come
         if mode == "replace" and tenant_holds is None:
-            tenant_holds = await client.url_list_entries(lists[name])
+            with _step("read list"):
+                tenant_holds = await client.url_list_entries(lists[name])
         await repository.claim(conn, key)
+        changes = await repository.push_entries(conn, key) if mode == "replace" else None
         for attempt in range(2):
-            items = await repository.entries_text(
-                conn,
-                key,
-                whole=False,
-                uncertain=False,
-                exclude=[*pushed.refused, placeholder] if mode == "replace" else list(pushed.refused),
-                json_items=True,
-                tenant_holds=tenant_holds if mode == "replace" else None,
-            )
-            if not items:
+            with _step("body"):
+                if changes is not None:
+                    assert tenant_holds is not None
+                    # Built here from the list as just read: its entries are in memory already, and
+                    # the change is small; PostgreSQL would have to be sent them all.
+                    kept = replaced_entries(
+                        tenant_holds,
+                        removes=changes.removes,
+                        appends=changes.appends,
+                        exclude={*pushed.refused, placeholder},
+                    )
+                    urls = orjson.dumps(kept) if kept else b""
+                else:
+                    items = await repository.entries_text(
+                        conn, key, whole=False, uncertain=False, exclude=list(pushed.refused), json_items=True
+                    )
+                    urls = b"[" + items.encode() + b"]" if items else b""
+            if not urls:
                 if mode == "append":
                     return pushed  # every new entry was refused
-                items = json.dumps(placeholder)  # an empty list holds the default placeholder
+                urls = orjson.dumps([placeholder])  # an empty list holds the default placeholder
                 # Read the list back before the next push: that push takes the placeholder out.
                 await repository.forget_read_back(conn, key)
-            urls = b"[" + items.encode() + b"]"
             if len(urls) > s.upload_max_bytes:
                 raise TenantError(413, f"a call of {len(urls)} bytes passes the tenant's upload limit")
-            if mode == "create":
-                response = await client.create_url_list(name, urls, target.url_list_type)
-            else:
-                response = await client.change_url_list(lists[name], mode, urls, target.url_list_type)
+            with _step(mode):
+                if mode == "create":
+                    response = await client.create_url_list(name, urls, target.url_list_type)
+                else:
+                    response = await client.change_url_list(lists[name], mode, urls, target.url_list_type)
             if response.status_code in (200, 201):
                 return pushed
             body = _json_or_none(response)
@@ -440,6 +474,7 @@ class Flusher:
         """Record the push in one transaction; nothing is published (the read side derives the values'
         status from the list state)."""
         _, by_tenant = split_left_out(p.prepared.left_out, p.prepared.kept, p.fit, p.tenant_bound)
+        recording = time.perf_counter()
         async with conn.transaction():
             entries = await repository.record_push(
                 conn,
@@ -455,6 +490,7 @@ class Flusher:
             await repository.accept_credentials(conn, split_list_key(p.list_key)[0])
             if p.again:
                 await repository.make_due(conn, [p.list_key], self.settings.flush_interval_seconds)
+        PUSH_STEP_SECONDS.labels("record").observe(time.perf_counter() - recording)
         UNSHARED.labels(p.list_key).inc(max(0, p.prepared.left_out - p.prepared.left_out_before))
         INVALID.labels(p.list_key).inc(len(p.refused))
         LIST_ENTRIES.labels(p.list_key).set(entries)
@@ -489,6 +525,16 @@ class Flusher:
             detail = message if kind != "transient" else f"{type(exc).__name__}: {exc}"
             await repository.record_failure(conn, key, detail, delay, refused=kind == "refused")
         log.warning("push of %s failed (%s, retry in %.0f s): %s", key, kind, delay, exc)
+
+
+@contextlib.contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Time a step of a push (cte_sink_push_step_seconds): where a push's time goes."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        PUSH_STEP_SECONDS.labels(name).observe(time.perf_counter() - started)
 
 
 def _json_or_none(response: httpx.Response) -> object:

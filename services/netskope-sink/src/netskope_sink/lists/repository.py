@@ -456,11 +456,16 @@ def _key(cmp: str, p: int, *, priority: str = "m.priority", value: str = "m.valu
     return f'(-{priority}, {value} COLLATE "C") {cmp} (-${p}::float8, ${p + 1}::text COLLATE "C")'
 
 
+# Each change looks its member up by key (OFFSET 0 keeps the lookup a nested loop): joined as a whole,
+# the planner hashed every member of the list for a few thousand changes (a scan of the list per push).
 _SNAPSHOT = f"""
 INSERT INTO push_seen
 SELECT c.list_key, c.value, c.seq, c.old_priority, c.old_cost, c.old_type, c.old_candidate,
        m.priority, m.cost_bytes, m.type, m.value IS NOT NULL AND NOT m.invalid AND NOT {_REFUSED.format(v="c.value")}
-FROM list_changes c LEFT JOIN list_members m ON m.list_key = c.list_key AND m.value = c.value
+FROM list_changes c LEFT JOIN LATERAL (
+    SELECT m.value, m.priority, m.cost_bytes, m.type, m.invalid FROM list_members m
+    WHERE m.list_key = c.list_key AND m.value = c.value OFFSET 0
+) m ON true
 WHERE c.list_key = $1
 """
 # (An entry the tenant holds as foreign is never appended as ours: see list_foreign.)
@@ -524,12 +529,15 @@ FROM push_seen s, LATERAL (
 WHERE s.list_key = $1
 """
 # The unchanged candidates the cut passed over: up to ($4, $5) {after} the other cut; $3: the cut grew.
+# The priority's own bounds say nothing the keys do not, but PostgreSQL estimates a row comparison by its
+# first column alone, each bound on its own: a cut moved by one member read as a fifth of the list, and a
+# scan of the whole list (0.3 s at 600,000 members) was as cheap as the index by that estimate.
 _MOVED_RANGE = f"""
 INSERT INTO push_moved
 SELECT $1, m.value, NOT $3::boolean, list_entry(m.value, m.type, $2), $3::boolean, list_entry(m.value, m.type, $2),
        $3::boolean, NOT $3::boolean
 FROM list_members m
-WHERE m.list_key = $1 AND {_key("<=", 4)} {{after}} AND {_CANDIDATE}
+WHERE m.list_key = $1 AND {_key("<=", 4)} AND -m.priority <= -$4::float8 {{after}} AND {_CANDIDATE}
   AND NOT EXISTS (SELECT 1 FROM push_seen s WHERE s.list_key = $1 AND s.value = m.value)
 """
 # The diff of the moved values against what the tenant holds: an entry goes only when no kept value
@@ -691,7 +699,7 @@ async def prepare_push(
             if old_key != new_key:
                 grew = old_key is None or (new_key is not None and new_key > old_key)
                 low, high = (old, cut) if grew else (cut, old)
-                after = "" if low.value is None else _after(6)
+                after = "" if low.value is None else f"{_after(6)} AND -m.priority >= -$6::float8"
                 low_args = () if low.value is None else (low.priority, low.value)
                 await conn.execute(
                     _MOVED_RANGE.format(after=after), list_key, url_list, grew, high.priority, high.value, *low_args
@@ -729,14 +737,6 @@ UNION
 SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
 """
 _APPENDS = "SELECT DISTINCT entry FROM push_changes WHERE list_key = $1 AND change = 'append'"
-# A URL list's replace: what the tenant holds now ($3, just read) less our removals, plus the appends:
-# foreign entries stay.
-_REPLACE = """
-SELECT t.entry FROM unnest($2::text[]) AS t(entry)
-WHERE NOT EXISTS (SELECT 1 FROM push_changes c WHERE c.list_key = $1 AND c.change = 'remove' AND c.value = t.entry)
-UNION
-SELECT entry FROM push_changes WHERE list_key = $1 AND change = 'append'
-"""
 # A call's entries as one text, comma-separated, written by PostgreSQL: JSON strings (a URL list's
 # array items) or plain (a file hash list). One value of at most the tenant's upload limit, and no row
 # or object per entry in the sink (a replace of a 190,000-entry list is one string, not 190,000 rows).
@@ -754,15 +754,9 @@ async def entries_text(
     uncertain: bool,
     exclude: Sequence[str],
     json_items: bool,
-    tenant_holds: Sequence[str] | None = None,
 ) -> str:
     """The entries of a push (the whole list to hold, or only the appends), less ``exclude``, as one
-    comma-separated text: JSON array items (``json_items``) or plain. ``tenant_holds``: the list as
-    the tenant holds it now, which a URL list's replace keeps but for our removals."""
-    if tenant_holds is not None:
-        query = _ENTRIES_TEXT.format(entries=_REPLACE.replace("$2", "$4"), exclude=2, json=3)
-        replaced: str = await conn.fetchval(query, list_key, list(exclude), json_items, list(tenant_holds))
-        return replaced
+    comma-separated text: JSON array items (``json_items``) or plain."""
     if whole:
         query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
         text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
@@ -770,6 +764,24 @@ async def entries_text(
         query = _ENTRIES_TEXT.format(entries=_APPENDS, exclude=2, json=3)
         text = await conn.fetchval(query, list_key, list(exclude), json_items)
     return text
+
+
+@dataclass(frozen=True)
+class PushEntries:
+    """A prepared push's changes by entry: as many as the change, never the list."""
+
+    removes: list[str]  # entries the tenant holds that must go
+    appends: list[str]  # entries to add (distinct)
+
+
+async def push_entries(conn: Conn, list_key: str) -> PushEntries:
+    """The prepared push's removals and appends, for a URL list's replace (domain.replaced_entries)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT change, entry FROM push_changes WHERE list_key = $1 AND entry IS NOT NULL", list_key
+    )
+    return PushEntries(
+        [r["entry"] for r in rows if r["change"] == "remove"], [r["entry"] for r in rows if r["change"] == "append"]
+    )
 
 
 _RECORD_REMOVED = """
