@@ -139,7 +139,7 @@ class Services:
         self.running: dict[str, Service] = {}
 
     def start(
-        self, name: str, env: dict[str, str], ready_url: str, timeout: float = 90.0, command: str = ""
+        self, name: str, env: dict[str, str], ready_url: str, timeout: float = 300.0, command: str = ""
     ) -> Service:
         """Start ``cte-<name>`` (or ``command``, for a second replica under a name of its own)."""
         command = command or f"cte-{name}"

@@ -298,13 +298,16 @@ def limits(r: dict[str, Any]) -> list[str]:
             ("the rule-engine", p.get("merges_per_second") or 0),
         ]
         slowest = min(stages, key=lambda x: x[1])
-        busy = re.get("busy_fraction") or 0
+        members = r.get("rule_engines") or 1
+        # The fraction sums the members' batch time: each member's share of the phase.
+        busy = (re.get("busy_fraction") or 0) / members
         text = (
             f"**End to end** reached {e2e:,.0f} /s, {e2e / 20_000:.0%} of the 20,000 /s target (it would need "
             f"{20_000 / e2e:.1f}{TIMES} the speed). The ingest-api accepted {stages[0][1]:,.0f} /s (the last POST "
             f"answered at {http_s:.1f} s), the rule-engine applied {stages[1][1]:,.0f} /s (the read model complete at "
             f"{rm_s:.1f} s) and the sink flushed every list {fl_s - rm_s:.1f} s after that: {slowest[0]} is the "
-            f"slowest stage. The rule-engine was busy {busy:.0%} of the time from its first batch to the read "
+            f"slowest stage. The rule-engine{f' (each of its {members} members)' if members > 1 else ''} was "
+            f"busy {busy:.0%} of the time from its first batch to the read "
             f"model's completion ({re.get('batch_seconds', 0):.1f} s of batches, "
             f"{re.get('records_per_busy_second') or 0:,.0f} events per busy second). CPU by process: "
             + ", ".join(f"{name} {c:.2f} cores" for name, _, c in per_core if c >= 0.01)
@@ -713,7 +716,8 @@ WARNING, every other setting at its default), and measures, in one run with one 
 - **the read path** at the same size (below).
 
 `--pipeline-only` runs only the pipeline (about 2 minutes at 100,000), to compare a change's CPU per
-indicator; `--rule-engines N` starts N members of the rule-engine's consumer group.
+indicator; `--rule-engines N` starts N members of the rule-engine's consumer group (2 by default: one member
+waits on PostgreSQL and Kafka for about a third of its batch time, a second works meanwhile).
 
 Service logs of the last run are in `.stack/logs/bench/`.
 """

@@ -1125,8 +1125,10 @@ def main() -> int:
         action="store_true",
         help="only the pipeline (no baselines, latency, expiry or cap runs, no read path): to compare a change's CPU",
     )
+    # Two members by default: a member waits on PostgreSQL and Kafka for about a third of its batch, and a
+    # second one works meanwhile (bench/notes.md, "Issue 14: the rule-engine, more members and less CPU").
     parser.add_argument(
-        "--rule-engines", type=int, default=1, help="rule-engine processes (members of one consumer group)"
+        "--rule-engines", type=int, default=2, help="rule-engine processes (members of one consumer group)"
     )
     parser.add_argument("--no-stack", action="store_true", help="use the running Kafka and PostgreSQL as they are")
     parser.add_argument(
@@ -1155,7 +1157,7 @@ def main() -> int:
             **git_commit(),
             "machine": machine(),
             "load_average_before": load_average(),
-            "reproduce": f"uv run --frozen python bench/run.py --size {args.size}",
+            "reproduce": f"uv run --frozen python bench/run.py --size {args.size} --rule-engines {args.rule_engines}",
         }
     )
     started = time.perf_counter()

@@ -17,7 +17,7 @@ import pytest
 
 from cte_common.catalog_lock_repository import lock_catalog_for_decisions
 from cte_common.db import Pool
-from rule_engine import repository
+from rule_engine import handlers, repository
 from rule_engine.handlers import republish_dead_intents
 from tests.support.component import System
 
@@ -58,6 +58,22 @@ async def journal_rows(db: Pool) -> int:
     return int(await db.fetchval("SELECT count(*) FROM intent_journal"))
 
 
+async def post_and_fail(system: System, monkeypatch: pytest.MonkeyPatch, value: str, module: object, name: str) -> None:
+    """Post ``value`` and let the rule-engine apply it with ``module.name`` failing: its batch rolls back."""
+
+    async def fails(*_: object) -> None:
+        raise ConnectionResetError("the connection went away before the commit")
+
+    r = await system.api.post(
+        "/api/cte/indicators/?wait=false", json=[{"value": value, "type": "domain", "source": "journal-src"}]
+    )
+    assert r.status_code == 201, r.text
+    with monkeypatch.context() as m:
+        m.setattr(module, name, fails)
+        with pytest.raises(ConnectionResetError):
+            await system.apply_pending()
+
+
 async def test_a_committed_batch_leaves_no_journal(system: System, db: Pool) -> None:
     await system.post_indicators([{"value": "kept.journal.example", "type": "domain", "source": "journal-src"}])
     assert {(i.value, i.add) for i in await system.share_intents()} == {("kept.journal.example", True)}
@@ -70,20 +86,9 @@ async def test_intents_of_a_batch_that_did_not_commit_are_corrected(
     system: System, db: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ghost = "h1.ghost.journal.example"
-
-    async def commit_fails(*_: object) -> None:
-        raise ConnectionResetError("the database went away before the commit")
-
     # The first attempt decides under the catalog of the time (no allow-list entry), publishes its
     # intent and does not commit.
-    r = await system.api.post(
-        "/api/cte/indicators/?wait=false", json=[{"value": ghost, "type": "domain", "source": "journal-src"}]
-    )
-    assert r.status_code == 201, r.text
-    with monkeypatch.context() as m:
-        m.setattr(repository, "save_decisions", commit_fails)
-        with pytest.raises(ConnectionResetError):
-            await system.apply_pending()
+    await post_and_fail(system, monkeypatch, ghost, repository, "save_decisions")
     assert {(i.value, i.add) for i in await system.share_intents()} == {(ghost, True)}
     assert await journal_rows(db) == 1
     await system.push_lists()
@@ -136,6 +141,29 @@ async def test_a_committed_decision_is_published_again_as_it_stands(
     await system.apply_pending()
     assert {(i.value, i.add) for i in await system.share_intents()} == {(value, False)}
     assert await journal_rows(db) == 0
+
+
+async def test_a_publish_that_fails_leaves_nothing_committed(
+    system: System, db: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decisions are written while the intents are published: when the publish fails, the writes
+    already done roll back with it, and the batch delivered again decides and publishes as if new."""
+    value = "unpublished.journal.example"
+    await post_and_fail(system, monkeypatch, value, handlers, "publish_intents")
+    assert await db.fetchval("SELECT count(*) FROM share_decisions WHERE value = $1", value) == 0
+    assert await db.fetchval("SELECT count(*) FROM indicators WHERE value = $1", value) == 0
+    assert await journal_rows(db) == 1  # journalled before the publish began
+
+    assert await system.redeliver() > 0
+    await system.apply_pending()
+    assert {(i.value, i.add) for i in await system.share_intents()} == {(value, True)}
+    assert await db.fetchval("SELECT count(*) FROM share_decisions WHERE value = $1", value) == 1
+    # The failed attempt's row is left; correcting it publishes the committed decision again.
+    assert await republish_dead_intents(system.pool, system.broker, system.topics, 0) == 1
+    assert {(i.value, i.add) for i in await system.share_intents()} == {(value, True)}
+    assert await journal_rows(db) == 0
+    await system.push_lists()
+    assert value in await deployed(system)
 
 
 async def test_a_catalog_change_waits_for_the_decisions_in_flight(system: System, db: Pool) -> None:

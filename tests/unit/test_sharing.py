@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -181,6 +182,26 @@ def test_select_within_cap_never_exceeds_the_cap(items: list[tuple[int, int]], c
     kept, left = select_within_cap(cands, cap)
     assert not kept or 1 + sum(c.cost for c in kept) <= cap
     assert sorted(kept + left, key=lambda c: c.value) == sorted(cands, key=lambda c: c.value)
+
+
+@settings(max_examples=500)
+@given(st.text() | st.text(alphabet=st.characters(max_codepoint=0x80)))
+def test_cost_bytes_is_the_length_of_the_json_encoding(value: str) -> None:
+    # The cost is counted without encoding where nothing needs escaping: it must be what the reference's
+    # json.dumps gives for every value (quotes, backslashes, control characters, DEL, non-ASCII).
+    assert cost_bytes(value) == len(json.dumps(value)) + 3
+
+
+def test_a_rule_equal_to_a_compiled_one_decides_alike() -> None:
+    # Compiled predicates are found by the rule object's identity first: an equal rule (a catalog
+    # reloaded) and a changed one must still be decided by their own filters.
+    ev = Evaluator()
+    view = indicator_view(state("evil.example", IndicatorType.DOMAIN, severity=Severity.LOW))
+    high = parse_filter(query='sources.severity IN ("high")')
+    assert ev.decide(sharing(1, rule=RuleDef("r", high)), view).outcome == "rule"
+    assert ev.decide(sharing(1, rule=RuleDef("r", high)), view).outcome == "rule"
+    low = parse_filter(query='sources.severity IN ("low")')
+    assert ev.decide(sharing(1, rule=RuleDef("r", low)), view).selected
 
 
 def test_decide_batch_publishes_only_changes_of_decision() -> None:

@@ -282,6 +282,10 @@ class AllowList:
 
 def cost_bytes(value: str) -> int:
     """What a value costs against a list's cap, counted as the reference plugin counts it."""
+    # json.dumps escapes exactly '"', '\\' and what is not printable ASCII: without any of them its
+    # length is the value's and two quotes, found without encoding (once per decision).
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return len(value) + 5
     return len(json.dumps(value)) + 3
 
 
@@ -349,14 +353,21 @@ class Evaluator:
 
     allow: AllowList = field(default_factory=lambda: AllowList(()))
     _compiled: dict[RuleDef, Any] = field(default_factory=dict)
+    # The same rule object is asked for once per indicator and sharing: found by identity, since
+    # hashing a rule hashes its whole filter tree. The entry holds the rule, so its id is not reused.
+    _by_identity: dict[int, tuple[RuleDef, Any]] = field(default_factory=dict)
 
     def _predicates(self, rule: RuleDef) -> tuple[Any, list[tuple[Any, frozenset[str]]]]:
+        hit = self._by_identity.get(id(rule))
+        if hit is not None and hit[0] is rule:
+            return hit[1]  # type: ignore[no-any-return]
         key = rule  # frozen and hashable: a changed rule is a new key
         if key not in self._compiled:
             self._compiled[key] = (
                 compile_predicate(rule.node),
                 [(compile_predicate(e.node) if e.node is not None else None, e.tags) for e in rule.exceptions],
             )
+        self._by_identity[id(rule)] = (rule, self._compiled[key])
         return self._compiled[key]  # type: ignore[no-any-return]
 
     def decide(self, sharing: SharingDef, indicator: Mapping[str, Any]) -> Decision:

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -124,18 +124,35 @@ class Decider:
             before=before,
             count_allow_hits=count_allow_hits,
         )
-        attempt = uuid4()
         if changes.intents:
+            attempt = uuid4()
             async with self.pool.acquire() as journal:
                 await repository.journal_intents(journal, attempt, changes.intents)
-            await publish_intents(broker, topics, changes.intents)
-            await repository.forget_attempt(conn, attempt)
-        await repository.save_decisions(conn, changes)
+            # The decisions are written while the intents are sent and acknowledged, so the database's
+            # and the broker's round trips overlap: the commit, after both, is what makes either count.
+            # The journal's rows are committed by now, so the transaction's delete sees them.
+            await _all_of(_record(conn, changes, attempt), publish_intents(broker, topics, changes.intents))
+        else:
+            await repository.save_decisions(conn, changes)
         for (sharing_id, outcome), n in changes.outcomes.items():
             DECISIONS.labels(str(sharing_id), outcome).inc(n)
         for entry_id, n in changes.allow_hits.items():
             ALLOW_LIST_HITS.labels(str(entry_id)).inc(n)
         return changes
+
+
+async def _record(conn: Connection, changes: DecisionChanges, attempt: UUID) -> None:
+    await repository.forget_attempt(conn, attempt)
+    await repository.save_decisions(conn, changes)
+
+
+async def _all_of(*steps: Awaitable[None]) -> None:
+    """Run ``steps`` concurrently until every one has ended, then raise the first failure, if any: none is
+    left running on the caller's connection when its transaction rolls back, and a publish that was
+    started is not cut off half-way (its intents are journalled, see Decider)."""
+    for outcome in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def publish_intents(broker: KafkaBroker, topics: Topics, intents: Sequence[ShareIntentRecord]) -> None:
