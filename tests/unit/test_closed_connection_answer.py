@@ -32,7 +32,21 @@ async def test_a_connection_closed_under_a_request_is_a_503_naming_postgresql() 
 
 
 @pytest.mark.asyncio
-async def test_another_interface_error_stays_a_500() -> None:
-    async with _app_raising("cannot call Connection.fetch(): another operation is in progress") as client:
+async def test_a_connection_closed_before_a_transaction_ends_is_a_503() -> None:
+    # What a transaction's exit raises when the server went away inside it (seen under the chaos suite).
+    message = "cannot call Transaction.rollback(): the underlying connection is closed"
+    async with _app_raising(message) as client:
         r = await client.get("/raise")
-    assert r.status_code == 500
+    assert r.status_code == 503
+    assert "PostgreSQL" in r.json()["detail"]
+
+
+@pytest.mark.asyncio
+async def test_another_interface_error_stays_a_500() -> None:
+    for message in (
+        "cannot call Connection.fetch(): another operation is in progress",
+        "cannot call Transaction.commit(): the underlying connection has been released back to the pool",
+    ):
+        async with _app_raising(message) as client:
+            r = await client.get("/raise")
+        assert r.status_code == 500

@@ -48,11 +48,11 @@ from ingest_api.pipeline.handlers import router as pipeline_router
 from ingest_api.rules.handlers import reevaluations_router, rule_ce_router, rules_router
 from ingest_api.settings import Settings
 from ingest_api.shared import (
-    CLOSED_CONNECTION,
     OUTAGES,
     AppState,
     ItemError,
     Unavailable,
+    closed_connection,
     item_error_response,
     replaying,
     unavailable_response,
@@ -274,7 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_closed_connection(request: Request, exc: asyncpg.InterfaceError) -> JSONResponse:
         # asyncpg says only this, by message, when a request's connection was closed under it by a
         # server that went away between two statements; any other InterfaceError is a bug and stays one.
-        if str(exc) != CLOSED_CONNECTION:
+        if not closed_connection(exc):
             raise exc
         return await on_unavailable(request, Unavailable("PostgreSQL", repr(exc)))
 

@@ -183,9 +183,20 @@ OUTAGES: dict[str, tuple[type[Exception], ...]] = {
     ),
     "Kafka": (KafkaConnectionError, KafkaTimeoutError, RequestTimedOutError, NodeNotReadyError),
 }
-# asyncpg's InterfaceError text for a connection closed under a request (the server went away between
-# two of its statements): an outage, unlike every other InterfaceError.
+# asyncpg's InterfaceError texts for a connection closed under a request (the server went away between
+# two of its statements, or before a transaction's commit or rollback: "cannot call
+# Transaction.rollback(): the underlying connection is closed"): an outage, unlike every other
+# InterfaceError.
 CLOSED_CONNECTION = "connection is closed"
+_CLOSED_UNDER_RESOURCE = "the underlying connection is closed"
+
+
+def closed_connection(exc: BaseException) -> bool:
+    """Whether asyncpg raised ``exc`` because the connection was closed under the request."""
+    message = str(exc)
+    return message == CLOSED_CONNECTION or message.endswith(_CLOSED_UNDER_RESOURCE)
+
+
 # Seconds a client is asked to wait before it tries again: about a broker's or a database's restart.
 RETRY_AFTER_SECONDS = 5
 
