@@ -456,6 +456,14 @@ def netskope_lists() -> Any:
             unit="s",
         ),
         Panel(
+            "Push steps p95",
+            [Target(_p95("cte_sink_push_step_seconds", "step, "), "{{step}}")],
+            "Where a push's time goes, step by step (95th percentile): reading the list back, the tenant's "
+            "list names, the limits, the selection and diff in PostgreSQL, the body, the changing call, the "
+            "deploy, the record.",
+            unit="s",
+        ),
+        Panel(
             "Values left out by the cap (Unshared), 1 h",
             [Target(f"sum by (list) (increase(cte_sink_unshared_total{sel}[1h]))", "{{list}}")],
             "Values the cap left out of a list (the lowest priorities), tagged Unshared.",
