@@ -15,93 +15,88 @@ from netskope_sink.lists.domain import refused_by_pre_check
 
 Conn = Connection
 
-# ``invalid``: the pre-check refuses the member's entry (see apply_intents): never a candidate.
-_UPSERT_MEMBERS = """
-INSERT INTO list_members (list_key, value, type, priority, cost_bytes, invalid)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::boolean[])
-ON CONFLICT (list_key, value) DO UPDATE SET
-    type = EXCLUDED.type, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes,
-    invalid = EXCLUDED.invalid, updated_at = now()
-WHERE (list_members.priority, list_members.cost_bytes, list_members.invalid)
-      IS DISTINCT FROM (EXCLUDED.priority, EXCLUDED.cost_bytes, EXCLUDED.invalid)
-"""
-_DELETE_MEMBERS = """
-DELETE FROM list_members AS m USING unnest($1::text[], $2::text[]) AS x(l, v)
-WHERE m.list_key = x.l AND m.value = x.v
-"""
-# The URL lists of type regex among $1 (their entries are patterns, not Netskope's URL grammar).
-_REGEX_LISTS = """
-SELECT list_key FROM sharings
-WHERE list_key = ANY ($1::text[]) AND lower(coalesce(parameters->>'url_list_type', 'exact')) = 'regex'
-"""
-
-
-async def _regex_lists(conn: Conn, keys: Sequence[str]) -> set[str]:
-    return {r["list_key"] for r in await conn.fetch(_REGEX_LISTS, list(keys))}
-
-
 # A new intent makes its list due at once (a failing list keeps its backoff, except one the tenant
-# refused: new content is worth a new attempt). It runs first: the row
-# lock orders it with the record of a push under way (see record_push), and it tells which lists keep
-# their cut (changes are tracked only for those; a list without one is worked out whole anyway).
+# refused: new content is worth a new attempt). Its own statement, run first: the row lock orders it
+# with the record of a push under way (see record_push), and _APPLY_INTENTS, a statement of its own,
+# reads from a snapshot taken once that lock is held. It tells which lists keep their cut (changes are
+# tracked only for those; a list without one is worked out whole anyway) and which are URL lists of
+# type regex (their entries are patterns, not Netskope's URL grammar: see the pre-check).
 _TOUCH_LISTS = """
-INSERT INTO list_state (list_key, version) SELECT unnest($1::text[]), 1
-ON CONFLICT (list_key) DO UPDATE SET version = list_state.version + 1,
-    next_attempt_at = CASE WHEN list_state.refused THEN now() ELSE list_state.next_attempt_at END
-RETURNING list_key, cut_trusted
+INSERT INTO list_state AS st (list_key, version) SELECT unnest($1::text[]), 1
+ON CONFLICT (list_key) DO UPDATE SET version = st.version + 1,
+    next_attempt_at = CASE WHEN st.refused THEN now() ELSE st.next_attempt_at END
+RETURNING st.list_key, st.cut_trusted,
+    EXISTS (SELECT 1 FROM sharings s WHERE s.list_key = st.list_key
+            AND lower(coalesce(s.parameters->>'url_list_type', 'exact')) = 'regex') AS regex
 """
-# Each changed member as it was at the last push (the first change since that push keeps it), before
-# the change is applied; a change that is no change (same priority, cost and pre-check) is not one.
-_TRACK_CHANGES = """
-INSERT INTO list_changes AS c (list_key, value, old_priority, old_cost, old_type, old_candidate)
-SELECT x.l, x.v, m.priority, m.cost_bytes, m.type,
-       NOT coalesce(m.invalid, false)
-       AND NOT EXISTS (SELECT 1 FROM list_outcomes o
-                       WHERE o.list_key = x.l AND o.value = x.v AND o.outcome = 'rejected')
-FROM unnest($1::text[], $2::text[], $3::float8[], $4::int[], $6::boolean[]) AS x(l, v, p, c, i)
-LEFT JOIN list_members m ON m.list_key = x.l AND m.value = x.v
-WHERE x.l = ANY($5::text[]) AND (m.value IS NOT NULL OR x.p IS NOT NULL)
-  AND (m.value IS NULL OR x.p IS NULL OR (m.priority, m.cost_bytes, m.invalid) IS DISTINCT FROM (x.p, x.c, x.i))
-ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
+# The intents ($4 NULL: a removal) in one statement: each member read once (what the tracking keeps
+# and whether anything changed), then only the changes written. A change that is no change (an add
+# with the same priority, cost and pre-check, ``invalid``; the removal of a non-member) is not one.
+# In the lists that keep their cut ($7), each changed member is tracked as it was at the last push:
+# the first change since that push keeps it, a later one only takes a new seq. The members are
+# written through their primary key (ON CONFLICT), never a join the planner could turn into a scan of
+# every list. A value that leaves the list has no outcome in it any more (it is retried if it comes
+# back).
+_APPLY_INTENTS = """
+WITH changed AS MATERIALIZED (
+    SELECT x.l, x.v, x.t, x.p, x.c, x.i, m.member IS NOT NULL AS member, m.tid,
+           m.priority AS old_priority, m.cost_bytes AS old_cost, m.type AS old_type, m.invalid AS old_invalid
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::boolean[]) AS x(l, v, t, p, c, i)
+    -- One primary-key probe per intent (LIMIT keeps the planner from hashing the whole table instead).
+    LEFT JOIN LATERAL (
+        SELECT true AS member, m.ctid AS tid, m.priority, m.cost_bytes, m.type, m.invalid FROM list_members m
+        WHERE m.list_key = x.l AND m.value = x.v LIMIT 1
+    ) m ON true
+    WHERE CASE WHEN x.p IS NULL THEN m.member IS NOT NULL
+               ELSE m.member IS NULL OR (m.priority, m.cost_bytes, m.invalid) IS DISTINCT FROM (x.p, x.c, x.i) END
+), tracked AS (
+    INSERT INTO list_changes (list_key, value, old_priority, old_cost, old_type, old_candidate)
+    SELECT ch.l, ch.v, ch.old_priority, ch.old_cost, ch.old_type,
+           -- (says nothing of a value that was not a member: no probe for it)
+           NOT coalesce(ch.old_invalid, false)
+           AND NOT (ch.member AND EXISTS (SELECT 1 FROM list_outcomes o
+                                          WHERE o.list_key = ch.l AND o.value = ch.v AND o.outcome = 'rejected'))
+    FROM changed ch WHERE ch.l = ANY ($7::text[])
+    ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
+), upserted AS (
+    INSERT INTO list_members AS m (list_key, value, type, priority, cost_bytes, invalid)
+    SELECT ch.l, ch.v, ch.t, ch.p, ch.c, ch.i FROM changed ch WHERE ch.p IS NOT NULL
+    ON CONFLICT (list_key, value) DO UPDATE SET
+        type = EXCLUDED.type, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes,
+        invalid = EXCLUDED.invalid, updated_at = now()
+    WHERE (m.priority, m.cost_bytes, m.invalid)
+          IS DISTINCT FROM (EXCLUDED.priority, EXCLUDED.cost_bytes, EXCLUDED.invalid)
+), removed AS (
+    -- The rows read above, by their address: no join for the planner to turn into a scan per row.
+    -- (Only this statement writes a list's members, one batch at a time under its partition's
+    -- position lock: see the share-intent consumer.)
+    DELETE FROM list_members m
+    WHERE m.ctid = ANY (ARRAY(SELECT ch.tid FROM changed ch WHERE ch.member AND ch.p IS NULL))
+)
+DELETE FROM list_outcomes o USING unnest($1::text[], $2::text[], $4::float8[]) AS x(l, v, p)
+WHERE x.p IS NULL AND o.list_key = x.l AND o.value = x.v
 """
 
 
 async def apply_intents(conn: Conn, intents: Sequence[AnyShareIntent]) -> None:
+    """Apply one batch of intents, at most one per (list, value) (see domain.latest_intents), in the
+    caller's transaction: two statements, whatever the batch's size."""
     if not intents:
         return
-    keys = sorted({i.list_key for i in intents})
-    touched = await conn.fetch(_TOUCH_LISTS, keys)
+    touched = await conn.fetch(_TOUCH_LISTS, sorted({i.list_key for i in intents}))
     tracked = [r["list_key"] for r in touched if r["cut_trusted"]]
-    # The pre-check, before anything is pushed: a member whose entry its list cannot hold.
-    regex = await _regex_lists(conn, keys)
-    invalid = [i.add and refused_by_pre_check(i.list_key, i.type, i.value, regex=i.list_key in regex) for i in intents]
-    if tracked:
-        await conn.execute(
-            _TRACK_CHANGES,
-            [i.list_key for i in intents],
-            [i.value for i in intents],
-            [i.priority if i.add else None for i in intents],
-            [i.cost_bytes if i.add else None for i in intents],
-            tracked,
-            invalid,
-        )
-    adds = [(i, bad) for i, bad in zip(intents, invalid, strict=True) if i.add]
-    removes = [i for i in intents if not i.add]
-    if adds:
-        await conn.execute(
-            _UPSERT_MEMBERS,
-            [i.list_key for i, _ in adds],
-            [i.value for i, _ in adds],
-            [i.type.value for i, _ in adds],
-            [i.priority for i, _ in adds],
-            [i.cost_bytes for i, _ in adds],
-            [bad for _, bad in adds],
-        )
-    if removes:
-        keys, values = [i.list_key for i in removes], [i.value for i in removes]
-        await conn.execute(_DELETE_MEMBERS, keys, values)
-        # A value that leaves the list has no outcome in it any more (it is retried if it comes back).
-        await conn.execute(_DELETE_MEMBERS.replace("list_members", "list_outcomes"), keys, values)
+    regex = {r["list_key"] for r in touched if r["regex"]}
+    await conn.execute(
+        _APPLY_INTENTS,
+        [i.list_key for i in intents],
+        [i.value for i in intents],
+        [i.type.value for i in intents],
+        [i.priority if i.add else None for i in intents],
+        [i.cost_bytes for i in intents],
+        # The pre-check, before anything is pushed: a member whose entry its list cannot hold.
+        [i.add and refused_by_pre_check(i.list_key, i.type, i.value, regex=i.list_key in regex) for i in intents],
+        tracked,
+    )
 
 
 # Due: changed since the last push and past its backoff, or refused under a configuration that changed

@@ -1,0 +1,191 @@
+"""Applying share intents (repository.apply_intents), in PostgreSQL: the members, the changes a push
+reads (each member as it was at the last push), the outcomes, the list made due; and a plan that reads
+only the rows the intents name, however large the lists are."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cte_common.db import Connection, Pool
+from cte_common.events import ShareIntent
+from cte_common.indicators import IndicatorType
+from netskope_sink.lists import repository
+
+KEY = "intents-tenant/url/tracked"
+UNTRACKED = "intents-tenant/url/untracked"
+
+
+def _add(
+    key: str, value: str, priority: float, cost: int = 20, kind: IndicatorType = IndicatorType.DOMAIN
+) -> ShareIntent:
+    return ShareIntent(list_key=key, value=value, type=kind, add=True, priority=priority, cost_bytes=cost)
+
+
+def _remove(key: str, value: str) -> ShareIntent:
+    return ShareIntent(list_key=key, value=value, type=IndicatorType.DOMAIN, add=False)
+
+
+async def _apply(conn: Connection, intents: list[ShareIntent]) -> None:
+    async with conn.transaction():
+        await repository.apply_intents(conn, intents)
+
+
+async def _members(conn: Connection, key: str) -> dict[str, tuple[float, int, bool]]:
+    rows = await conn.fetch("SELECT value, priority, cost_bytes, invalid FROM list_members WHERE list_key = $1", key)
+    return {r["value"]: (r["priority"], r["cost_bytes"], r["invalid"]) for r in rows}
+
+
+async def _changes(conn: Connection, key: str) -> dict[str, tuple[Any, ...]]:
+    rows = await conn.fetch(
+        "SELECT value, seq, old_priority, old_cost, old_type, old_candidate FROM list_changes WHERE list_key = $1", key
+    )
+    return {r["value"]: (r["old_priority"], r["old_cost"], r["old_type"], r["old_candidate"], r["seq"]) for r in rows}
+
+
+async def _version(conn: Connection, key: str) -> int:
+    version: int = await conn.fetchval("SELECT version FROM list_state WHERE list_key = $1", key)
+    return version
+
+
+async def test_each_change_is_tracked_as_the_member_was_at_the_last_push(db: Pool) -> None:
+    async with db.acquire() as conn:
+        await conn.execute("INSERT INTO list_state (list_key, cut_trusted) VALUES ($1, true)", KEY)
+        try:
+            await _apply(conn, [_add(KEY, "a.example", 1), _add(KEY, "b.example", 2), _add(KEY, "c.example", 1)])
+            assert await _version(conn, KEY) == 1
+            first = await _changes(conn, KEY)
+            added = ("a.example", "b.example", "c.example")
+            assert {v: c[:4] for v, c in first.items()} == dict.fromkeys(added, (None, None, None, True))
+            # The push: its changes consumed; the tenant refused c.example.
+            await conn.execute("DELETE FROM list_changes WHERE list_key = $1", KEY)
+            await conn.execute(
+                "INSERT INTO list_outcomes (list_key, value, outcome) VALUES ($1, 'c.example', 'rejected')",
+                KEY,
+            )
+
+            await _apply(
+                conn,
+                [
+                    _add(KEY, "a.example", 3),  # re-prioritised
+                    _add(KEY, "b.example", 2),  # the same: no change
+                    _remove(KEY, "c.example"),  # refused, then removed
+                    _remove(KEY, "d.example"),  # never a member: no change
+                    _add(KEY, "bad host.example", 1),  # the pre-check refuses it
+                    _add(KEY, "2001:db8::1", 1, kind=IndicatorType.IPV6),  # no IPv6 in a URL list
+                ],
+            )
+            assert await _version(conn, KEY) == 2
+            assert await _members(conn, KEY) == {
+                "a.example": (3.0, 20, False),
+                "b.example": (2.0, 20, False),
+                "bad host.example": (1.0, 20, True),
+                "2001:db8::1": (1.0, 20, True),
+            }
+            second = await _changes(conn, KEY)
+            assert {v: c[:4] for v, c in second.items()} == {
+                "a.example": (1.0, 20, "domain", True),
+                "c.example": (1.0, 20, "domain", False),  # refused at the push: it was no candidate
+                "bad host.example": (None, None, None, True),
+                "2001:db8::1": (None, None, None, True),
+            }
+            assert not await conn.fetchval("SELECT count(*) FROM list_outcomes WHERE list_key = $1", KEY)
+
+            # A second change since the push keeps what the member was at the push, under a new seq;
+            # a change back to the same is no change; a removed value added again keeps its first record.
+            await _apply(conn, [_add(KEY, "a.example", 5, cost=30), _add(KEY, "c.example", 4)])
+            third = await _changes(conn, KEY)
+            assert third["a.example"][:4] == (1.0, 20, "domain", True)
+            assert third["a.example"][4] > second["a.example"][4]
+            assert third["c.example"][:4] == (1.0, 20, "domain", False)
+            assert third["c.example"][4] > second["c.example"][4]
+            await _apply(conn, [_add(KEY, "a.example", 5, cost=30), _remove(KEY, "e.example")])
+            assert await _changes(conn, KEY) == third
+            assert await _version(conn, KEY) == 4
+            assert (await _members(conn, KEY))["a.example"] == (5.0, 30, False)
+            assert (await _members(conn, KEY))["c.example"] == (4.0, 20, False)
+
+            # A member the pre-check refused is a changed member once its entry is one the list holds.
+            await conn.execute("DELETE FROM list_changes WHERE list_key = $1", KEY)
+            await _apply(conn, [_add(KEY, "a.example", 5, cost=30)])
+            assert await _changes(conn, KEY) == {}
+            await conn.execute(
+                "UPDATE list_members SET invalid = true WHERE list_key = $1 AND value = 'a.example'", KEY
+            )
+            await _apply(conn, [_add(KEY, "a.example", 5, cost=30)])
+            assert {v: c[:4] for v, c in (await _changes(conn, KEY)).items()} == {
+                "a.example": (5.0, 30, "domain", False)
+            }
+            assert (await _members(conn, KEY))["a.example"] == (5.0, 30, False)
+        finally:
+            for table in ("list_members", "list_changes", "list_outcomes", "list_state"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", KEY)
+
+
+async def test_a_list_without_a_trusted_cut_tracks_no_changes(db: Pool) -> None:
+    async with db.acquire() as conn:
+        try:
+            await _apply(conn, [_add(UNTRACKED, "a.example", 1), _add(UNTRACKED, "b.example", 1)])
+            await _apply(conn, [_add(UNTRACKED, "a.example", 2), _remove(UNTRACKED, "b.example")])
+            assert await _members(conn, UNTRACKED) == {"a.example": (2.0, 20, False)}
+            assert await _changes(conn, UNTRACKED) == {}
+            assert await _version(conn, UNTRACKED) == 2
+        finally:
+            for table in ("list_members", "list_changes", "list_state"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", UNTRACKED)
+
+
+def _scans_per_row(node: dict[str, Any], inner: bool = False) -> list[str]:
+    """The relations read whole (a sequential scan) by the plan: on the inner side of a nested loop
+    (once per row of the outer side) or, for list_members, anywhere."""
+    found = []
+    if node["Node Type"] == "Seq Scan" and (inner or node["Relation Name"] == "list_members"):
+        found.append(node["Relation Name"])
+    for child in node.get("Plans", []):
+        loops = node["Node Type"] == "Nested Loop" and child.get("Parent Relationship") == "Inner"
+        found.extend(_scans_per_row(child, inner or loops))
+    return found
+
+
+async def test_applying_intents_reads_only_the_rows_they_name(db: Pool) -> None:
+    """A batch of a few thousand intents against a list of many members: one probe per intent (with
+    the statistics of a large list the planner would rather hash every member), the members never
+    scanned whole and no join scanning a table once per row."""
+    big, n = "plans-tenant/url/big", 2000
+    async with db.acquire() as conn:
+        await conn.execute("INSERT INTO list_state (list_key, cut_trusted) VALUES ($1, true)", big)
+        await conn.execute(
+            "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) "
+            "SELECT $1, 'v' || g || '.example', 'domain', g % 7, 20 FROM generate_series(1, 50000) g",
+            big,
+        )
+        await conn.execute(
+            "INSERT INTO list_outcomes (list_key, value, outcome) "
+            "SELECT $1, 'v' || g || '.example', 'rejected' FROM generate_series(1, 50000, 50) g",
+            big,
+        )
+        for table in ("list_members", "list_changes", "list_outcomes"):
+            await conn.execute(f"ANALYZE {table}")
+        intents = [_add(big, f"v{g}.example", 9) for g in range(1, n)]  # changes
+        intents += [_remove(big, f"v{g}.example") for g in range(n, 2 * n)]  # removals
+        intents += [_add(big, f"new{g}.example", 1) for g in range(n)]  # new members
+        args = (
+            [i.list_key for i in intents],
+            [i.value for i in intents],
+            [i.type.value for i in intents],
+            [i.priority if i.add else None for i in intents],
+            [i.cost_bytes for i in intents],
+            [False for _ in intents],
+            [big],  # its cut trusted: changes tracked (not made due: no push of it starts meanwhile)
+        )
+        try:
+            plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + repository._APPLY_INTENTS, *args)
+            plan = json.loads(plan) if isinstance(plan, str) else plan  # the pool may decode json
+            assert _scans_per_row(plan[0]["Plan"]) == [], json.dumps(plan, indent=1)
+            async with conn.transaction():
+                await conn.execute(repository._APPLY_INTENTS, *args)
+            assert await conn.fetchval("SELECT count(*) FROM list_members WHERE list_key = $1", big) == 50000
+            assert await conn.fetchval("SELECT count(*) FROM list_changes WHERE list_key = $1", big) == 3 * n - 1
+        finally:
+            for table in ("list_members", "list_changes", "list_outcomes", "list_state"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", big)
