@@ -848,11 +848,12 @@ async def record_push(
     it was not: those were not tracked. apply_intents locks the list's state row first, so either it
     commits first (and this UPDATE sees its version) or it sees the cut trusted and tracks its changes."""
     bad = list(refused)
-    held_before = 0
+    # The state row is locked before any change row, as apply_intents locks them: in the other order an
+    # intents batch between the two would deadlock with this record.
+    held_before: int = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1 FOR UPDATE", list_key)
     if uncertain:
+        held_before = 0
         await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", list_key)
-    else:
-        held_before = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1", list_key)
     removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
     appended = _rows(await conn.execute(_RECORD_APPENDED, list_key, bad))
     await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
