@@ -33,7 +33,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -317,7 +317,13 @@ class Flusher:
         return {n: lst.id for n, lst in listing.items()}, (entries if current else None)
 
     async def _entry_limit(
-        self, conn: Connection, tenant: str, key: str, target: UrlTarget, facts: repository.ListFacts
+        self,
+        conn: Connection,
+        tenant: str,
+        key: str,
+        target: UrlTarget,
+        facts: repository.ListFacts,
+        on_tenant: Collection[str],
     ) -> tuple[int, int | None, bool, bool]:
         """How many entries this list may hold now: (limit, fit, tenant_bound, again). The tenant allows
         ``tenant_url_entries_max`` URL-list entries across its lists (``tenant_regex_entries_max`` in
@@ -327,7 +333,16 @@ class Flusher:
         own = max(0, MAX_PUSH_ENTRIES - facts.foreign_entries)
         usage = await repository.tenant_usage(conn, tenant)
         foreign = sum(r["foreign_entries"] for r in usage.lists)
-        url_budget = s.tenant_url_entries_max - usage.other_url - foreign
+        # An empty list of ours holds the default placeholder on the tenant, which counts like any entry.
+        placeholders = [
+            r["list_key"]
+            for r in usage.lists
+            if r["list_key"] != key
+            and r["entries"] == 0
+            and r["foreign_entries"] == 0
+            and split_list_key(r["list_key"])[2] in on_tenant
+        ]
+        url_budget = s.tenant_url_entries_max - usage.other_url - foreign - len(placeholders)
         regex_budget = s.tenant_regex_entries_max - usage.other_regex
         keys, caps, limits, regex = [], [], [], []
         for r in usage.lists:
@@ -336,7 +351,7 @@ class Flusher:
             t = parse_target("url", r["parameters"] or {"list": split_list_key(r["list_key"])[2]})
             assert isinstance(t, UrlTarget)
             if t.url_list_type == "regex":
-                regex_budget -= r["foreign_entries"]
+                regex_budget -= r["foreign_entries"] + (r["list_key"] in placeholders)
             keys.append(r["list_key"])
             caps.append(t.cap_bytes - r["foreign_bytes"])
             limits.append(max(0, MAX_PUSH_ENTRIES - r["foreign_entries"]))
@@ -382,7 +397,7 @@ class Flusher:
                 lists = await client.url_lists()
         with _step("limits"):
             facts = await repository.list_facts(conn, key)
-            limit, fit, tenant_bound, again = await self._entry_limit(conn, tenant, key, target, facts)
+            limit, fit, tenant_bound, again = await self._entry_limit(conn, tenant, key, target, facts, lists)
         cap = max(1, target.cap_bytes - facts.foreign_bytes)  # foreign entries count against the cap
         with _step("prepare"):
             prepared = await repository.prepare_push(
