@@ -333,17 +333,23 @@ class Flusher:
         own = max(0, MAX_PUSH_ENTRIES - facts.foreign_entries)
         usage = await repository.tenant_usage(conn, tenant)
         foreign = sum(r["foreign_entries"] for r in usage.lists)
-        # An empty list of ours holds the default placeholder on the tenant, which counts like any entry.
+        # A list of ours left without members holds the default placeholder on the tenant, which counts
+        # like any entry. (One with members is in the plan below: its entries replace the placeholder.)
         placeholders = [
-            r["list_key"]
+            r
             for r in usage.lists
             if r["list_key"] != key
+            and not r["has_members"]
             and r["entries"] == 0
             and r["foreign_entries"] == 0
             and split_list_key(r["list_key"])[2] in on_tenant
         ]
         url_budget = s.tenant_url_entries_max - usage.other_url - foreign - len(placeholders)
-        regex_budget = s.tenant_regex_entries_max - usage.other_regex
+        regex_budget = (
+            s.tenant_regex_entries_max
+            - usage.other_regex
+            - sum(1 for r in placeholders if (r["parameters"] or {}).get("url_list_type", "exact").lower() == "regex")
+        )
         keys, caps, limits, regex = [], [], [], []
         for r in usage.lists:
             if not r["has_members"] and r["list_key"] != key:
@@ -351,7 +357,7 @@ class Flusher:
             t = parse_target("url", r["parameters"] or {"list": split_list_key(r["list_key"])[2]})
             assert isinstance(t, UrlTarget)
             if t.url_list_type == "regex":
-                regex_budget -= r["foreign_entries"] + (r["list_key"] in placeholders)
+                regex_budget -= r["foreign_entries"]
             keys.append(r["list_key"])
             caps.append(t.cap_bytes - r["foreign_bytes"])
             limits.append(max(0, MAX_PUSH_ENTRIES - r["foreign_entries"]))
