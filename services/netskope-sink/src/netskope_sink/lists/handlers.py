@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -348,14 +349,13 @@ class Flusher:
         regex_budget = (
             s.tenant_regex_entries_max
             - usage.other_regex
-            - sum(1 for r in placeholders if (r["parameters"] or {}).get("url_list_type", "exact").lower() == "regex")
+            - sum(1 for r in placeholders if _url_target(r).url_list_type == "regex")
         )
         keys, caps, limits, regex = [], [], [], []
         for r in usage.lists:
             if not r["has_members"] and r["list_key"] != key:
                 continue
-            t = parse_target("url", r["parameters"] or {"list": split_list_key(r["list_key"])[2]})
-            assert isinstance(t, UrlTarget)
+            t = _url_target(r)
             if t.url_list_type == "regex":
                 regex_budget -= r["foreign_entries"]
             keys.append(r["list_key"])
@@ -556,6 +556,13 @@ def _step(name: str) -> Iterator[None]:
         yield
     finally:
         PUSH_STEP_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+def _url_target(row: Mapping[str, Any]) -> UrlTarget:
+    """The URL-list target of one of ``repository.tenant_usage``'s lists."""
+    target = parse_target("url", row["parameters"] or {"list": split_list_key(row["list_key"])[2]})
+    assert isinstance(target, UrlTarget)
+    return target
 
 
 def _json_or_none(response: httpx.Response) -> object:
