@@ -42,16 +42,7 @@ def _items(source: str, prefix: str, n: int) -> list[dict[str, object]]:
 async def test_an_emptied_lists_placeholder_counts_against_the_tenant_limit(system: System) -> None:
     destination = await system.netskope_destination("ph-tenant")
     for name in ("ph-empty", "ph-full"):
-        await system.configure({"name": f"{name}-src", "ageAfterDays": 0})
-        await system.share(
-            {
-                "sourceConfiguration": f"{name}-src",
-                "businessRule": "All",
-                "destinationConfiguration": destination,
-                "action": "url",
-                "parameters": {"list": "create", "name": name},
-            }
-        )
+        await system.share_to_url_list(name, destination)
     # One list gets an entry, which then goes: the list is left holding the placeholder.
     await system.post_indicators(_items("ph-empty-src", "gone", 1))
     await system.push_lists()

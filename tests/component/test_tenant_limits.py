@@ -51,16 +51,7 @@ async def test_two_lists_share_the_tenant_limit_by_priority(system: System) -> N
     await system.tenant.post(f"{URLLIST}/deploy", headers=v2)
     destination = await system.netskope_destination("lim-tenant")
     for name in ("lim-a", "lim-b"):
-        await system.configure({"name": f"{name}-src", "ageAfterDays": 0})
-        await system.share(
-            {
-                "sourceConfiguration": f"{name}-src",
-                "businessRule": "All",
-                "destinationConfiguration": destination,
-                "action": "url",
-                "parameters": {"list": "create", "name": name},
-            }
-        )
+        await system.share_to_url_list(name, destination)
     # Eight values each, the newest first: a's at even hours back, b's at odd ones.
     for offset, name in enumerate(("lim-a", "lim-b")):
         items = [

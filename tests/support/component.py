@@ -145,6 +145,20 @@ class System:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
+    async def share_to_url_list(self, name: str, destination: str) -> dict[str, Any]:
+        """An API Source ``<name>-src`` shared by the rule "All" to the URL list ``name`` of ``destination``
+        (created by the sink); the sharing."""
+        await self.configure({"name": f"{name}-src", "ageAfterDays": 0})
+        return await self.share(
+            {
+                "sourceConfiguration": f"{name}-src",
+                "businessRule": "All",
+                "destinationConfiguration": destination,
+                "action": "url",
+                "parameters": {"list": "create", "name": name},
+            }
+        )
+
     async def indicator(self, value: str) -> dict[str, Any] | None:
         """The indicator as GET /api/cte/indicators/ shows it, or None."""
         r = await self.api.get("/api/cte/indicators/", params={"filters": json.dumps({"value": value})})
