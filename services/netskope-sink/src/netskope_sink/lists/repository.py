@@ -180,17 +180,18 @@ _ADOPT = """
 INSERT INTO list_pushed (list_key, value)
 SELECT DISTINCT $1, t.entry FROM unnest($2::text[]) AS t(entry)
 WHERE $3 AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = t.entry)
-  AND EXISTS (SELECT 1 FROM list_claims c WHERE c.list_key = $1 AND c.value = t.entry)
+  AND t.entry IN (SELECT unnest(c.entries) FROM list_claims c WHERE c.list_key = $1)
 ON CONFLICT DO NOTHING
 """
 
 
 async def claim(conn: Conn, list_key: str) -> None:
     """Before a changing call, outside any transaction: the entries it adds are ours should its answer
-    be lost (see reconcile)."""
+    be lost (see reconcile). One row per call, its entries in one array: as many rows and index entries
+    as the change would cost more than the call's own work at a list's cap."""
     await conn.execute(
-        "INSERT INTO list_claims (list_key, value) SELECT DISTINCT list_key, entry FROM push_changes "
-        "WHERE list_key = $1 AND change = 'append' AND entry IS NOT NULL ON CONFLICT DO NOTHING",
+        "INSERT INTO list_claims (list_key, entries) SELECT $1, array_agg(DISTINCT entry) FROM push_changes "
+        "WHERE list_key = $1 AND change = 'append' AND entry IS NOT NULL HAVING count(*) > 0",
         list_key,
     )
 
@@ -430,10 +431,12 @@ _CREATE_WORK = (
 _WORK_TABLES = ("push_seen", "push_moved", "push_changes")
 # Temporary tables are never vacuumed either: emptied by DELETE they would keep every dead row of the
 # connection's pushes, and each scan would read them all. Truncated once no push of the round is
-# pending and they outgrow the session's temporary buffers (8 MB by default; a truncation every round
-# would cost a catalog update and a commit each).
+# pending and they pass 1 MB: a push of a list at its cap (tens of thousands of changes) leaves that
+# much, and its dead rows were read again by every statement of the next push, past the session's
+# temporary buffers (8 MB) from disk. Small pushes do not truncate every round (a catalog update and
+# a commit each).
 _EMPTY_WORK = (
-    "SELECT pg_table_size('push_seen') + pg_table_size('push_moved') + pg_table_size('push_changes') > 8388608 "
+    "SELECT pg_table_size('push_seen') + pg_table_size('push_moved') + pg_table_size('push_changes') > 1048576 "
     "AND NOT EXISTS (SELECT 1 FROM push_seen) AND NOT EXISTS (SELECT 1 FROM push_moved) "
     "AND NOT EXISTS (SELECT 1 FROM push_changes)"
 )
