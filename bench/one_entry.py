@@ -108,8 +108,13 @@ async def steady(bench: Bench, key: str, rate: int, seconds: float) -> dict[str,
     async def watch() -> None:
         last = await scrape(bench.watch, bench.metrics_url("netskope-sink"))
         deadline: float | None = None
+        polls = 0
         while sending or sent:
             await asyncio.sleep(0.05)
+            polls += 1
+            if polls % 20 == 0:
+                # Backends the sink's pool opens during the run count too (the meter reads these pids).
+                await bench.refresh_pg_pids()
             if sent:
                 # A batch's values are recorded together (its envelope is applied in one transaction and a
                 # push reads one snapshot): its last value stands for it, so the probe stays small.
@@ -154,6 +159,7 @@ async def steady(bench: Bench, key: str, rate: int, seconds: float) -> dict[str,
         await asyncio.gather(send(), watch())
     finally:
         await producer.stop()
+    await bench.refresh_pg_pids()
     cpu = meter.stop()
     n = batches * per_batch
     backends = meter.by_label("postgresql", bench.pg_clients, "server")
