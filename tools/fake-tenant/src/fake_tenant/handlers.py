@@ -17,6 +17,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr, ValidationError
@@ -98,9 +99,22 @@ async def _upload(request: Request) -> Any:
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # orjson is stricter (NaN, integers past 64 bits, lone surrogates): the stdlib decides
+    try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TenantError(400, "request body is not valid JSON") from exc
+
+
+class ListResponse(JSONResponse):
+    """The same bytes as JSONResponse (compact separators, UTF-8 unescaped) for the URL-list answers,
+    written by orjson: a whole list's record is 7 MB at 190,000 entries, and each PATCH and deploy
+    answers with it."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 # ---------------------------------------------------------------------------- URL lists (REST v2)
@@ -110,7 +124,7 @@ async def _json_body(request: Request) -> Any:
 async def list_urllists(request: Request, field: str | None = None, pending: str | None = None) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    return JSONResponse(_tenant(request).urllists.listing(field, pending))
+    return ListResponse(_tenant(request).urllists.listing(field, pending))
 
 
 @api_router.post("/api/v2/policy/urllist")
@@ -118,21 +132,21 @@ async def create_urllist(request: Request) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
     body = await _upload(request)
-    return JSONResponse(_tenant(request).urllists.create(body, time.time()), status_code=201)
+    return ListResponse(_tenant(request).urllists.create(body, time.time()), status_code=201)
 
 
 @api_router.post("/api/v2/policy/urllist/deploy")
 async def deploy_urllists(request: Request) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    return JSONResponse(_tenant(request).urllists.deploy())
+    return ListResponse(_tenant(request).urllists.deploy())
 
 
 @api_router.get("/api/v2/policy/urllist/{list_id}")
 async def get_urllist(request: Request, list_id: str) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    return JSONResponse(_tenant(request).urllists.get(list_id))
+    return ListResponse(_tenant(request).urllists.get(list_id))
 
 
 @api_router.put("/api/v2/policy/urllist/{list_id}")
@@ -140,7 +154,7 @@ async def put_urllist(request: Request, list_id: str) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
     body = await _upload(request)
-    return JSONResponse(_tenant(request).urllists.put(list_id, body, time.time()))
+    return ListResponse(_tenant(request).urllists.put(list_id, body, time.time()))
 
 
 @api_router.patch("/api/v2/policy/urllist/{list_id}/{action}")
@@ -148,14 +162,14 @@ async def patch_urllist(request: Request, list_id: str, action: str) -> Response
     if (refused := _v2_guard(request)) is not None:
         return refused
     body = await _upload(request)
-    return JSONResponse(_tenant(request).urllists.patch(list_id, action, body, time.time()))
+    return ListResponse(_tenant(request).urllists.patch(list_id, action, body, time.time()))
 
 
 @api_router.delete("/api/v2/policy/urllist/{list_id}")
 async def delete_urllist(request: Request, list_id: str) -> Response:
     if (refused := _v2_guard(request)) is not None:
         return refused
-    return JSONResponse(_tenant(request).urllists.delete(list_id, time.time()))
+    return ListResponse(_tenant(request).urllists.delete(list_id, time.time()))
 
 
 # ---------------------------------------------------------------------------- file hash lists (REST v1)

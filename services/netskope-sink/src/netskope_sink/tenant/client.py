@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import httpx
+import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from cte_common.crypto import SecretBox
@@ -245,7 +246,7 @@ class TenantClient:
         r = await self.request("v2", "GET", "/api/v2/policy/urllist", params={"field": "id,name,data"})
         _expect(r, 200)
         out = {}
-        for item in r.json():
+        for item in orjson.loads(r.content):
             data = item.get("data") or {}
             urls = [u for u in data.get("urls") or [] if isinstance(u, str)]
             out[item["name"]] = UrlListHeld(int(item["id"]), str(data.get("type") or "exact"), urls)
@@ -255,7 +256,7 @@ class TenantClient:
         """One URL list's entries, as the next deploy will leave it."""
         r = await self.request("v2", "GET", f"/api/v2/policy/urllist/{list_id}")
         _expect(r, 200)
-        data = r.json().get("data") or {}
+        data = orjson.loads(r.content).get("data") or {}  # (7 MB at 190,000 entries: orjson, not json)
         return [u for u in data.get("urls") or [] if isinstance(u, str)]
 
     # ``urls``: the entries as an encoded JSON array, built by the caller from a cursor (a list at its
