@@ -109,9 +109,7 @@ def _plain(text: str, low: int, high: int) -> str:
     raise _NotSure
 
 
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
+def _time(text: str) -> datetime:
     if _TIME_RE.fullmatch(text) is None:
         raise _NotSure
     try:
@@ -138,34 +136,43 @@ def lean_item(entry: Any) -> ValidIndicator:
     severity = _SEVERITIES.get(item.severity)
     if kind is None or severity is None or not REPUTATION_MIN <= item.reputation <= REPUTATION_MAX:
         raise _NotSure
-    if len(item.tags) > TAGS_MAX:
-        raise _NotSure
-    tags = [_plain(t, 1, TAG_NAME_MAX) for t in item.tags]
-    extended = _plain(item.extendedInformation, 0, EXTENDED_INFORMATION_MAX)
+    tags = item.tags
+    if tags:
+        if len(tags) > TAGS_MAX:
+            raise _NotSure
+        tags = [_plain(t, 1, TAG_NAME_MAX) for t in tags]
+        if len(tags) > 1:
+            tags = list(dict.fromkeys(tags))
+    # Empty text is valid as it is: the checks run only on text that is there (most items have none).
+    extended = item.extendedInformation
+    comments = item.comments
+    if comments:
+        comments = _plain(comments, 0, COMMENTS_MAX)
     try:
-        if extended and not is_http_url(extended):
+        if extended and not is_http_url(_plain(extended, 0, EXTENDED_INFORMATION_MAX)):
             raise _NotSure
         value = canonicalize_fast(kind, _plain(item.value, 1, VALUE_MAX))
     except ValueError:  # InvalidIndicator, or a URL urlsplit cannot read
         raise _NotSure from None
-    first_seen, last_seen = _time(item.firstSeen), _time(item.lastSeen)
+    first_seen = None if item.firstSeen is None else _time(item.firstSeen)
+    last_seen = None if item.lastSeen is None else _time(item.lastSeen)
     if first_seen and last_seen and first_seen > last_seen:
         raise _NotSure
     return ValidIndicator(
-        type=kind,
-        value=value,
-        source=_plain(item.source, 1, SOURCE_MAX),
-        reputation=item.reputation,
-        severity=severity,
-        tags=list(dict.fromkeys(tags)) if len(tags) > 1 else tags,
-        comments=_plain(item.comments, 0, COMMENTS_MAX),
-        extendedInformation=extended,
-        firstSeen=first_seen,
-        lastSeen=last_seen,
-        expiresAt=_time(item.expiresAt),
-        test=item.test,
-        safe=item.safe,
-        active=item.active,
+        kind,
+        value,
+        _plain(item.source, 1, SOURCE_MAX),
+        item.reputation,
+        severity,
+        tags,
+        comments,
+        extended,
+        first_seen,
+        last_seen,
+        None if item.expiresAt is None else _time(item.expiresAt),
+        item.test,
+        item.safe,
+        item.active,
     )
 
 
