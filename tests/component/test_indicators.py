@@ -220,3 +220,36 @@ async def test_a_redelivered_topic_changes_nothing(system: System, db: Pool) -> 
     assert before
     assert await system.redeliver() > 0
     assert await read_model() == before  # updated_at included: nothing was written again
+
+
+async def test_a_body_read_straight_into_items_still_gets_the_models_answers(system: System) -> None:
+    """The POST body is read by msgspec; an item only the model reads (padded, mixed case) is still
+    accepted as the model reads it, and a body that is not a batch gets FastAPI's own answers."""
+    body = [
+        {"value": "plain-one.example", "type": "domain", "source": "DW"},
+        {"value": "  Padded-Two.EXAMPLE ", "type": "domain", "source": "DW", "reputation": 6},
+    ]
+    r = await system.api.post("/api/cte/indicators/?wait=false", json=body)
+    assert r.status_code == 201, r.text
+    assert [(a["value"], a["reputation"]) for a in r.json()] == [("plain-one.example", 5), ("padded-two.example", 6)]
+    assert await system.apply_pending() == 2
+
+    headers = {"content-type": "application/json"}
+    r = await system.api.post("/api/cte/indicators/", content=b'[{"value": "x.example",', headers=headers)
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "detail": [
+                {"loc": ["body", 23], "msg": "JSON decode error", "type": "json_invalid", "index": 23, "field": None}
+            ]
+        },
+    )
+    r = await system.api.post("/api/cte/indicators/", content=b'{"value": "x.example"}', headers=headers)
+    assert (r.status_code, r.json()) == (
+        422,
+        {"detail": [{"loc": ["body"], "msg": "Input should be a valid list", "type": "list_type"}]},
+    )
+    r = await system.api.post("/api/cte/indicators/", content=b"[NaN]", headers=headers)
+    assert r.status_code == 422
+    assert [(e["index"], e["field"]) for e in r.json()["detail"]] == [(0, None)]
+    assert await system.apply_pending() == 0

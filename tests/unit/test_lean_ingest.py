@@ -1,12 +1,14 @@
 """The lean ingest path agrees with the full one: the canonical fast path with ``canonicalize``, the lean
 batch validation with IndicatorIn's (items and every error), the sighting records and the answer with
-the models they replace (hypothesis properties, and examples of each shortcut)."""
+the models they replace, the body read by msgspec with FastAPI's json.loads (hypothesis properties, and
+examples of each shortcut)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import pytest
@@ -14,19 +16,35 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cte_common.canonical import InvalidIndicator, canonicalize, canonicalize_fast, is_canonical
-from cte_common.events import INDICATOR_EVENT_ADAPTER, IndicatorSighting, SightingRecord, encode_sighting
+from cte_common.events import (
+    INDICATOR_EVENT_ADAPTER,
+    IndicatorSighting,
+    SightingRecord,
+    encode_sighting,
+    random_event_ids,
+)
+from cte_common.indicator_schema import IndicatorOut, SourceOut
 from cte_common.indicators import IndicatorType as T
 from ingest_api.configurations.schemas import AgingCriteria
 from ingest_api.indicators.domain import (
+    NeedsJsonValues,
     build_sighting,
     lean_item,
+    parse_json,
+    read_body,
     sighting_out,
     sighting_records,
     sightings_answer,
     validate_batch,
     validate_batch_lean,
 )
-from ingest_api.indicators.schemas import IndicatorIn, ValidIndicator
+from ingest_api.indicators.schemas import (
+    AcceptedIndicator,
+    AcceptedSource,
+    IndicatorIn,
+    LeanIndicatorIn,
+    ValidIndicator,
+)
 from tests.unit.test_canonical import domain_names, ipv4_addresses, ipv6_addresses, urls
 from tests.unit.test_ingest_domain import NOW, config
 
@@ -221,6 +239,110 @@ def test_valid_items_mostly_take_the_lean_path(raw: list[dict[str, Any]]) -> Non
             lean_item(entry)  # raises when it falls back to IndicatorIn
 
 
+def _read_and_validate(body: bytes, known: set[str]) -> tuple[list[ValidIndicator], list[dict[str, Any]]]:
+    """What the POST handler does with a body: read_body, and the JSON values where an item decoded
+    straight into LeanIndicatorIn needs IndicatorIn."""
+    raw = read_body(body)
+    try:
+        return validate_batch_lean(raw, known)
+    except NeedsJsonValues:
+        return validate_batch_lean(parse_json(body), known)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(items(), max_size=4))
+def test_a_body_read_by_msgspec_gives_the_items_and_errors_of_json_loads(raw: list[Any]) -> None:
+    body = json.dumps(raw).encode()
+    items, errors = _read_and_validate(body, {"DW"})
+    reference_items, reference_errors = validate_batch(json.loads(body), {"DW"})
+    assert errors == reference_errors
+    assert items == [_as_valid(i) for i in reference_items]
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(valid_items(), min_size=1, max_size=4))
+def test_a_body_of_plain_items_is_read_straight_into_structs(raw: list[dict[str, Any]]) -> None:
+    body = json.dumps(raw).encode()
+    read = read_body(body)
+    assert all(type(i) is LeanIndicatorIn for i in read)
+    assert _read_and_validate(body, {"DW"}) == validate_batch_lean(json.loads(body), {"DW"})
+
+
+def test_a_struct_the_lean_checks_are_not_sure_of_asks_for_the_json_values() -> None:
+    body = json.dumps(
+        [
+            {"type": "domain", "value": "example.com", "source": "DW"},
+            {"type": "domain", "value": " A.COM ", "source": "DW", "reputation": 11},
+        ]
+    ).encode()
+    with pytest.raises(NeedsJsonValues):
+        validate_batch_lean(read_body(body), {"DW"})
+    items, errors = _read_and_validate(body, {"DW"})
+    assert [i.value for i in items] == ["example.com"]
+    assert [(e["index"], e["field"]) for e in errors] == [(1, "reputation")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'[{"a": 1}, 2, "x", null, true, 1.5]',
+        b'{"not": "a list"}',
+        b"[NaN, Infinity, -Infinity]",  # json.loads reads these; orjson does not
+        b"[123456789012345678901234567890]",  # beyond 64 bits
+        '[{"value": "bücher.example"}]'.encode("utf-16"),  # json.loads detects the encoding
+        rb'["\ud800"]',  # a lone surrogate
+        b"[1e400, 0.1, -0.0, 1.0000000000000000000001, 5e-324]",
+        b"\xef\xbb\xbf[1]",  # a UTF-8 byte order mark
+        b'{"a": 1, "a": 2}',
+    ],
+)
+def test_parse_json_gives_what_json_loads_gives(body: bytes) -> None:
+    assert repr(parse_json(body)) == repr(json.loads(body))
+    assert repr(read_body(body)) == repr(json.loads(body))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@PROPERTY_SETTINGS
+@given(json_values, st.booleans())
+def test_parse_json_reads_any_json_as_json_loads(value: Any, ascii_only: bool) -> None:
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert repr(parse_json(body)) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize("body", [b"", b"[", b"[1,]", b"[1] x", b"{'a': 1}", b"\xff[]"])
+def test_a_malformed_body_is_json_loads_error(body: bytes) -> None:
+    malformed = (json.JSONDecodeError, UnicodeDecodeError)  # FastAPI's 422 or 400
+    with pytest.raises(malformed) as expected:
+        json.loads(body)
+    with pytest.raises(malformed) as got:
+        read_body(body)
+    assert (type(got.value), got.value.args) == (type(expected.value), expected.value.args)
+
+
+def test_random_event_ids_are_version_4_uuids_like_uuid4s() -> None:
+    ids = random_event_ids(5000)
+    assert len(set(ids)) == 5000
+    for event_id in ids[:200]:
+        assert type(event_id) is UUID
+        assert (event_id.version, event_id.variant) == (4, "specified in RFC 4122")
+        again = UUID(str(event_id))
+        assert again == event_id
+        assert hash(again) == hash(event_id)
+        assert again.is_safe == event_id.is_safe
+        assert msgspec.json.encode(event_id) == json.dumps(str(event_id)).encode()
+    # All 122 random bits vary: every bit outside the version and variant is set in some id, clear in another.
+    fixed = (0xF000 << 64) | (0xC000 << 48)
+    assert [b for b in range(128) if not (1 << b) & fixed and len({(u.int >> b) & 1 for u in ids}) < 2] == []
+    assert random_event_ids(0) == []
+
+
 def test_an_item_the_lean_path_is_not_sure_of_is_validated_by_the_model() -> None:
     raw = [
         {"type": "domain", "value": " Example.COM. ", "source": "DW", "reputation": "7"},
@@ -261,6 +383,11 @@ def test_sighting_records_and_the_answer_match_the_models(raw: list[dict[str, An
 
 def test_the_sighting_record_has_the_models_fields_in_order() -> None:
     assert list(SightingRecord.__struct_fields__) == list(IndicatorSighting.model_fields)
+
+
+def test_the_answer_structs_have_the_models_fields_in_order() -> None:
+    assert list(AcceptedIndicator.__struct_fields__) == list(IndicatorOut.model_fields)
+    assert list(AcceptedSource.__struct_fields__) == list(SourceOut.model_fields)
 
 
 def test_a_sighting_record_decodes_as_the_sighting_it_stands_for() -> None:

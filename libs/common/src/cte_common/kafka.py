@@ -31,6 +31,8 @@ __all__ = [
     "group_indexes_by_partition",
     "make_broker",
     "murmur2",
+    "murmur2_many",
+    "partition_groups",
     "partition_of",
     "publish_all",
     "topic_offsets",
@@ -91,8 +93,9 @@ def murmur2(data: bytes) -> int:
             unpack = _WORDS[words] = struct.Struct(f"<{words}I").unpack_from
         for k in unpack(data):
             k = (k * _M) & _MASK
-            k = ((k ^ (k >> 24)) * _M) & _MASK
-            h = ((h * _M) & _MASK) ^ k
+            # (h * m) ^ (k * m), masked once: the low 32 bits of a product or a xor depend only on
+            # the low 32 bits of its operands.
+            h = ((h * _M) ^ ((k ^ (k >> 24)) * _M)) & _MASK
     tail = length & 3
     if tail:
         i = length & ~3
@@ -104,6 +107,61 @@ def murmur2(data: bytes) -> int:
     h ^= h >> 13
     h = (h * _M) & _MASK
     return h ^ (h >> 15)
+
+
+_LANE = b"\xff\xff\xff\xff\0\0\0\0"  # the low 32 bits of a 64-bit lane
+_SEED = 0x9747B28C
+
+
+def murmur2_many(keys: Sequence[bytes]) -> list[int]:
+    """:func:`murmur2` of every key, several times cheaper per key for a batch: the keys with the same
+    number of 32-bit words are hashed together, each in a 64-bit lane of one Python integer, so each
+    step of the hash (a multiplication by m, a shift, a xor, a mask) is one operation on the integer
+    for all of them. A 32-bit lane times m fits its 64 bits, and the lanes are cut back to 32 bits
+    before every shift and multiplication, so no lane spills into another."""
+    out = [0] * len(keys)
+    lengths = [len(k) for k in keys]
+    by_words: dict[int, list[int]] = {}
+    for i, length in enumerate(lengths):
+        group = by_words.get(length >> 2)
+        if group is None:
+            by_words[length >> 2] = [i]
+        else:
+            group.append(i)
+    for words, positions in by_words.items():
+        n = len(positions)
+        stride = 4 * words + 4  # every key padded to its words and a word for the tail
+        padded = b"".join([keys[i].ljust(stride, b"\0") for i in positions])
+        pack = struct.Struct(f"<{n}Q").pack
+        low = int.from_bytes(_LANE * n, "little")
+        lane_bytes = bytearray(8 * n)
+        h = int.from_bytes(pack(*[_SEED ^ lengths[i] for i in positions]), "little")
+        for j in range(words):
+            k = (_lane_words(padded, stride, 4 * j, lane_bytes) * _M) & low
+            h = ((h * _M) ^ (((k ^ (k >> 24)) & low) * _M)) & low
+        tails = [_MASK if lengths[i] & 3 else 0 for i in positions]
+        if any(tails):
+            # The tail's bytes xored in (zeros past a key's end change nothing), then a multiplication
+            # by m in the lanes of the keys that have a tail.
+            h ^= _lane_words(padded, stride, 4 * words, lane_bytes)
+            with_tail = int.from_bytes(pack(*tails), "little")
+            h = ((h * _M) & with_tail) | (h & ~with_tail & low)
+        h = (h ^ (h >> 13)) & low
+        h = (h * _M) & low
+        h = (h ^ (h >> 15)) & low
+        for i, value in zip(positions, struct.unpack(f"<{n}Q", h.to_bytes(8 * n, "little")), strict=True):
+            out[i] = value
+    return out
+
+
+def _lane_words(padded: bytes, stride: int, at: int, lane_bytes: bytearray) -> int:
+    """The 32-bit word at ``at`` of each key (every ``stride`` bytes of ``padded``), each in a 64-bit
+    lane: its four bytes gathered by strided slices into the low half of each lane of ``lane_bytes``."""
+    lane_bytes[0::8] = padded[at::stride]
+    lane_bytes[1::8] = padded[at + 1 :: stride]
+    lane_bytes[2::8] = padded[at + 2 :: stride]
+    lane_bytes[3::8] = padded[at + 3 :: stride]
+    return int.from_bytes(lane_bytes, "little")
 
 
 def partition_of(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
@@ -252,9 +310,21 @@ async def group_indexes_by_partition(
         return [(None, [i]) for i in range(len(keys))]
     # A list of the set, in the order aiokafka's producer hands its partitioner.
     partitions = list(await producer.partitions_for(topic))
+    return [(partition, group) for partition, group in partition_groups(keys, partitions)]
+
+
+def partition_groups(keys: Sequence[str], partitions: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """The positions of ``keys`` grouped by the partition :func:`partition_of` gives each (one murmur2
+    per key, :func:`murmur2_many`), in order within a group, the groups by partition."""
+    count = len(partitions)
     groups: dict[int, list[int]] = {}
-    for i, k in enumerate(keys):
-        groups.setdefault(partition_of(k.encode(), partitions, partitions), []).append(i)
+    for i, hashed in enumerate(murmur2_many([k.encode() for k in keys])):
+        partition = partitions[(hashed & 0x7FFFFFFF) % count]
+        group = groups.get(partition)
+        if group is None:
+            groups[partition] = [i]
+        else:
+            group.append(i)
     return sorted(groups.items())
 
 

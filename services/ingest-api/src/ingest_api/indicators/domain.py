@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timezone
 from typing import Any
-from uuid import uuid4
 
 import msgspec
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from cte_common.canonical import InvalidIndicator, canonicalize, canonicalize_fast
-from cte_common.events import Criterion, IndicatorSighting, SightingRecord
+from cte_common.events import Criterion, IndicatorSighting, SightingRecord, random_event_ids
 from cte_common.indicator_schema import LIST_STATUS_TAGS, IndicatorOut
 from cte_common.indicators import IndicatorType, Severity
 from cte_common.sightings import SightingPolicy, make_sighting
@@ -28,6 +27,8 @@ from ingest_api.indicators.schemas import (
     TAG_NAME_MAX,
     TAGS_MAX,
     VALUE_MAX,
+    AcceptedIndicator,
+    AcceptedSource,
     IndicatorIn,
     LeanIndicatorIn,
     ValidIndicator,
@@ -108,9 +109,7 @@ def _plain(text: str, low: int, high: int) -> str:
     raise _NotSure
 
 
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
+def _time(text: str) -> datetime:
     if _TIME_RE.fullmatch(text) is None:
         raise _NotSure
     try:
@@ -124,44 +123,56 @@ def _time(text: str | None) -> datetime | None:
 def lean_item(entry: Any) -> ValidIndicator:
     """An item of a POST body, checked as :class:`IndicatorIn` checks it, with its value canonical; raises
     ``_NotSure`` for an item it cannot vouch for (invalid, or spelled in a way only IndicatorIn reads)."""
-    if type(entry) is not dict:
+    if type(entry) is LeanIndicatorIn:
+        item = entry
+    elif type(entry) is dict:
+        try:
+            item = _to_lean(entry, LeanIndicatorIn, strict=True)
+        except msgspec.ValidationError:
+            raise _NotSure from None
+    else:
         raise _NotSure
-    try:
-        item = _to_lean(entry, LeanIndicatorIn, strict=True)
-    except msgspec.ValidationError:
-        raise _NotSure from None
     kind = _TYPES.get(item.type)
     severity = _SEVERITIES.get(item.severity)
     if kind is None or severity is None or not REPUTATION_MIN <= item.reputation <= REPUTATION_MAX:
         raise _NotSure
-    if len(item.tags) > TAGS_MAX:
-        raise _NotSure
-    tags = [_plain(t, 1, TAG_NAME_MAX) for t in item.tags]
-    extended = _plain(item.extendedInformation, 0, EXTENDED_INFORMATION_MAX)
+    tags = item.tags
+    if tags:
+        if len(tags) > TAGS_MAX:
+            raise _NotSure
+        tags = [_plain(t, 1, TAG_NAME_MAX) for t in tags]
+        if len(tags) > 1:
+            tags = list(dict.fromkeys(tags))
+    # Empty text is valid as it is: the checks run only on text that is there (most items have none).
+    extended = item.extendedInformation
+    comments = item.comments
+    if comments:
+        comments = _plain(comments, 0, COMMENTS_MAX)
     try:
-        if extended and not is_http_url(extended):
+        if extended and not is_http_url(_plain(extended, 0, EXTENDED_INFORMATION_MAX)):
             raise _NotSure
         value = canonicalize_fast(kind, _plain(item.value, 1, VALUE_MAX))
     except ValueError:  # InvalidIndicator, or a URL urlsplit cannot read
         raise _NotSure from None
-    first_seen, last_seen = _time(item.firstSeen), _time(item.lastSeen)
+    first_seen = None if item.firstSeen is None else _time(item.firstSeen)
+    last_seen = None if item.lastSeen is None else _time(item.lastSeen)
     if first_seen and last_seen and first_seen > last_seen:
         raise _NotSure
     return ValidIndicator(
-        type=kind,
-        value=value,
-        source=_plain(item.source, 1, SOURCE_MAX),
-        reputation=item.reputation,
-        severity=severity,
-        tags=list(dict.fromkeys(tags)) if len(tags) > 1 else tags,
-        comments=_plain(item.comments, 0, COMMENTS_MAX),
-        extendedInformation=extended,
-        firstSeen=first_seen,
-        lastSeen=last_seen,
-        expiresAt=_time(item.expiresAt),
-        test=item.test,
-        safe=item.safe,
-        active=item.active,
+        kind,
+        value,
+        _plain(item.source, 1, SOURCE_MAX),
+        item.reputation,
+        severity,
+        tags,
+        comments,
+        extended,
+        first_seen,
+        last_seen,
+        None if item.expiresAt is None else _time(item.expiresAt),
+        item.test,
+        item.safe,
+        item.active,
     )
 
 
@@ -192,18 +203,52 @@ def _valid(item: IndicatorIn) -> ValidIndicator:
     )
 
 
+def parse_json(body: bytes) -> Any:
+    """A body as the JSON values ``json.loads`` (FastAPI's parse) gives, by msgspec where it can: what
+    msgspec reads, json.loads reads the same way (orjson does not: it reads an integer beyond 64 bits as
+    a float); what it refuses (another encoding than UTF-8, NaN, a number beyond a float's range, a lone
+    surrogate, malformed JSON) is left to json.loads, whose values or error stand."""
+    try:
+        return _JSON_VALUES.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
+
+
+_JSON_VALUES = msgspec.json.Decoder()
+_LEAN_BODY = msgspec.json.Decoder(list[LeanIndicatorIn])
+
+
+def read_body(body: bytes) -> Any:
+    """A POST body of indicators: a list of :class:`LeanIndicatorIn` where every item reads as one (one
+    pass by msgspec, no dict per item), otherwise :func:`parse_json`'s values (or its error)."""
+    try:
+        return _LEAN_BODY.decode(body)
+    except msgspec.DecodeError:  # a ValidationError too: not every item reads as LeanIndicatorIn
+        return parse_json(body)
+
+
+class NeedsJsonValues(Exception):
+    """An item decoded straight into :class:`LeanIndicatorIn` (the whole body read by msgspec) is one the
+    lean checks are not sure of: IndicatorIn must validate it as the client spelled it, so the caller
+    passes the body as JSON values instead (``parse_json``)."""
+
+
 def validate_batch_lean(
     raw: Sequence[Any], known_sources: set[str], ignored: Counter[str] | None = None
 ) -> tuple[list[ValidIndicator], list[dict[str, Any]]]:
     """:func:`validate_batch`'s items and errors, the same ones (the property tests compare them): each
     item through :func:`lean_item`, and through IndicatorIn where it is not sure. The keys IndicatorIn
-    ignores are counted in ``ignored`` (:func:`ignored_fields`)."""
+    ignores are counted in ``ignored`` (:func:`ignored_fields`). Items are JSON values, or
+    :class:`LeanIndicatorIn` where the body was decoded straight into them; if one of those needs
+    IndicatorIn, raises :class:`NeedsJsonValues`."""
     items: list[ValidIndicator] = []
     errors: list[dict[str, Any]] = []
     for index, entry in enumerate(raw):
         try:
             item = lean_item(entry)
         except _NotSure:
+            if type(entry) is LeanIndicatorIn:
+                raise NeedsJsonValues from None
             if ignored is not None:
                 ignored.update(ignored_fields(entry))
             slow = _validate_item(index, entry, known_sources, errors)
@@ -222,13 +267,13 @@ def sighting_records(
     """The sighting of each item (what :func:`build_sighting` makes), as plain records for the encoder."""
     policies = {name: SightingPolicy(config) for name, config in configs.items()}
     out: list[SightingRecord] = []
-    for i in items:
+    for i, event_id in zip(items, random_event_ids(len(items)), strict=True):
         policy = policies[i.source]
         first_seen = i.firstSeen or i.lastSeen or now
         last_seen = i.lastSeen or max(first_seen, now)
         out.append(
             SightingRecord(
-                event_id=uuid4(),
+                event_id=event_id,
                 occurred_at=now,
                 value=i.value,
                 type=i.type,
@@ -253,56 +298,49 @@ def sighting_records(
     return out
 
 
+_ANSWER_ENCODER = msgspec.json.Encoder()
+_EMPTY = ()
+
+
 def sightings_answer(records: Sequence[SightingRecord]) -> bytes:
-    """The 201 answer of a POST without ``wait``: :func:`sighting_out` of each sighting, as JSON (times as
-    pydantic writes them)."""
-    return orjson.dumps([_sighting_answer(ev) for ev in records], option=orjson.OPT_UTC_Z)
+    """The 201 answer of a POST without ``wait``: :func:`sighting_out` of each sighting, as JSON (the
+    bytes pydantic writes for IndicatorOut), encoded by msgspec from plain structs."""
+    return _ANSWER_ENCODER.encode([_accepted(ev) for ev in records])
 
 
-def _sighting_answer(ev: IndicatorSighting | SightingRecord) -> dict[str, Any]:
-    """The accepted indicator as the sighting describes it, as IndicatorOut's fields in its order: what
-    the source reported, at both levels."""
+def _accepted(ev: IndicatorSighting | SightingRecord) -> AcceptedIndicator:
+    """The accepted indicator as the sighting describes it: what the source reported, at both levels."""
     internal = int(ev.internal)
-    source = {
-        "source": ev.source,
-        "internalHits": internal,
-        "externalHits": 1 - internal,
-        "firstSeen": ev.first_seen,
-        "lastSeen": ev.last_seen,
-        "reputation": ev.reputation,
-        "severity": ev.severity,
-        "comments": ev.comments,
-        "extendedInformation": ev.extended_information,
-        "tags": ev.tags,
-        "destinations": [],
-        "retracted": False,
-        "retractionDestinations": [],
-    }
-    return {
-        "value": ev.value,
-        "type": ev.type,
-        "test": ev.test,
-        "safe": ev.safe,
-        "active": ev.active and (ev.expires_at is None or ev.expires_at > ev.occurred_at),
-        "internalHits": internal,
-        "externalHits": 1 - internal,
-        "expiresAt": ev.expires_at,
-        "source": ev.source,
-        "sharedWith": [],
-        "tags": ev.tags,
-        "firstSeen": ev.first_seen,
-        "lastSeen": ev.last_seen,
-        "reputation": ev.reputation,
-        "severity": ev.severity,
-        "comments": ev.comments,
-        "extendedInformation": ev.extended_information,
-        "sources": [source],
-    }
+    external = 1 - internal
+    # The fields both levels give, in the order both declare them.
+    reported = (ev.first_seen, ev.last_seen, ev.reputation, ev.severity, ev.comments, ev.extended_information)
+    return AcceptedIndicator(
+        ev.value,
+        ev.type,
+        ev.test,
+        ev.safe,
+        ev.active and (ev.expires_at is None or ev.expires_at > ev.occurred_at),
+        internal,
+        external,
+        ev.expires_at,
+        ev.source,
+        _EMPTY,
+        ev.tags,
+        *reported,
+        (AcceptedSource(ev.source, internal, external, *reported, ev.tags),),
+    )
 
 
 def claimed_sources(raw: list[Any]) -> list[str]:
-    """The source names a raw batch mentions, to look them up in one query before validating."""
-    return sorted({e["source"].strip() for e in raw if isinstance(e, dict) and isinstance(e.get("source"), str)})
+    """The source names a raw batch mentions (items as JSON values or :class:`LeanIndicatorIn`), to look
+    them up in one query before validating."""
+    names: set[str] = set()
+    for e in raw:
+        if type(e) is LeanIndicatorIn:
+            names.add(e.source.strip())
+        elif isinstance(e, dict) and isinstance(e.get("source"), str):
+            names.add(e["source"].strip())
+    return sorted(names)
 
 
 def build_sighting(
@@ -333,7 +371,7 @@ def build_sighting(
 
 def sighting_out(ev: IndicatorSighting) -> IndicatorOut:
     """The accepted indicator as the sighting describes it (the answer of a write without ``wait``)."""
-    return IndicatorOut.model_validate(_sighting_answer(ev))
+    return IndicatorOut.model_validate(msgspec.to_builtins(_accepted(ev), builtin_types=(datetime,)))
 
 
 # A list's status of a value (list_value_status) as a destination's status on a source entry.
