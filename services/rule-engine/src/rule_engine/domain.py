@@ -100,7 +100,7 @@ def _new_entry(ev: Sighting) -> SourceEntry:
         severity=ev.severity,
         comments=ev.comments,
         extended_information=ev.extended_information,
-        tags=list(dict.fromkeys(ev.tags)),
+        tags=list(dict.fromkeys(ev.tags)) if ev.tags else [],
         internal_hits=1 if ev.internal else 0,
         external_hits=0 if ev.internal else 1,
     )
@@ -341,8 +341,10 @@ def decide_batch(
         # A deleted indicator's remove intents carry the type it had.
         kind = alive.type if alive is not None else (before or {}).get(value, _UNKNOWN).type
         view = indicator_view(alive) if alive is not None else None
-        concerned = {s.id for s in catalog.sharings if alive is not None and s.source in alive.sources}
-        concerned.update(current)
+        concerned = set(current)
+        if alive is not None:
+            for source in alive.sources:
+                concerned.update(catalog.sharings_of_source.get(source, ()))
         for sharing_id in sorted(concerned):
             sharing = catalog.by_id.get(sharing_id)
             if sharing is not None and sharing.rule.muted_at(now):
@@ -416,6 +418,14 @@ class Catalog:
     def by_id(self) -> dict[int, SharingDef]:
         # Read for every value and sharing of a batch; the catalog is replaced, never changed, on reload.
         return {s.id: s for s in self.sharings}
+
+    @cached_property
+    def sharings_of_source(self) -> dict[str, list[int]]:
+        """The ids of the sharings of each source: every value of a batch asks for its sources'."""
+        out: dict[str, list[int]] = {}
+        for s in self.sharings:
+            out.setdefault(s.source, []).append(s.id)
+        return out
 
     def muted_sharings(self, now: datetime) -> list[int]:
         """The sharings whose rule is muted at ``now``: their decisions stay as they are, even those of

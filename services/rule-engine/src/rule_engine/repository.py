@@ -41,9 +41,11 @@ _INDICATOR_COLUMNS = (
     "value", "type", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
     "severity", "comments", "extended_information", "internal_hits", "external_hits", "safe",
 )  # fmt: skip
+# The type and severity are StrEnums, written as the text they are: no Enum.value (a Python-level
+# property) per row.
 _INDICATOR_ROW = attrgetter(
-    "value", "type.value", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
-    "severity.value", "comments", "extended_information", "internal_hits", "external_hits", "safe",
+    "value", "type", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
+    "severity", "comments", "extended_information", "internal_hits", "external_hits", "safe",
 )  # fmt: skip
 _UPDATE_INDICATORS = """
 UPDATE indicators AS i SET
@@ -58,7 +60,7 @@ _SOURCE_COLUMNS = (
     "comments", "extended_information", "tags", "retracted",
 )  # fmt: skip
 _SOURCE_ROW = attrgetter(
-    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity",
     "comments", "extended_information", "tags", "retracted",
 )  # fmt: skip
 # Tags of updated entries travel as one array literal per row ('{"a","b"}'): unnest cannot take a ragged
@@ -193,7 +195,7 @@ _UPDATED_INDICATOR = (
 )  # fmt: skip
 # $2 to $10 of the sources' update ($1 the values, $11 the tags, $12 retracted).
 _SOURCE_ENTRY = (
-    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity",
     "comments", "extended_information",
 )  # fmt: skip
 
