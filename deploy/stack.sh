@@ -25,11 +25,11 @@ PG_SOCK="$PG_DIR/run"
 VENV_BIN="$ROOT/.venv/bin"
 POM="$ROOT/deploy/kafka/pom.xml"
 
-COMPONENTS=(kafka postgres migrate topics ingest-api rule-engine netskope-sink ager fake-tenant)
+COMPONENTS=(kafka postgres migrate topics ingest-api rule-engine rule-engine-2 netskope-sink ager fake-tenant)
 INFRA=(kafka postgres migrate topics)
-SERVICES=(ingest-api rule-engine netskope-sink ager fake-tenant)
+SERVICES=(ingest-api rule-engine rule-engine-2 netskope-sink ager fake-tenant)
 # Long-running ones (migrate/topics are one-shots and have no process to track).
-PROCESSES=(kafka postgres ingest-api rule-engine netskope-sink ager fake-tenant)
+PROCESSES=(kafka postgres ingest-api rule-engine rule-engine-2 netskope-sink ager fake-tenant)
 
 KAFKA_READY_TIMEOUT=90
 HTTP_READY_TIMEOUT=60
@@ -94,12 +94,21 @@ load_env() {
     export CTE_RULE_ENGINE_METRICS_PORT="${CTE_RULE_ENGINE_METRICS_PORT:-9101}"
     export CTE_SINK_METRICS_PORT="${CTE_SINK_METRICS_PORT:-9102}"
     export CTE_AGER_METRICS_PORT="${CTE_AGER_METRICS_PORT:-9103}"
+    # Members of the rule-engine's consumer group: two where there are two cores or more (a member waits
+    # on PostgreSQL and Kafka for about a third of its batch, and the second works meanwhile; see
+    # docs/OPERATIONS.md), else one. The second serves its metrics on a port of its own, by default the
+    # one after the ager's (9104 with the defaults above).
+    local cores
+    cores=$(nproc 2>/dev/null || echo 1)
+    export CTE_RULE_ENGINES="${CTE_RULE_ENGINES:-$((cores >= 2 ? 2 : 1))}"
+    export CTE_RULE_ENGINE_2_METRICS_PORT="${CTE_RULE_ENGINE_2_METRICS_PORT:-$((CTE_RULE_ENGINE_METRICS_PORT + 3))}"
     export CTE_FAKE_TENANT_PORT="${CTE_FAKE_TENANT_PORT:-8900}"
     export CTE_KAFKA_BOOTSTRAP="${CTE_KAFKA_BOOTSTRAP:-127.0.0.1:$CTE_KAFKA_PORT}"
     export CTE_DATABASE_URL="${CTE_DATABASE_URL:-postgresql://postgres@127.0.0.1:$CTE_PG_PORT/$CTE_DB_NAME}"
 
     # The name is interpolated into SQL (CREATE DATABASE), so keep it to a plain identifier.
     [[ $CTE_DB_NAME =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "CTE_DB_NAME must be a plain identifier, got '$CTE_DB_NAME'"
+    [[ $CTE_RULE_ENGINES == [12] ]] || die "CTE_RULE_ENGINES must be 1 or 2, got '$CTE_RULE_ENGINES'"
 }
 
 # ---------------------------------------------------------------- helpers
@@ -739,6 +748,7 @@ service_url() {
     case $1 in
         ingest-api) printf 'http://127.0.0.1:%s/healthz' "$CTE_API_PORT" ;;
         rule-engine) printf 'http://127.0.0.1:%s/metrics' "$CTE_RULE_ENGINE_METRICS_PORT" ;;
+        rule-engine-2) printf 'http://127.0.0.1:%s/metrics' "$CTE_RULE_ENGINE_2_METRICS_PORT" ;;
         netskope-sink) printf 'http://127.0.0.1:%s/metrics' "$CTE_SINK_METRICS_PORT" ;;
         ager) printf 'http://127.0.0.1:%s/metrics' "$CTE_AGER_METRICS_PORT" ;;
         fake-tenant) printf 'http://127.0.0.1:%s/_sim/state' "$CTE_FAKE_TENANT_PORT" ;;
@@ -747,9 +757,16 @@ service_url() {
 
 up_service() {
     local name=$1 cmd="$VENV_BIN/cte-$1" url port pid
+    local run=("$cmd")
     if pid=$(running_pid "$name"); then
         log "$name: already running (pid $pid)"
         return 0
+    fi
+    if [[ $name == rule-engine-2 ]]; then
+        ((CTE_RULE_ENGINES >= 2)) || { log "rule-engine-2: not started (CTE_RULE_ENGINES=$CTE_RULE_ENGINES)"; return 0; }
+        # The rule-engine's second member: the same program and settings, its metrics on a port of its own.
+        cmd="$VENV_BIN/cte-rule-engine"
+        run=(env "CTE_RULE_ENGINE_METRICS_PORT=$CTE_RULE_ENGINE_2_METRICS_PORT" "$cmd")
     fi
     if [[ ! -x $cmd ]]; then
         # fake-tenant is optional (it may not be written yet); the real services are not.
@@ -759,7 +776,7 @@ up_service() {
     url=$(service_url "$name")
     port=${url#http://127.0.0.1:}
     port=${port%%/*}
-    start_process "$name" "$port" "$cmd"
+    start_process "$name" "$port" "${run[@]}"
     set_owner "$name" "$OWNER"
     wait_http "$name" "$url"
 }
@@ -775,7 +792,8 @@ Local stack:
   API docs       http://127.0.0.1:$CTE_API_PORT/api/docs
   OpenAPI        http://127.0.0.1:$CTE_API_PORT/api/openapi.json
   metrics        API          http://127.0.0.1:$CTE_API_PORT/metrics
-                 rule-engine  http://127.0.0.1:$CTE_RULE_ENGINE_METRICS_PORT/metrics
+                 rule-engine  http://127.0.0.1:$CTE_RULE_ENGINE_METRICS_PORT/metrics$(
+    running_pid rule-engine-2 >/dev/null && printf '  http://127.0.0.1:%s/metrics (second member)' "$CTE_RULE_ENGINE_2_METRICS_PORT")
                  sink         http://127.0.0.1:$CTE_SINK_METRICS_PORT/metrics
                  ager         http://127.0.0.1:$CTE_AGER_METRICS_PORT/metrics
   fake tenant    $tenant
@@ -803,6 +821,8 @@ select_components() {
                 ;;
         esac
     done
+    # The rule-engine is all of its members: up, down and restart of it take the second one too.
+    if [[ -n ${want[rule-engine]:-} ]]; then want[rule-engine-2]=1; fi
     SELECTED=()
     for c in "${COMPONENTS[@]}"; do
         if (($# == 0)) || [[ -n ${want[$c]:-} ]]; then SELECTED+=("$c"); fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,6 +220,15 @@ def test_decide_batch_publishes_only_changes_of_decision() -> None:
     assert gone.deletes == [(1, "evil.example")]
     deleted = decide_batch(catalog, ev, {"evil.example": DELETED}, announced, T0, before={"evil.example": s})
     assert [(i.add, i.type) for i in deleted.intents] == [(False, IndicatorType.DOMAIN)]
+
+
+def test_intents_have_distinct_version_4_event_ids() -> None:
+    catalog = Catalog(sharings=[sharing(1, "url"), sharing(2, "url")])
+    states = {f"v{n}.example": state(f"v{n}.example", IndicatorType.DOMAIN) for n in range(300)}
+    ids = [i.event_id for _ in range(3) for i in decide_batch(catalog, Evaluator(), states, {}, T0).intents]
+    assert len(ids) == 3 * 600
+    assert len(set(ids)) == len(ids)  # within a batch and across batches
+    assert {(u.version, u.variant) for u in ids} == {(4, uuid.RFC_4122)}
 
 
 def test_muted_rules_freeze_their_sharings_and_orphans_are_emptied() -> None:

@@ -381,8 +381,11 @@ class Evaluator:
             return Decision("inactive")
         if indicator.get("test", False):
             return Decision("test")
-        entry = next((s for s in indicator.get("sources", ()) if s["source"] == sharing.source), None)
-        if entry is None:
+        # A loop, not next() over a generator: this runs for every indicator and sharing of a batch.
+        for entry in indicator.get("sources", ()):
+            if entry["source"] == sharing.source:
+                break
+        else:
             return Decision("not_from_source")
         if entry.get("retracted"):
             return Decision("retracted")

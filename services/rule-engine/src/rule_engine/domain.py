@@ -7,10 +7,12 @@ the min/max over sources; the top-level reputation, severity and comments stay t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
+from itertools import count
+from uuid import UUID, uuid4
 
 from cte_common.events import (
     AnyIndicatorEvent,
@@ -30,7 +32,8 @@ from cte_common.sharing import AllowEntry, Evaluator, SharingDef
 Sighting = IndicatorSighting | SightingEvent
 
 
-@dataclass
+# Slots: a batch creates thousands of these, and reads their fields many times over.
+@dataclass(slots=True)
 class SourceEntry:
     source: str
     first_seen: datetime
@@ -45,7 +48,7 @@ class SourceEntry:
     retracted: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class IndicatorState:
     value: str
     type: IndicatorType
@@ -97,7 +100,7 @@ def _new_entry(ev: Sighting) -> SourceEntry:
         severity=ev.severity,
         comments=ev.comments,
         extended_information=ev.extended_information,
-        tags=list(dict.fromkeys(ev.tags)),
+        tags=list(dict.fromkeys(ev.tags)) if ev.tags else [],
         internal_hits=1 if ev.internal else 0,
         external_hits=0 if ev.internal else 1,
     )
@@ -325,14 +328,23 @@ def decide_batch(
     (it may have to leave). Muted rules are frozen: their sharings' decisions do not change.
     """
     out = DecisionChanges()
+    ids = _event_ids()
+
+    def removal(list_key: str, value: str, kind: IndicatorType) -> ShareIntentRecord:
+        return ShareIntentRecord(
+            event_id=next(ids), occurred_at=now, list_key=list_key, value=value, type=kind, add=False
+        )
+
     for value, state in states.items():
         current = announced.get(value, {})
         alive = state if isinstance(state, IndicatorState) else None
         # A deleted indicator's remove intents carry the type it had.
         kind = alive.type if alive is not None else (before or {}).get(value, _UNKNOWN).type
         view = indicator_view(alive) if alive is not None else None
-        concerned = {s.id for s in catalog.sharings if alive is not None and s.source in alive.sources}
-        concerned.update(current)
+        concerned = set(current)
+        if alive is not None:
+            for source in alive.sources:
+                concerned.update(catalog.sharings_of_source.get(source, ()))
         for sharing_id in sorted(concerned):
             sharing = catalog.by_id.get(sharing_id)
             if sharing is not None and sharing.rule.muted_at(now):
@@ -347,9 +359,7 @@ def decide_batch(
             if decision is not None and decision.selected and sharing is not None:
                 if prior is not None and prior.list_key and prior.list_key != sharing.list_key:
                     # The sharing now targets another list: leave the old one.
-                    out.intents.append(
-                        ShareIntentRecord(occurred_at=now, list_key=prior.list_key, value=value, type=kind, add=False)
-                    )
+                    out.intents.append(removal(prior.list_key, value, kind))
                     prior = None
                 if prior is None or prior.priority != decision.priority or prior.cost != decision.cost:
                     out.upserts.append(
@@ -357,6 +367,7 @@ def decide_batch(
                     )
                     out.intents.append(
                         ShareIntentRecord(
+                            event_id=next(ids),
                             occurred_at=now,
                             list_key=sharing.list_key,
                             value=value,
@@ -372,10 +383,18 @@ def decide_batch(
                     sharing.list_key if sharing is not None else catalog.orphan_lists.get(sharing_id, "")
                 )
                 if list_key:
-                    out.intents.append(
-                        ShareIntentRecord(occurred_at=now, list_key=list_key, value=value, type=kind, add=False)
-                    )
+                    out.intents.append(removal(list_key, value, kind))
     return out
+
+
+def _event_ids() -> Iterator[UUID]:
+    """Event ids for one batch's intents: a random (version 4) id, then that id with its low bits counting
+    through the batch. Each is a version 4 id (a batch never counts up to the version and variant bits),
+    unique within the batch, and two batches' ids meet only if their first ids agree in every random bit
+    above the count; a uuid4 each cost about two microseconds (a system call and the version's checks)
+    per intent."""
+    first = uuid4().int
+    return (UUID(int=first ^ n) for n in count())
 
 
 class _Unknown:
@@ -399,6 +418,14 @@ class Catalog:
     def by_id(self) -> dict[int, SharingDef]:
         # Read for every value and sharing of a batch; the catalog is replaced, never changed, on reload.
         return {s.id: s for s in self.sharings}
+
+    @cached_property
+    def sharings_of_source(self) -> dict[str, list[int]]:
+        """The ids of the sharings of each source: every value of a batch asks for its sources'."""
+        out: dict[str, list[int]] = {}
+        for s in self.sharings:
+            out.setdefault(s.source, []).append(s.id)
+        return out
 
     def muted_sharings(self, now: datetime) -> list[int]:
         """The sharings whose rule is muted at ``now``: their decisions stay as they are, even those of

@@ -41,9 +41,11 @@ _INDICATOR_COLUMNS = (
     "value", "type", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
     "severity", "comments", "extended_information", "internal_hits", "external_hits", "safe",
 )  # fmt: skip
+# The type and severity are StrEnums, written as the text they are: no Enum.value (a Python-level
+# property) per row.
 _INDICATOR_ROW = attrgetter(
-    "value", "type.value", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
-    "severity.value", "comments", "extended_information", "internal_hits", "external_hits", "safe",
+    "value", "type", "test", "active", "expires_at", "source", "first_seen", "last_seen", "reputation",
+    "severity", "comments", "extended_information", "internal_hits", "external_hits", "safe",
 )  # fmt: skip
 _UPDATE_INDICATORS = """
 UPDATE indicators AS i SET
@@ -58,7 +60,7 @@ _SOURCE_COLUMNS = (
     "comments", "extended_information", "tags", "retracted",
 )  # fmt: skip
 _SOURCE_ROW = attrgetter(
-    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity",
     "comments", "extended_information", "tags", "retracted",
 )  # fmt: skip
 # Tags of updated entries travel as one array literal per row ('{"a","b"}'): unnest cannot take a ragged
@@ -193,7 +195,7 @@ _UPDATED_INDICATOR = (
 )  # fmt: skip
 # $2 to $10 of the sources' update ($1 the values, $11 the tags, $12 retracted).
 _SOURCE_ENTRY = (
-    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity.value",
+    "source", "internal_hits", "external_hits", "first_seen", "last_seen", "reputation", "severity",
     "comments", "extended_information",
 )  # fmt: skip
 
@@ -407,16 +409,22 @@ async def first_applications(conn: Conn, event_ids: Sequence[UUID]) -> set[UUID]
     return {r["event_id"] for r in rows}
 
 
-# --- the intent journal (see migration 0015) -----------------------------------------------------------
+# --- the intent journal (see migrations 0015 and 0021) -------------------------------------------------
 
+# One row per list and attempt, its values in an array: a few rows per batch, not one per intent. The
+# values of every list come in one array, in the lists' order, each list's a slice of it (first, last).
 _JOURNAL_INTENTS = """
-INSERT INTO intent_journal (attempt, list_key, value) SELECT $1, * FROM unnest($2::text[], $3::text[])
+INSERT INTO intent_journal (attempt, list_key, indicator_values)
+SELECT $1, l, ($3::text[])[f:t] FROM unnest($2::text[], $4::int[], $5::int[]) AS x(l, f, t)
 """
 _FORGET_ATTEMPT = "DELETE FROM intent_journal WHERE attempt = $1"
 _JOURNAL_HAS_STALE = """
 SELECT EXISTS (SELECT 1 FROM intent_journal WHERE created_at <= now() - make_interval(secs => $1))
 """
-_TAKE_JOURNAL = "DELETE FROM intent_journal RETURNING list_key, value"
+_TAKE_JOURNAL = """
+WITH taken AS (DELETE FROM intent_journal RETURNING list_key, indicator_values)
+SELECT list_key, unnest(indicator_values) AS value FROM taken
+"""
 # What the committed decisions say each (list, value) should be: in the list with its priority and
 # cost, or out of it. A list belongs to one sharing (sharings.list_key is unique), and a deleted
 # sharing's decisions keep their list until they are removed.
@@ -431,7 +439,17 @@ ORDER BY x.list_key, x.value
 
 async def journal_intents(conn: Conn, attempt: UUID, intents: Sequence[ShareIntentRecord]) -> None:
     """Outside any transaction of the caller's: the rows must survive the deciding transaction's rollback."""
-    await conn.execute(_JOURNAL_INTENTS, attempt, [i.list_key for i in intents], [i.value for i in intents])
+    by_list: dict[str, list[str]] = {}
+    for i in intents:
+        by_list.setdefault(i.list_key, []).append(i.value)
+    values: list[str] = []
+    first: list[int] = []
+    last: list[int] = []
+    for listed in by_list.values():
+        first.append(len(values) + 1)  # PostgreSQL's arrays count from 1
+        values.extend(listed)
+        last.append(len(values))
+    await conn.execute(_JOURNAL_INTENTS, attempt, list(by_list), values, first, last)
 
 
 async def forget_attempt(conn: Conn, attempt: UUID) -> None:

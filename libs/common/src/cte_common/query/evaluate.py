@@ -41,10 +41,10 @@ def _compile(node: Node, fields: Mapping[str, FilterField]) -> Predicate:
             return partial(_check, field.name, _NORMALISERS[field.kind], impl.py, impl.prep(value))
         case And(nodes):
             predicates = [_compile(child, fields) for child in nodes]
-            return lambda record: all(predicate(record) for predicate in predicates)
+            return predicates[0] if len(predicates) == 1 else partial(_all_of, predicates)
         case Or(nodes):
             predicates = [_compile(child, fields) for child in nodes]
-            return lambda record: any(predicate(record) for predicate in predicates)
+            return predicates[0] if len(predicates) == 1 else partial(_any_of, predicates)
         case Nor(nodes):
             predicates = [_compile(child, fields) for child in nodes]
             return lambda record: not any(predicate(record) for predicate in predicates)
@@ -67,8 +67,27 @@ def _check(
     return test(normalise(record.get(name)), operand)
 
 
+# Loops, not all()/any() over a generator: the rule-engine runs these for every indicator and sharing.
+def _all_of(predicates: list[Predicate], record: Mapping[str, Any]) -> bool:
+    for predicate in predicates:  # noqa: SIM110
+        if not predicate(record):
+            return False
+    return True
+
+
+def _any_of(predicates: list[Predicate], record: Mapping[str, Any]) -> bool:
+    for predicate in predicates:  # noqa: SIM110
+        if predicate(record):
+            return True
+    return False
+
+
 def _any_source(predicate: Predicate, indicator: Mapping[str, Any]) -> bool:
     sources = indicator.get("sources")
     if not isinstance(sources, list | tuple):
         return False
-    return any(isinstance(entry, Mapping) and predicate(entry) for entry in sources)
+    for entry in sources:  # noqa: SIM110
+        # A dict first: isinstance against the Mapping ABC is a Python-level call per entry.
+        if (type(entry) is dict or isinstance(entry, Mapping)) and predicate(entry):
+            return True
+    return False
