@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, SafeUUID, uuid4
@@ -45,6 +46,7 @@ __all__ = [
     "encode",
     "encode_share_intent",
     "encode_sighting",
+    "event_id_stream",
     "random_event_ids",
 ]
 
@@ -80,6 +82,13 @@ def random_event_ids(n: int) -> list[UUID]:
         _set_is_safe(uuid, _UNKNOWN)
         append(uuid)
     return out
+
+
+def event_id_stream(chunk: int = 256) -> Iterator[UUID]:
+    """Random event ids for a batch whose size is not known up front: random_event_ids, ``chunk`` at a
+    time (a chunk drawn and not used costs one read of the random source, nothing else)."""
+    while True:
+        yield from random_event_ids(chunk)
 
 
 class Event(BaseModel):

@@ -7,12 +7,10 @@ the min/max over sources; the top-level reputation, severity and comments stay t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
-from itertools import count
-from uuid import UUID, uuid4
 
 from cte_common.events import (
     AnyIndicatorEvent,
@@ -23,6 +21,7 @@ from cte_common.events import (
     IndicatorTagEdit,
     ShareIntentRecord,
     SightingEvent,
+    event_id_stream,
 )
 from cte_common.indicator_schema import IndicatorView
 from cte_common.indicators import SEVERITY_RANK, IndicatorType, Severity
@@ -328,7 +327,7 @@ def decide_batch(
     (it may have to leave). Muted rules are frozen: their sharings' decisions do not change.
     """
     out = DecisionChanges()
-    ids = _event_ids()
+    ids = event_id_stream()
 
     def removal(list_key: str, value: str, kind: IndicatorType) -> ShareIntentRecord:
         return ShareIntentRecord(
@@ -385,16 +384,6 @@ def decide_batch(
                 if list_key:
                     out.intents.append(removal(list_key, value, kind))
     return out
-
-
-def _event_ids() -> Iterator[UUID]:
-    """Event ids for one batch's intents: a random (version 4) id, then that id with its low bits counting
-    through the batch. Each is a version 4 id (a batch never counts up to the version and variant bits),
-    unique within the batch, and two batches' ids meet only if their first ids agree in every random bit
-    above the count; a uuid4 each cost about two microseconds (a system call and the version's checks)
-    per intent."""
-    first = uuid4().int
-    return (UUID(int=first ^ n) for n in count())
 
 
 class _Unknown:
