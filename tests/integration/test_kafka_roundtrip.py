@@ -23,12 +23,12 @@ from tests.conftest import Env
 PARTITIONS = 6
 
 
-async def _topic(env: Env) -> str:
+async def _topic(env: Env, partitions: int = PARTITIONS) -> str:
     name = f"{env.topic_prefix}.roundtrip-{secrets.token_hex(3)}"
     admin = AIOKafkaAdminClient(bootstrap_servers=env.stack.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     finally:
         await admin.close()
     return name
@@ -227,3 +227,48 @@ async def _lag(env: Env, topic: str, group: str) -> int:
         await admin.close()
     done = sum(meta.offset for tp, meta in committed.items() if tp.topic == topic and meta.offset >= 0)
     return 300 - done
+
+
+async def test_a_consumer_behind_takes_batches_as_large_as_its_partition_fetch_bytes(env: Env) -> None:
+    """Records of 150 KiB waiting on one partition (as a list's envelopes of share intents wait for a sink
+    that has fallen behind): with 256 KiB per partition and fetch a batch holds one producer batch (at
+    most three records of 512 KiB), with 8 MiB one batch can take them all."""
+    topic = await _topic(env, partitions=1)
+    records = 24
+    producer = _broker(env)
+    await producer.start()
+    try:
+        await publish_all(producer, topic, [Outgoing(b"list", bytes([65 + i]) * (150 * 1024)) for i in range(records)])
+    finally:
+        await producer.stop()
+
+    async def batch_sizes(fetch_bytes: int) -> list[int]:
+        sizes: list[int] = []
+
+        async def handle(batch: Sequence[Record]) -> None:
+            sizes.append(len(batch))
+
+        broker = _broker(env)
+        register_batch_consumer(
+            broker,
+            topic=topic,
+            group_id=f"{topic}.fetch-{fetch_bytes}",
+            consumer=f"fetch-{fetch_bytes}",
+            handle=handle,
+            max_records=1000,
+            batch_timeout_ms=200,
+            max_partition_fetch_bytes=fetch_bytes,
+        )
+        await broker.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while sum(sizes) < records:
+                assert asyncio.get_running_loop().time() < deadline, f"consumed {sum(sizes)} of {records}"
+                await asyncio.sleep(0.05)
+        finally:
+            await broker.stop()
+        assert sum(sizes) == records
+        return sizes
+
+    assert max(await batch_sizes(256 * 1024)) <= 3
+    assert max(await batch_sizes(8 * 1024 * 1024)) >= 12

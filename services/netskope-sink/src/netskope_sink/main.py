@@ -30,6 +30,7 @@ def run() -> None:
             handle=handler.handle,
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
+            max_partition_fetch_bytes=settings.batch_partition_fetch_bytes,
         )
 
     async def background(broker: KafkaBroker, pool: Pool, topics: Topics) -> None:

@@ -10,6 +10,10 @@ class Settings(CommonSettings):
     sink_metrics_port: int = 9102
     batch_max_records: int = 5000
     batch_timeout_ms: int = 100
+    # What one fetch takes from a partition. A list's intents share one partition (keyed by the list)
+    # in envelopes of up to 256 KiB, so the default 1 MiB would hold a sink that has fallen behind to
+    # about four envelopes a batch.
+    batch_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     # How often due lists are looked for; a list is pushed at most this long after its intents.
     flush_interval_seconds: float = Field(default=1.0, gt=0)
     # After a successful push a list waits at least this long before its next one: intents that arrive
