@@ -328,7 +328,8 @@ class Bench:
         async with self.pool.acquire() as conn:  # type: ignore[union-attr]
             rows = await conn.fetch(
                 "SELECT query, calls, rows, total_exec_time, mean_exec_time, total_plan_time, "
-                "shared_blks_hit, shared_blks_read, wal_bytes FROM pg_stat_statements "
+                "shared_blks_hit, shared_blks_read, local_blks_read, local_blks_written, wal_bytes "
+                "FROM pg_stat_statements "
                 "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 "ORDER BY total_exec_time DESC LIMIT $1",
                 top,
@@ -344,6 +345,9 @@ class Bench:
                 "us_per_indicator": round(r["total_exec_time"] * 1000 / n, 1),
                 "blocks_hit": r["shared_blks_hit"],
                 "blocks_read": r["shared_blks_read"],
+                # temporary tables' blocks read from and written to disk: past the session's temp_buffers
+                "local_blocks_read": r["local_blks_read"],
+                "local_blocks_written": r["local_blks_written"],
                 "wal_bytes": int(r["wal_bytes"]),
             }
             for r in rows

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cte_common.db import Pool
 from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType
 from cte_common.sharing import Candidate, cost_bytes, select_within_cap
@@ -79,7 +80,7 @@ class Model:
     """The list as the reference sees it: every member, every refusal, what the tenant holds."""
 
     url_list: bool
-    trusted: bool = False  # changes are tracked since the last push (none arrived during the first one)
+    trusted: bool = False  # pushed at least once: changes are tracked from that push's snapshot
     members: dict[str, tuple[float, int]] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)
     held: set[str] = field(default_factory=set)
@@ -185,7 +186,7 @@ async def run_example(
             model.rejected |= {
                 c.value for c in kept if entry(c.value, url_list) in refused and c.value in model.members
             }
-            model.trusted = model.trusted or not step.during
+            model.trusted = True
             rows = await conn.fetch("SELECT value, status FROM list_value_status WHERE list_key = $1", key)
             kept_values = {c.value for c in kept}
             want = {}
@@ -224,3 +225,43 @@ def test_the_incremental_push_is_the_full_recomputation(
     except AssertionError:
         print(f"url_list={url_list} initial={initial} plan={plan}")  # noqa: T201 (the example, when it fails)
         raise
+
+
+async def test_a_list_fed_during_every_push_is_pushed_incrementally_after_the_first(db: Pool) -> None:
+    """Intents keep arriving while each push is under way (a feed without a pause): the first push
+    is worked out whole, every later one from the changes alone, and the values the pushes saw show
+    'shared' or 'left_out', not 'pending', for as long as the feed runs."""
+    key = f"fed-{secrets.token_hex(4)}/url/l"
+    values = [f"v{n:02d}.example" for n in range(40)]
+    cap = 1 + sum(cost_bytes(v) for v in values[:10])  # ten values
+    async with db.acquire() as conn:
+        try:
+            wholes = []
+            for round_ in range(4):
+                fresh = values[round_ * 10 : round_ * 10 + 10]
+                await apply(conn, key, [(v, float(round_ + 1)) for v in fresh], True)
+                version = await repository.list_version(conn, key)
+                prepared = await repository.prepare_push(
+                    conn, key, cap_bytes=cap, max_entries=1000, url_list=True, uncertain=False
+                )
+                wholes.append(prepared.whole)
+                during = values[round_ * 10 + 10 : round_ * 10 + 11]  # the next round's first value, early
+                await apply(conn, key, [(v, float(round_ + 2)) for v in during], True)
+                async with conn.transaction():
+                    await repository.record_push(
+                        conn, key, version=version, prepared=prepared, uncertain=False, refused={}, cap=cap
+                    )
+                await repository.forget_push(conn, key)
+                rows = await conn.fetch("SELECT value, status FROM list_value_status WHERE list_key = $1", key)
+                statuses = {r["value"]: r["status"] for r in rows}
+                assert {statuses[v] for v in fresh} <= {"shared", "left_out"}, statuses
+                assert all(statuses[v] == "pending" for v in during)
+            assert wholes == [True, False, False, False]
+            # The cap holds the ten highest priorities: the last round's values.
+            shared = await conn.fetch(
+                "SELECT value FROM list_value_status WHERE list_key = $1 AND status = 'shared'", key
+            )
+            assert sorted(r["value"] for r in shared) == values[30:]
+        finally:
+            for table in ("list_members", "list_outcomes", "list_changes", "list_pushed", "list_state"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)

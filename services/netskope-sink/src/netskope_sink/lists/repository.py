@@ -18,25 +18,26 @@ Conn = Connection
 # A new intent makes its list due at once (a failing list keeps its backoff, except one the tenant
 # refused: new content is worth a new attempt). Its own statement, run first: the row lock orders it
 # with the record of a push under way (see record_push), and _APPLY_INTENTS, a statement of its own,
-# reads from a snapshot taken once that lock is held. It tells which lists keep their cut (changes are
-# tracked only for those; a list without one is worked out whole anyway) and which are URL lists of
-# type regex (their entries are patterns, not Netskope's URL grammar: see the pre-check).
+# reads from a snapshot taken once that lock is held. It tells which lists are URL lists of type regex
+# (their entries are patterns, not Netskope's URL grammar: see the pre-check).
 _TOUCH_LISTS = """
 INSERT INTO list_state AS st (list_key, version) SELECT unnest($1::text[]), 1
 ON CONFLICT (list_key) DO UPDATE SET version = st.version + 1,
     next_attempt_at = CASE WHEN st.refused THEN now() ELSE st.next_attempt_at END
-RETURNING st.list_key, st.cut_trusted,
+RETURNING st.list_key,
     EXISTS (SELECT 1 FROM sharings s WHERE s.list_key = st.list_key
             AND lower(coalesce(s.parameters->>'url_list_type', 'exact')) = 'regex') AS regex
 """
 # The intents ($4 NULL: a removal) in one statement: each member read once (what the tracking keeps
 # and whether anything changed), then only the changes written. A change that is no change (an add
 # with the same priority, cost and pre-check, ``invalid``; the removal of a non-member) is not one.
-# In the lists that keep their cut ($7), each changed member is tracked as it was at the last push:
-# the first change since that push keeps it, a later one only takes a new seq. The members are
-# written through their primary key (ON CONFLICT), never a join the planner could turn into a scan of
-# every list. A value that leaves the list has no outcome in it any more (it is retried if it comes
-# back).
+# Each changed member is tracked as it was at the last push, in every list: the first change since
+# that push keeps it, a later one only takes a new seq. (A list whose cut is not trusted yet is worked
+# out whole at its next push, but the changes made while that push is under way are what lets the one
+# after it be incremental: a list fed without a pause would otherwise never get a trusted cut.) The
+# members are written through their primary key (ON CONFLICT), never a join the planner could turn
+# into a scan of every list. A value that leaves the list has no outcome in it any more (it is retried
+# if it comes back).
 _APPLY_INTENTS = """
 WITH changed AS MATERIALIZED (
     SELECT x.l, x.v, x.t, x.p, x.c, x.i, m.member IS NOT NULL AS member, m.tid,
@@ -56,7 +57,7 @@ WITH changed AS MATERIALIZED (
            NOT coalesce(ch.old_invalid, false)
            AND NOT (ch.member AND EXISTS (SELECT 1 FROM list_outcomes o
                                           WHERE o.list_key = ch.l AND o.value = ch.v AND o.outcome = 'rejected'))
-    FROM changed ch WHERE ch.l = ANY ($7::text[])
+    FROM changed ch
     ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
 ), upserted AS (
     INSERT INTO list_members AS m (list_key, value, type, priority, cost_bytes, invalid)
@@ -84,7 +85,6 @@ async def apply_intents(conn: Conn, intents: Sequence[AnyShareIntent]) -> None:
     if not intents:
         return
     touched = await conn.fetch(_TOUCH_LISTS, sorted({i.list_key for i in intents}))
-    tracked = [r["list_key"] for r in touched if r["cut_trusted"]]
     regex = {r["list_key"] for r in touched if r["regex"]}
     await conn.execute(
         _APPLY_INTENTS,
@@ -95,7 +95,6 @@ async def apply_intents(conn: Conn, intents: Sequence[AnyShareIntent]) -> None:
         [i.cost_bytes for i in intents],
         # The pre-check, before anything is pushed: a member whose entry its list cannot hold.
         [i.add and refused_by_pre_check(i.list_key, i.type, i.value, regex=i.list_key in regex) for i in intents],
-        tracked,
     )
 
 
@@ -854,9 +853,10 @@ async def record_push(
     the cut, and the list flushed up to ``version``. ``refused``: entries the tenant refused, with its
     reason. Returns the entries the tenant now holds.
 
-    The cut becomes trusted (changes tracked from now on) unless intents arrived since ``version`` while
-    it was not: those were not tracked. apply_intents locks the list's state row first, so either it
-    commits first (and this UPDATE sees its version) or it sees the cut trusted and tracks its changes."""
+    The cut becomes trusted: every change since the push's snapshot is tracked (apply_intents tracks
+    them in every list), measured from that snapshot once the changes the push saw are consumed.
+    apply_intents locks the list's state row first, so an intents batch commits either before this
+    record (and its changes are consumed or re-measured here) or after it."""
     bad = list(refused)
     # The state row is locked before any change row, as apply_intents locks them: in the other order an
     # intents batch between the two would deadlock with this record.
@@ -882,7 +882,7 @@ async def record_push(
             entries = $3, bytes = $4, cap_bytes = $5, left_out = $7,
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected'),
             cut_priority = $8, cut_value = $9, cut_bytes = $4, cut_count = $10,
-            cut_trusted = cut_trusted OR version = $2
+            cut_trusted = true
         WHERE list_key = $1
         """,
         list_key,
