@@ -1105,7 +1105,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000, help="indicators in the pipeline run")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent POSTs of the load generator")
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=60.0,
+        help="how long the steady 5,000 /s into the list at its cap lasts (the target is stated for 60 s)",
+    )
     parser.add_argument("--latency-timeout", type=float, default=60.0, help="how long a sampled value may take")
     parser.add_argument(
         "--latency-fresh", action="store_true", help="also time POST to deployed into a fresh list of its own"
