@@ -701,7 +701,8 @@ WARNING, every other setting at its default), and measures, in one run with one 
   set-wise upserts of the same rows, the fake tenant's raw URL-list append, replace and deploy;
 - **the pipeline**: the indicators POSTed in batches of 1,000 by an async load generator (4 concurrent
   requests) until the read model holds them all and every list is flushed (end to end, HTTP ingest,
-  read-model merges); POST-to-deployed latency at a steady 5,000 per second for 20 s (batches of 500 every
+  read-model merges); POST-to-deployed latency at a steady 5,000 per second for 60 s (`--latency-seconds`;
+  runs before `0fb0dad` held it for 20 s, and each table below names its run's length) (batches of 500 every
   100 ms; 10 sampled values per batch, each timed from its batch's scheduled send until it appears in the
   sink's `list_pushed`, written once the tenant accepted the push and the deploy), into the list the
   pipeline filled (`--latency-fresh` adds a run into a fresh list of its own); expiry-to-removal latency
