@@ -13,7 +13,7 @@ from cte_common.indicators import IndicatorType
 from netskope_sink.lists import repository
 
 KEY = "intents-tenant/url/tracked"
-UNTRACKED = "intents-tenant/url/untracked"
+UNTRUSTED = "intents-tenant/url/untrusted"
 
 
 def _add(
@@ -127,19 +127,19 @@ async def test_a_list_whose_cut_is_not_trusted_yet_tracks_its_changes_too(db: Po
     lets the push after it be incremental (a list fed without a pause would never get there)."""
     async with db.acquire() as conn:
         try:
-            await _apply(conn, [_add(UNTRACKED, "a.example", 1), _add(UNTRACKED, "b.example", 1)])
-            assert not await conn.fetchval("SELECT cut_trusted FROM list_state WHERE list_key = $1", UNTRACKED)
-            await conn.execute("DELETE FROM list_changes WHERE list_key = $1", UNTRACKED)  # (a push took them)
-            await _apply(conn, [_add(UNTRACKED, "a.example", 2), _remove(UNTRACKED, "b.example")])
-            assert await _members(conn, UNTRACKED) == {"a.example": (2.0, 20, False)}
-            assert {v: c[:4] for v, c in (await _changes(conn, UNTRACKED)).items()} == {
+            await _apply(conn, [_add(UNTRUSTED, "a.example", 1), _add(UNTRUSTED, "b.example", 1)])
+            assert not await conn.fetchval("SELECT cut_trusted FROM list_state WHERE list_key = $1", UNTRUSTED)
+            await conn.execute("DELETE FROM list_changes WHERE list_key = $1", UNTRUSTED)  # (a push took them)
+            await _apply(conn, [_add(UNTRUSTED, "a.example", 2), _remove(UNTRUSTED, "b.example")])
+            assert await _members(conn, UNTRUSTED) == {"a.example": (2.0, 20, False)}
+            assert {v: c[:4] for v, c in (await _changes(conn, UNTRUSTED)).items()} == {
                 "a.example": (1.0, 20, "domain", True),
                 "b.example": (1.0, 20, "domain", True),
             }
-            assert await _version(conn, UNTRACKED) == 2
+            assert await _version(conn, UNTRUSTED) == 2
         finally:
             for table in ("list_members", "list_changes", "list_state"):
-                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", UNTRACKED)
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", UNTRUSTED)
 
 
 def _scans_per_row(node: dict[str, Any], inner: bool = False) -> list[str]:
