@@ -399,8 +399,6 @@ async def mark_uncertain(conn: Conn, list_key: str) -> bool:
 # logged), only what changes:
 # - push_seen: the list's changed members as this push saw them (what they were at the last push, what
 #   they are now; *_priority NULL: not a member), with the change's seq;
-# - push_moved: the values whose place may have changed (the changed members, and the members between
-#   the old cut and the new one): kept or left out before and after, and their entries;
 # - push_changes: 'append' (a kept value whose entry the tenant does not hold yet; ``entry`` is what is
 #   sent) and 'remove' (an entry the tenant holds that no kept value makes any more; value = entry).
 _CREATE_WORK = (
@@ -411,12 +409,6 @@ _CREATE_WORK = (
         new_priority float8, new_cost int, new_type text, new_candidate boolean NOT NULL
     )
     """,
-    """
-    CREATE TEMP TABLE IF NOT EXISTS push_moved (
-        list_key text NOT NULL, value text NOT NULL, was_kept boolean NOT NULL, old_entry text,
-        now_kept boolean NOT NULL, new_entry text, was_left boolean NOT NULL, now_left boolean NOT NULL
-    )
-    """,
     "CREATE TEMP TABLE IF NOT EXISTS push_changes (list_key text NOT NULL, change text NOT NULL, value text NOT NULL, "
     "entry text)",
     # Every join with a work table goes through one of these. Temporary tables are never analysed, and
@@ -424,16 +416,17 @@ _CREATE_WORK = (
     # without an index the planner then scans a work table once per row of the other side, a cost
     # quadratic in the change (seconds a call with a few thousand changes).
     "CREATE INDEX IF NOT EXISTS push_seen_key ON push_seen (list_key, value)",
-    "CREATE INDEX IF NOT EXISTS push_moved_key ON push_moved (list_key, value)",
     "CREATE INDEX IF NOT EXISTS push_changes_key ON push_changes (list_key, change, value)",
 )
-_WORK_TABLES = ("push_seen", "push_moved", "push_changes")
+_WORK_TABLES = ("push_seen", "push_changes")
 # A push's statements are planned for the push at hand, in its transaction. asyncpg prepares every
 # statement, and after five executions PostgreSQL may keep a generic plan, built when the work tables
 # and the list's changes held a few rows (a one-entry change): a nested loop over both that is quadratic
 # for a push at the cap (the changes' consumption took 4 to 7 s for 25,000 changes, 50 to 140 ms planned
-# for them). Planning each statement costs well under a millisecond.
-_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+# for them). Planning each statement costs well under a millisecond. No JIT either: these statements
+# are loops of index probes, whose estimates over unanalysed work tables passed its threshold and paid
+# 15 to 20 ms of compilation a statement for nothing to gain.
+_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off"
 # Temporary tables are never vacuumed either: emptied by DELETE they would keep every dead row of the
 # connection's pushes, and each scan would read them all. Truncated once no push of the round is
 # pending and they pass 1 MB: a push of a list at its cap (tens of thousands of changes) leaves that
@@ -441,9 +434,8 @@ _CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 # temporary buffers (8 MB) from disk. Small pushes do not truncate every round (a catalog update and
 # a commit each).
 _EMPTY_WORK = (
-    "SELECT pg_table_size('push_seen') + pg_table_size('push_moved') + pg_table_size('push_changes') > 1048576 "
-    "AND NOT EXISTS (SELECT 1 FROM push_seen) AND NOT EXISTS (SELECT 1 FROM push_moved) "
-    "AND NOT EXISTS (SELECT 1 FROM push_changes)"
+    "SELECT pg_table_size('push_seen') + pg_table_size('push_changes') > 1048576 "
+    "AND NOT EXISTS (SELECT 1 FROM push_seen) AND NOT EXISTS (SELECT 1 FROM push_changes)"
 )
 
 # The selection's order is (-priority, value COLLATE "C"): highest priority first, the value breaking
@@ -517,12 +509,15 @@ SELECT w.run, w.rn, w.next_priority, w.next_value FROM (
 ) w WHERE $2::bigint - w.run <= $4 AND $3::bigint - w.rn <= $5
 LIMIT 1
 """
-# The changed members' places before (cut $3, $4) and after (cut $5, $6).
+# The values whose place may have changed: the changed members, before (cut $3, $4) and after (cut $5,
+# $6), and the unchanged candidates the cut passed over ({range}): kept or left out before and after, and
+# their entries. Read once, by the diff and by the left-out count, in the statement that writes the diff:
+# no work table for it (its rows, index entries and their removal cost as much as the diff's own probes).
 _MOVED_CHANGED = f"""
-INSERT INTO push_moved
-SELECT $1, s.value, k.was_kept, list_entry(s.value, s.old_type, $2), k.now_kept, list_entry(s.value, s.new_type, $2),
-       s.old_priority IS NOT NULL AND s.old_candidate AND NOT k.was_kept,
-       s.new_priority IS NOT NULL AND s.new_candidate AND NOT k.now_kept
+SELECT s.value, k.was_kept, list_entry(s.value, s.old_type, $2) AS old_entry,
+       k.now_kept, list_entry(s.value, s.new_type, $2) AS new_entry,
+       s.old_priority IS NOT NULL AND s.old_candidate AND NOT k.was_kept AS was_left,
+       s.new_priority IS NOT NULL AND s.new_candidate AND NOT k.now_kept AS now_left
 FROM push_seen s, LATERAL (
     SELECT coalesce(s.old_priority IS NOT NULL AND s.old_candidate
                     AND {_key("<=", 3, priority="s.old_priority", value="s.value")}, false) AS was_kept,
@@ -531,35 +526,43 @@ FROM push_seen s, LATERAL (
 ) k
 WHERE s.list_key = $1
 """
-# The unchanged candidates the cut passed over: up to ($4, $5) {after} the other cut; $3: the cut grew.
+# The unchanged candidates the cut passed over: up to ($8, $9) {{after}} the other cut; $7: the cut grew.
 # The priority's own bounds say nothing the keys do not, but PostgreSQL estimates a row comparison by its
 # first column alone, each bound on its own: a cut moved by one member read as a fifth of the list, and a
 # scan of the whole list (0.3 s at 600,000 members) was as cheap as the index by that estimate.
 _MOVED_RANGE = f"""
-INSERT INTO push_moved
-SELECT $1, m.value, NOT $3::boolean, list_entry(m.value, m.type, $2), $3::boolean, list_entry(m.value, m.type, $2),
-       $3::boolean, NOT $3::boolean
+UNION ALL
+SELECT m.value, NOT $7::boolean, list_entry(m.value, m.type, $2), $7::boolean, list_entry(m.value, m.type, $2),
+       $7::boolean, NOT $7::boolean
 FROM list_members m
-WHERE m.list_key = $1 AND {_key("<=", 4)} AND -m.priority <= -$4::float8 {{after}} AND {_CANDIDATE}
+WHERE m.list_key = $1 AND {_key("<=", 8)} AND -m.priority <= -$8::float8 {{after}} AND {_CANDIDATE}
   AND NOT EXISTS (SELECT 1 FROM push_seen s WHERE s.list_key = $1 AND s.value = m.value)
 """
-# The diff of the moved values against what the tenant holds: an entry goes only when no kept value
-# (new cut $3, $4) makes it any more (a URL entry is made by the value itself or with a scheme).
+# The diff of the moved values against what the tenant holds, and how many of them the cut leaves out
+# before and after. An entry goes only when no kept value (new cut $5, $6) makes it any more. A value
+# still kept with the same entry makes it itself; in a file hash list nothing else can (an entry is its
+# value), in a URL list the value with a scheme can too, so only there are the other values looked up.
 _DIFF_MOVED = f"""
-INSERT INTO push_changes (list_key, change, value, entry)
-SELECT $1, 'append', mv.value, mv.new_entry FROM push_moved mv
-WHERE mv.list_key = $1 AND mv.now_kept AND mv.new_entry IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry)
-  AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = mv.new_entry)
-UNION ALL
-SELECT $1, 'remove', e.entry, e.entry
-FROM (SELECT DISTINCT old_entry AS entry FROM push_moved WHERE list_key = $1 AND was_kept AND old_entry IS NOT NULL) e
-WHERE EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = e.entry)
-  AND NOT EXISTS (
-      SELECT 1 FROM list_members m
-      WHERE m.list_key = $1 AND m.value = ANY (ARRAY[e.entry, 'http://' || e.entry, 'https://' || e.entry,
-                                                     'ftp://' || e.entry])
-        AND list_entry(m.value, m.type, $2) = e.entry AND {_key("<=", 3)} AND {_CANDIDATE})
+WITH moved AS MATERIALIZED ({{moved}}),
+diff AS (
+    INSERT INTO push_changes (list_key, change, value, entry)
+    SELECT $1, 'append', mv.value, mv.new_entry FROM moved mv
+    WHERE mv.now_kept AND mv.new_entry IS NOT NULL
+      -- (OFFSET 0: a probe per value; as an anti-join the planner hashed everything the tenant holds)
+      AND NOT EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry OFFSET 0)
+      AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = mv.new_entry)
+    UNION ALL
+    SELECT $1, 'remove', e.entry, e.entry
+    FROM (SELECT DISTINCT old_entry AS entry FROM moved
+          WHERE was_kept AND old_entry IS NOT NULL AND NOT (now_kept AND new_entry IS NOT DISTINCT FROM old_entry)) e
+    WHERE EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = e.entry)
+      AND NOT ($2::boolean AND EXISTS (
+          SELECT 1 FROM list_members m
+          WHERE m.list_key = $1 AND m.value = ANY (ARRAY[e.entry, 'http://' || e.entry, 'https://' || e.entry,
+                                                         'ftp://' || e.entry])
+            AND list_entry(m.value, m.type, $2) = e.entry AND {_key("<=", 5)} AND {_CANDIDATE}))
+)
+SELECT count(*) FILTER (WHERE now_left) AS now_left, count(*) FILTER (WHERE was_left) AS was_left FROM moved
 """
 # The whole diff (no trusted cut, a cap changed, or the tenant's content unknown: then nothing is
 # "held" and everything kept is an append): the kept values (up to the cut $3, $4) against list_pushed.
@@ -698,21 +701,25 @@ async def prepare_push(
                 old.count - adjust["out_n"] + adjust["in_n"],
             )
             cut = await _move_cut(conn, list_key, start, cap_bytes, max_entries)
-            await conn.execute(_MOVED_CHANGED, list_key, url_list, old.priority, old.value, cut.priority, cut.value)
             old_key, new_key = old.sort_key(), cut.sort_key()
+            moved_sql = _MOVED_CHANGED
+            range_args: tuple[Any, ...] = ()
             if old_key != new_key:
                 grew = old_key is None or (new_key is not None and new_key > old_key)
                 low, high = (old, cut) if grew else (cut, old)
-                after = "" if low.value is None else f"{_after(6)} AND -m.priority >= -$6::float8"
+                after = "" if low.value is None else f"{_after(10)} AND -m.priority >= -$10::float8"
                 low_args = () if low.value is None else (low.priority, low.value)
-                await conn.execute(
-                    _MOVED_RANGE.format(after=after), list_key, url_list, grew, high.priority, high.value, *low_args
-                )
-            await conn.execute(_DIFF_MOVED, list_key, url_list, cut.priority, cut.value)
+                moved_sql += _MOVED_RANGE.format(after=after)
+                range_args = (grew, high.priority, high.value, *low_args)
             moved = await conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE now_left) AS now_left, count(*) FILTER (WHERE was_left) AS was_left "
-                "FROM push_moved WHERE list_key = $1",
+                _DIFF_MOVED.format(moved=moved_sql),
                 list_key,
+                url_list,
+                old.priority,
+                old.value,
+                cut.priority,
+                cut.value,
+                *range_args,
             )
             assert moved is not None
             left_out = st["left_out"] + moved["now_left"] - moved["was_left"]
@@ -798,17 +805,16 @@ SELECT DISTINCT $1, entry FROM push_changes
 WHERE list_key = $1 AND change = 'append' AND NOT (entry = ANY($2::text[]))
 ON CONFLICT DO NOTHING
 """
-# The changes this push saw are consumed. A member changed again while the push was under way keeps
-# its change, now measured from what this push saw (EvalPlanQual re-reads a row changed meanwhile).
+# The changes this push saw are consumed, each change row looked up once. A member changed again while
+# the push was under way (a new seq) keeps its change, now measured from what this push saw. (No intents
+# batch of the list runs meanwhile: record_push holds its state row.)
 _CONSUME_CHANGES = (
     """
-    DELETE FROM list_changes c USING push_seen s
-    WHERE c.list_key = $1 AND s.list_key = $1 AND c.value = s.value AND c.seq = s.seq
-    """,
-    """
-    UPDATE list_changes c SET old_priority = s.new_priority, old_cost = s.new_cost, old_type = s.new_type,
-                              old_candidate = s.new_candidate
-    FROM push_seen s WHERE c.list_key = $1 AND s.list_key = $1 AND c.value = s.value AND c.seq <> s.seq
+    MERGE INTO list_changes c
+    USING (SELECT * FROM push_seen WHERE list_key = $1) s ON c.list_key = $1 AND c.value = s.value
+    WHEN MATCHED AND c.seq = s.seq THEN DELETE
+    WHEN MATCHED THEN UPDATE SET old_priority = s.new_priority, old_cost = s.new_cost, old_type = s.new_type,
+                                 old_candidate = s.new_candidate
     """,
 )
 # Values whose entry the tenant refused: a 'rejected' outcome (they stop being candidates) and a change
