@@ -61,3 +61,74 @@ async def test_consuming_a_push_s_changes_never_rescans_a_table(db: Pool) -> Non
         finally:
             await repository.forget_push(conn, KEY)
             await conn.execute("DELETE FROM list_changes WHERE list_key = ANY ($1::text[])", [KEY, OTHER])
+
+
+def _scanned(node: dict[str, Any]) -> list[str]:
+    """Relations read whole (a sequential scan, however often) in the executed plan."""
+    found = [node["Relation Name"]] if node["Node Type"] == "Seq Scan" else []
+    for child in node.get("Plans", []):
+        found.extend(_scanned(child))
+    return found
+
+
+async def test_the_diff_of_a_push_reads_the_list_only_where_its_changes_are(db: Pool) -> None:
+    """A list at its cap takes new values at the top, and its cut moves back over members: the diff
+    (one statement: the moved values, the appends and removals, the left-out counts) probes what the
+    tenant holds and the list's members per moved value, and reads neither whole. (At 600,000 members
+    the planner hashed all that the tenant holds for the appends' anti-join: one of the probes is kept
+    a probe whatever the estimates.)"""
+    members, change = CHANGES * 10, CHANGES // 2
+    async with db.acquire() as conn:
+        # Every member was kept and pushed at the last push; a twentieth of them have priorities 0 to 4.
+        await conn.execute(
+            "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) "
+            "SELECT $1, 'v' || g || '.example', 'domain', g % 100, 20 FROM generate_series(1, $2) g",
+            KEY,
+            members,
+        )
+        await conn.execute(
+            "INSERT INTO list_pushed (list_key, value) SELECT $1, 'v' || g || '.example' FROM generate_series(1, $2) g",
+            KEY,
+            members,
+        )
+        await conn.execute("ANALYZE list_members")
+        await conn.execute("ANALYZE list_pushed")
+        try:
+            await repository.forget_push(conn, KEY)
+            await conn.execute(
+                "INSERT INTO push_seen SELECT $1, 'n' || g || '.example', g, NULL, NULL, NULL, true, "
+                "99, 20, 'domain', true FROM generate_series(1, $2) g",
+                KEY,
+                change,
+            )
+            # The cut moves from the last member back to the last of priority 5: priorities 0 to 4 go.
+            old_cut, new_cut = (0.0, "~"), (5.0, "~")
+            moved = repository._MOVED_CHANGED + repository._MOVED_RANGE.format(
+                after=f"{repository._after(10)} AND -m.priority >= -$10::float8"
+            )
+            statement = repository._DIFF_MOVED.format(moved=moved)
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                await conn.execute(repository._CUSTOM_PLANS)
+                plan = await conn.fetchval(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + statement,
+                    KEY,
+                    True,
+                    *old_cut,
+                    *new_cut,
+                    False,
+                    *old_cut,
+                    *new_cut,
+                )
+                made = await conn.fetch("SELECT change, count(*) AS n FROM push_changes GROUP BY change")
+            finally:
+                await tx.rollback()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            assert {r["change"]: r["n"] for r in made} == {"append": change, "remove": members // 20}
+            read_whole = [r for r in _scanned(plan[0]["Plan"]) if r in ("list_pushed", "list_members")]
+            assert read_whole == [], json.dumps(plan, indent=1)
+        finally:
+            await repository.forget_push(conn, KEY)
+            for table in ("list_members", "list_pushed"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", KEY)
