@@ -227,6 +227,31 @@ def test_the_incremental_push_is_the_full_recomputation(
         raise
 
 
+@pytest.mark.parametrize("joins", ["incrementally", "in a whole push", "with the first value"])
+def test_an_entry_made_by_a_second_value_stays_when_the_first_goes(
+    scratch: tuple[asyncio.AbstractEventLoop, asyncpg.Connection[Any]], joins: str
+) -> None:
+    """A URL list's entry made by one value, then by a second (its value with a scheme) from a later
+    push (worked out from the changes, or whole: the cap changed) or from the same one: when the first
+    value goes, the entry stays. The sink looks the other values up only for an entry it knows two
+    values made (list_pushed.shared), so it must know it however the second came."""
+    loop, conn = scratch
+    same = {"during": [], "refuse": 0.0, "uncertain": False}
+    first, second = ("a0.example", 3.0), ("https://a0.example", 2.0)
+    pushes = {
+        "incrementally": [[first], [second]],
+        "in a whole push": [[first], [second]],
+        "with the first value": [[first, second]],
+    }[joins]
+    plan = [
+        Step(intents=i, cap_share=1.5 if joins == "in a whole push" and n else None, **same)
+        for n, i in enumerate(pushes)
+    ]
+    plan.append(Step(intents=[(first[0], None)], cap_share=None, **same))
+    plan.append(Step(intents=[(second[0], None)], cap_share=None, **same))
+    loop.run_until_complete(run_example(conn, True, [], plan))
+
+
 async def test_a_list_fed_during_every_push_is_pushed_incrementally_after_the_first(db: Pool) -> None:
     """Intents keep arriving while each push is under way (a feed without a pause): the first push
     is worked out whole, every later one from the changes alone, and the values the pushes saw show

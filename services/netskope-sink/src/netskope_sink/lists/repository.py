@@ -539,11 +539,21 @@ WHERE m.list_key = $1 AND {_key("<=", 8)} AND -m.priority <= -$8::float8 {{after
   AND NOT EXISTS (SELECT 1 FROM push_seen s WHERE s.list_key = $1 AND s.value = m.value)
 """
 # The diff of the moved values against what the tenant holds, and how many of them the cut leaves out
-# before and after. An entry goes only when no kept value (new cut $5, $6) makes it any more. A value
-# still kept with the same entry makes it itself; in a file hash list nothing else can (an entry is its
-# value), in a URL list the value with a scheme can too, so only there are the other values looked up.
+# before and after. An entry goes only when no kept value (new cut $5, $6) makes it any more: not one of
+# the moved values (set-wise), nor another member. In a file hash list no other member can (an entry is
+# its value); in a URL list the value with or without a scheme can, and list_pushed.shared says whether
+# one may: an entry is shared from the push where a second kept value made it (set here for the entries
+# held that a newly kept value makes, by _RECORD_APPENDED for entries appended for two values at once).
+# Only a shared entry has the other values looked up (four probes) when its value goes. shared = true may
+# be stale (a lookup for nothing); false never is: a member that joins the kept prefix is a moved value.
 _DIFF_MOVED = f"""
 WITH moved AS MATERIALIZED ({{moved}}),
+shared AS (
+    UPDATE list_pushed p SET shared = true
+    WHERE p.list_key = $1 AND NOT p.shared AND p.value = ANY (ARRAY(
+        SELECT new_entry FROM moved
+        WHERE now_kept AND new_entry IS NOT NULL AND NOT (was_kept AND old_entry IS NOT DISTINCT FROM new_entry)))
+),
 diff AS (
     INSERT INTO push_changes (list_key, change, value, entry)
     SELECT $1, 'append', mv.value, mv.new_entry FROM moved mv
@@ -553,25 +563,32 @@ diff AS (
       AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = mv.new_entry)
     UNION ALL
     SELECT $1, 'remove', e.entry, e.entry
-    FROM (SELECT DISTINCT old_entry AS entry FROM moved
-          WHERE was_kept AND old_entry IS NOT NULL AND NOT (now_kept AND new_entry IS NOT DISTINCT FROM old_entry)) e
-    WHERE EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = e.entry)
-      AND NOT ($2::boolean AND EXISTS (
-          SELECT 1 FROM list_members m
-          WHERE m.list_key = $1 AND m.value = ANY (ARRAY[e.entry, 'http://' || e.entry, 'https://' || e.entry,
-                                                         'ftp://' || e.entry])
-            AND list_entry(m.value, m.type, $2) = e.entry AND {_key("<=", 5)} AND {_CANDIDATE}))
+    FROM (SELECT old_entry FROM moved WHERE was_kept AND old_entry IS NOT NULL
+          EXCEPT SELECT new_entry FROM moved WHERE now_kept) e(entry)
+    WHERE EXISTS (
+        SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = e.entry
+          AND NOT (p.shared AND $2::boolean AND EXISTS (
+              SELECT 1 FROM list_members m
+              WHERE m.list_key = $1 AND m.value = ANY (ARRAY[e.entry, 'http://' || e.entry, 'https://' || e.entry,
+                                                             'ftp://' || e.entry])
+                AND list_entry(m.value, m.type, $2) = e.entry AND {_key("<=", 5)} AND {_CANDIDATE}))
+        OFFSET 0)
 )
 SELECT count(*) FILTER (WHERE now_left) AS now_left, count(*) FILTER (WHERE was_left) AS was_left FROM moved
 """
 # The whole diff (no trusted cut, a cap changed, or the tenant's content unknown: then nothing is
 # "held" and everything kept is an append): the kept values (up to the cut $3, $4) against list_pushed.
+# An entry held that two kept values make is shared from now on (see _DIFF_MOVED).
 _DIFF_WHOLE = f"""
 WITH kept AS MATERIALIZED (
     SELECT m.value, list_entry(m.value, m.type, $2) AS entry FROM list_members m
     WHERE m.list_key = $1 AND {_key("<=", 3)} AND {_CANDIDATE}
 ), held AS (
     SELECT p.value FROM list_pushed p WHERE p.list_key = $1 AND NOT $5
+), shared AS (
+    UPDATE list_pushed p SET shared = true
+    WHERE p.list_key = $1 AND NOT p.shared AND NOT $5
+      AND p.value = ANY (ARRAY(SELECT entry FROM kept WHERE entry IS NOT NULL GROUP BY entry HAVING count(*) > 1))
 )
 INSERT INTO push_changes (list_key, change, value, entry)
 SELECT $1, 'append', k.value, k.entry FROM kept k
@@ -799,11 +816,19 @@ _RECORD_REMOVED = """
 DELETE FROM list_pushed p USING push_changes c
 WHERE p.list_key = $1 AND c.list_key = $1 AND c.change = 'remove' AND c.value = p.value
 """
+# An entry appended for two values at once is shared (see _DIFF_MOVED). (An entry is appended only
+# when the tenant does not hold it: one held already, which nothing else writes meanwhile, only becomes
+# shared, and is not counted.)
 _RECORD_APPENDED = """
-INSERT INTO list_pushed (list_key, value)
-SELECT DISTINCT $1, entry FROM push_changes
-WHERE list_key = $1 AND change = 'append' AND NOT (entry = ANY($2::text[]))
-ON CONFLICT DO NOTHING
+WITH appended AS (
+    INSERT INTO list_pushed AS p (list_key, value, shared)
+    SELECT $1, entry, count(*) > 1 FROM push_changes
+    WHERE list_key = $1 AND change = 'append' AND NOT (entry = ANY($2::text[]))
+    GROUP BY entry
+    ON CONFLICT (list_key, value) DO UPDATE SET shared = true WHERE EXCLUDED.shared AND NOT p.shared
+    RETURNING p.xmax = 0 AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM appended
 """
 # The changes this push saw are consumed, each change row looked up once. A member changed again while
 # the push was under way (a new seq) keeps its change, now measured from what this push saw. (No intents
@@ -872,7 +897,7 @@ async def record_push(
         held_before = 0
         await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", list_key)
     removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
-    appended = _rows(await conn.execute(_RECORD_APPENDED, list_key, bad))
+    appended: int = await conn.fetchval(_RECORD_APPENDED, list_key, bad)
     await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
     for statement in _CONSUME_CHANGES:
         await conn.execute(statement, list_key)
