@@ -526,7 +526,7 @@ FROM push_seen s, LATERAL (
 ) k
 WHERE s.list_key = $1
 """
-# The unchanged candidates the cut passed over: up to ($8, $9) {{after}} the other cut; $7: the cut grew.
+# The unchanged candidates the cut passed over: up to ($8, $9) {after} the other cut; $7: the cut grew.
 # The priority's own bounds say nothing the keys do not, but PostgreSQL estimates a row comparison by its
 # first column alone, each bound on its own: a cut moved by one member read as a fifth of the list, and a
 # scan of the whole list (0.3 s at 600,000 members) was as cheap as the index by that estimate.
