@@ -49,15 +49,14 @@ async def test_consuming_a_push_s_changes_never_rescans_a_table(db: Pool) -> Non
                 "60, 20, 'url', true FROM list_changes WHERE list_key = $1",
                 KEY,
             )
-            for statement in repository._CONSUME_CHANGES:
-                tx = conn.transaction()
-                await tx.start()
-                try:
-                    plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, KEY)
-                finally:
-                    await tx.rollback()
-                plan = json.loads(plan) if isinstance(plan, str) else plan  # the pool may decode json
-                assert _rescanned(plan[0]["Plan"]) == [], json.dumps(plan, indent=1)
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + repository._CONSUME_CHANGES, KEY)
+            finally:
+                await tx.rollback()
+            plan = json.loads(plan) if isinstance(plan, str) else plan  # the pool may decode json
+            assert _rescanned(plan[0]["Plan"]) == [], json.dumps(plan, indent=1)
         finally:
             await repository.forget_push(conn, KEY)
             await conn.execute("DELETE FROM list_changes WHERE list_key = ANY ($1::text[])", [KEY, OTHER])
@@ -103,10 +102,7 @@ async def test_the_diff_of_a_push_reads_the_list_only_where_its_changes_are(db: 
             )
             # The cut moves from the last member back to the last of priority 5: priorities 0 to 4 go.
             old_cut, new_cut = (0.0, "~"), (5.0, "~")
-            moved = repository._MOVED_CHANGED + repository._MOVED_RANGE.format(
-                after=f"{repository._after(10)} AND -m.priority >= -$10::float8"
-            )
-            statement = repository._DIFF_MOVED.format(moved=moved)
+            statement = repository._diff_moved(cut_moved=True, range_from_start=False)
             tx = conn.transaction()
             await tx.start()
             try:

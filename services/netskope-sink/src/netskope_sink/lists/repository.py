@@ -576,6 +576,18 @@ diff AS (
 )
 SELECT count(*) FILTER (WHERE now_left) AS now_left, count(*) FILTER (WHERE was_left) AS was_left FROM moved
 """
+
+
+def _diff_moved(*, cut_moved: bool, range_from_start: bool) -> str:
+    """_DIFF_MOVED over the changed members and, when the cut moved, the members it passed over (from
+    the start of the order when the lower cut is none: ``range_from_start``)."""
+    moved = _MOVED_CHANGED
+    if cut_moved:
+        after = "" if range_from_start else f"{_after(10)} AND -m.priority >= -$10::float8"
+        moved += _MOVED_RANGE.format(after=after)
+    return _DIFF_MOVED.format(moved=moved)
+
+
 # The whole diff (no trusted cut, a cap changed, or the tenant's content unknown: then nothing is
 # "held" and everything kept is an append): the kept values (up to the cut $3, $4) against list_pushed.
 # An entry held that two kept values make is shared from now on (see _DIFF_MOVED).
@@ -719,17 +731,16 @@ async def prepare_push(
             )
             cut = await _move_cut(conn, list_key, start, cap_bytes, max_entries)
             old_key, new_key = old.sort_key(), cut.sort_key()
-            moved_sql = _MOVED_CHANGED
             range_args: tuple[Any, ...] = ()
+            from_start = False
             if old_key != new_key:
                 grew = old_key is None or (new_key is not None and new_key > old_key)
                 low, high = (old, cut) if grew else (cut, old)
-                after = "" if low.value is None else f"{_after(10)} AND -m.priority >= -$10::float8"
-                low_args = () if low.value is None else (low.priority, low.value)
-                moved_sql += _MOVED_RANGE.format(after=after)
+                from_start = low.value is None
+                low_args = () if from_start else (low.priority, low.value)
                 range_args = (grew, high.priority, high.value, *low_args)
             moved = await conn.fetchrow(
-                _DIFF_MOVED.format(moved=moved_sql),
+                _diff_moved(cut_moved=old_key != new_key, range_from_start=from_start),
                 list_key,
                 url_list,
                 old.priority,
@@ -833,15 +844,13 @@ SELECT count(*) FILTER (WHERE inserted) FROM appended
 # The changes this push saw are consumed, each change row looked up once. A member changed again while
 # the push was under way (a new seq) keeps its change, now measured from what this push saw. (No intents
 # batch of the list runs meanwhile: record_push holds its state row.)
-_CONSUME_CHANGES = (
-    """
-    MERGE INTO list_changes c
-    USING (SELECT * FROM push_seen WHERE list_key = $1) s ON c.list_key = $1 AND c.value = s.value
-    WHEN MATCHED AND c.seq = s.seq THEN DELETE
-    WHEN MATCHED THEN UPDATE SET old_priority = s.new_priority, old_cost = s.new_cost, old_type = s.new_type,
-                                 old_candidate = s.new_candidate
-    """,
-)
+_CONSUME_CHANGES = """
+MERGE INTO list_changes c
+USING (SELECT * FROM push_seen WHERE list_key = $1) s ON c.list_key = $1 AND c.value = s.value
+WHEN MATCHED AND c.seq = s.seq THEN DELETE
+WHEN MATCHED THEN UPDATE SET old_priority = s.new_priority, old_cost = s.new_cost, old_type = s.new_type,
+                             old_candidate = s.new_candidate
+"""
 # Values whose entry the tenant refused: a 'rejected' outcome (they stop being candidates) and a change
 # (the next push takes them out of the kept prefix they were pushed in). A value that left the list
 # meanwhile (its intents' transaction removed its outcome) gets none.
@@ -899,8 +908,7 @@ async def record_push(
     removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
     appended: int = await conn.fetchval(_RECORD_APPENDED, list_key, bad)
     await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
-    for statement in _CONSUME_CHANGES:
-        await conn.execute(statement, list_key)
+    await conn.execute(_CONSUME_CHANGES, list_key)
     if refused:
         await conn.execute(_RECORD_REJECTED, list_key, bad, [refused[e] for e in bad])
     entries = held_before - removed + appended
