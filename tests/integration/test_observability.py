@@ -81,8 +81,9 @@ def _config(targets: dict[str, str]) -> dict[str, Any]:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == set(targets) == JOBS
     for name, job in jobs.items():
-        (static,) = job["static_configs"]
-        static["targets"] = [targets[name]]
+        # One process per job here (the rule-engine's second member is not started).
+        first = job["static_configs"][0]
+        job["static_configs"] = [{**first, "targets": [targets[name]]}]
     return config
 
 

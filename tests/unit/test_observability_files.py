@@ -355,6 +355,8 @@ def test_local_and_compose_configs_scrape_the_same_jobs() -> None:
         "netskope-sink": SinkSettings.model_fields["sink_metrics_port"].default,
         "ager": AgerSettings.model_fields["ager_metrics_port"].default,
     }
+    # The second member's default in deploy/stack.sh: the first member's port + 3.
+    ports["rule-engine-2"] = ports["rule-engine"] + 3
     local, compose = (load_yaml(p) for p in PROMETHEUS_CONFIGS)
 
     def jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -365,9 +367,15 @@ def test_local_and_compose_configs_scrape_the_same_jobs() -> None:
     for name, job in jobs(local).items():
         other = jobs(compose)[name]
         assert job.get("metrics_path", "/metrics") == other.get("metrics_path", "/metrics")
-        (static,) = job["static_configs"]
-        assert static["targets"] == [f"127.0.0.1:{ports[name]}"], name
-        assert static["labels"] == other["static_configs"][0]["labels"] == {"service": name}
+        # The same members, by their service label (the rule-engine has two), each on its default port.
+        assert [s["labels"] for s in job["static_configs"]] == [s["labels"] for s in other["static_configs"]], name
+        assert job["static_configs"][0]["labels"] == {"service": name}
+        for static in job["static_configs"]:
+            assert static["targets"] == [f"127.0.0.1:{ports[static['labels']['service']]}"], name
+    assert [s["labels"]["service"] for s in jobs(local)["rule-engine"]["static_configs"]] == [
+        "rule-engine",
+        "rule-engine-2",
+    ]
     assert jobs(local)["ingest-api"]["metrics_path"] == "/metrics/"
 
 
