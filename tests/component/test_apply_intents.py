@@ -142,6 +142,70 @@ async def test_a_list_whose_cut_is_not_trusted_yet_tracks_its_changes_too(db: Po
                 await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", UNTRUSTED)
 
 
+async def test_a_value_beyond_the_cut_between_pushes_only_moves_the_left_out_count(db: Pool) -> None:
+    """Beyond the trusted cut before and after, with no change row yet, between two pushes: nothing
+    the tenant holds changes, so no change row, and list_state.left_out counts the candidates. A
+    value that crosses the cut, one already tracked, and every change while a push is under way
+    (the list marked uncertain) are tracked."""
+    key = "intents-tenant/url/beyond"
+    async with db.acquire() as conn:
+        try:
+            # The last push kept everything down to (priority 5, 'm.example') and left 2 candidates out.
+            await conn.execute(
+                "INSERT INTO list_state (list_key, cut_trusted, cut_priority, cut_value, left_out) "
+                "VALUES ($1, true, 5, 'm.example', 2)",
+                key,
+            )
+            await _apply(
+                conn,
+                [
+                    _add(key, "a.example", 4),  # beyond: counted, not tracked
+                    _add(key, "z.example", 5),  # the cut's priority, after its value: beyond
+                    _add(key, "b.example", 5),  # the cut's priority, before its value: kept
+                    _add(key, "c.example", 9),  # kept
+                    _add(key, "bad host.example", 1),  # beyond, and no candidate: not counted
+                ],
+            )
+            assert set(await _changes(conn, key)) == {"b.example", "c.example"}
+            left_out = "SELECT left_out FROM list_state WHERE list_key = $1"
+            assert await conn.fetchval(left_out, key) == 4
+            statuses = dict(await conn.fetch("SELECT value, status FROM list_value_status WHERE list_key = $1", key))
+            assert statuses["a.example"] == statuses["z.example"] == "left_out"
+            assert statuses["b.example"] == statuses["c.example"] == "pending"
+
+            await _apply(
+                conn,
+                [
+                    _add(key, "a.example", 3),  # beyond to beyond
+                    _remove(key, "z.example"),  # beyond, removed: one candidate fewer
+                    _add(key, "c.example", 1),  # kept to beyond: tracked already, renewed
+                    _add(key, "bad host.example", 8),  # crosses the cut: tracked
+                ],
+            )
+            assert set(await _changes(conn, key)) == {"b.example", "c.example", "bad host.example"}
+            assert await conn.fetchval(left_out, key) == 3
+
+            # A push under way, its cut not known yet: every change is tracked.
+            await conn.execute("UPDATE list_state SET uncertain = true WHERE list_key = $1", key)
+            await _apply(conn, [_add(key, "a.example", 2), _add(key, "y.example", 1)])
+            assert {"a.example", "y.example"} <= set(await _changes(conn, key))
+            assert await conn.fetchval(left_out, key) == 3
+            # Its cut known, further down the order: beyond both cuts, or tracked.
+            await conn.execute(
+                "UPDATE list_state SET push_cut_known = true, push_cut_priority = 3, push_cut_value = 'm.example' "
+                "WHERE list_key = $1",
+                key,
+            )
+            await _apply(conn, [_add(key, "d.example", 4), _add(key, "e.example", 2)])
+            changes = set(await _changes(conn, key))
+            assert "d.example" in changes  # beyond the last cut, kept by the push under way
+            assert "e.example" not in changes
+            assert await conn.fetchval(left_out, key) == 4
+        finally:
+            for table in ("list_members", "list_changes", "list_outcomes", "list_state"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+
+
 def _scans_per_row(node: dict[str, Any], inner: bool = False) -> list[str]:
     """The relations read whole (a sequential scan) by the plan: on the inner side of a nested loop
     (once per row of the outer side) or, for list_members, anywhere."""

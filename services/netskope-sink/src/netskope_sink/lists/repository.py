@@ -34,31 +34,60 @@ RETURNING st.list_key,
 # Each changed member is tracked as it was at the last push, in every list: the first change since
 # that push keeps it, a later one only takes a new seq. (A list whose cut is not trusted yet is worked
 # out whole at its next push, but the changes made while that push is under way are what lets the one
-# after it be incremental: a list fed without a pause would otherwise never get a trusted cut.) The
-# members are written through their primary key (ON CONFLICT), never a join the planner could turn
+# after it be incremental: a list fed without a pause would otherwise never get a trusted cut.)
+# One change is not tracked: a value beyond the list's trusted cut before and after it, and not
+# tracked already, changes nothing the tenant holds, and only the count of left-out candidates moves
+# (the next push passes over it like any unchanged member if its cut moves that far). While a push is
+# under way (the list marked uncertain from its preparation to its record: see prepare_push) the list
+# ends up at that push's cut: until the push has published it (push_cut_known) every change is
+# tracked, then the value must be beyond both cuts; the record adds its own change of the left-out
+# count to what the intents did meanwhile. (A feed at random priorities into a list at its cap leaves
+# most of its values beyond the cut.)
+# The members are written through their primary key (ON CONFLICT), never a join the planner could turn
 # into a scan of every list. A value that leaves the list has no outcome in it any more (it is retried
 # if it comes back).
 _APPLY_INTENTS = """
 WITH changed AS MATERIALIZED (
     SELECT x.l, x.v, x.t, x.p, x.c, x.i, m.member IS NOT NULL AS member, m.tid,
-           m.priority AS old_priority, m.cost_bytes AS old_cost, m.type AS old_type, m.invalid AS old_invalid
+           m.priority AS old_priority, m.cost_bytes AS old_cost, m.type AS old_type, m.invalid AS old_invalid,
+           m.member IS NOT NULL AND EXISTS (SELECT 1 FROM list_outcomes o
+                                            WHERE o.list_key = x.l AND o.value = x.v AND o.outcome = 'rejected')
+               AS rejected,
+           b.beyond IS NOT NULL AND NOT EXISTS (SELECT 1 FROM list_changes k WHERE k.list_key = x.l AND k.value = x.v)
+               AS untracked
     FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::boolean[]) AS x(l, v, t, p, c, i)
+    JOIN list_state st ON st.list_key = x.l
     -- One primary-key probe per intent (LIMIT keeps the planner from hashing the whole table instead).
     LEFT JOIN LATERAL (
         SELECT true AS member, m.ctid AS tid, m.priority, m.cost_bytes, m.type, m.invalid FROM list_members m
         WHERE m.list_key = x.l AND m.value = x.v LIMIT 1
     ) m ON true
+    LEFT JOIN LATERAL (
+        SELECT true AS beyond
+        WHERE st.cut_trusted AND st.cut_value IS NOT NULL AND (NOT st.uncertain OR st.push_cut_known)
+          AND (m.member IS NULL OR (-m.priority, x.v COLLATE "C") > (-st.cut_priority, st.cut_value COLLATE "C"))
+          AND (x.p IS NULL OR (-x.p, x.v COLLATE "C") > (-st.cut_priority, st.cut_value COLLATE "C"))
+          AND (NOT st.uncertain OR st.push_cut_value IS NULL  -- (the push keeps nothing)
+               OR ((m.member IS NULL
+                    OR (-m.priority, x.v COLLATE "C") > (-st.push_cut_priority, st.push_cut_value COLLATE "C"))
+                   AND (x.p IS NULL
+                        OR (-x.p, x.v COLLATE "C") > (-st.push_cut_priority, st.push_cut_value COLLATE "C"))))
+    ) b ON true
     WHERE CASE WHEN x.p IS NULL THEN m.member IS NOT NULL
                ELSE m.member IS NULL OR (m.priority, m.cost_bytes, m.invalid) IS DISTINCT FROM (x.p, x.c, x.i) END
 ), tracked AS (
     INSERT INTO list_changes (list_key, value, old_priority, old_cost, old_type, old_candidate)
+    -- (old_candidate says nothing of a value that was not a member: no probe for it)
     SELECT ch.l, ch.v, ch.old_priority, ch.old_cost, ch.old_type,
-           -- (says nothing of a value that was not a member: no probe for it)
-           NOT coalesce(ch.old_invalid, false)
-           AND NOT (ch.member AND EXISTS (SELECT 1 FROM list_outcomes o
-                                          WHERE o.list_key = ch.l AND o.value = ch.v AND o.outcome = 'rejected'))
-    FROM changed ch
+           NOT coalesce(ch.old_invalid, false) AND NOT ch.rejected
+    FROM changed ch WHERE NOT ch.untracked
     ON CONFLICT (list_key, value) DO UPDATE SET seq = nextval('list_changes_seq')
+), left_out AS (
+    UPDATE list_state st SET left_out = st.left_out + d.delta
+    FROM (SELECT ch.l, sum((ch.p IS NOT NULL AND NOT ch.i AND NOT ch.rejected)::int
+                           - (ch.member AND NOT ch.old_invalid AND NOT ch.rejected)::int) AS delta
+          FROM changed ch WHERE ch.untracked GROUP BY ch.l) d
+    WHERE st.list_key = d.l AND d.delta <> 0
 ), upserted AS (
     INSERT INTO list_members AS m (list_key, value, type, priority, cost_bytes, invalid)
     SELECT ch.l, ch.v, ch.t, ch.p, ch.c, ch.i FROM changed ch WHERE ch.p IS NOT NULL
@@ -642,7 +671,7 @@ class PreparedPush:
     holds_any: bool  # whether the tenant is known to hold anything of ours
     cut: Cut  # the selection, recorded with the push
     left_out: int  # candidates beyond the cut
-    left_out_before: int  # the same at the last push
+    left_out_before: int  # the same as the push's snapshot read it (the record adds the difference)
     whole: bool  # worked out from the start of the order, not from the last push's cut
 
 
@@ -703,6 +732,16 @@ async def prepare_push(
     the tenant's content unknown or just read back: ``whole``), reading only as far as the cap reaches."""
     force_whole = whole
     await forget_push(conn, list_key)
+    # The push is under way from here until it is recorded, and its cut is not known yet: every change
+    # is tracked until it is published below (see _APPLY_INTENTS). Committed before the snapshot: an
+    # intents batch holding the state row commits first, and is in the snapshot. (The flusher has set
+    # uncertain already, before calling the tenant.)
+    assert not conn.is_in_transaction(), "prepare_push commits its mark before it takes its snapshot"
+    await conn.execute(
+        "UPDATE list_state SET uncertain = true, push_cut_known = false "
+        "WHERE list_key = $1 AND (NOT uncertain OR push_cut_known)",
+        list_key,
+    )
     async with conn.transaction(isolation="repeatable_read"):
         await conn.execute(_CUSTOM_PLANS)
         st = await conn.fetchrow(
@@ -753,6 +792,12 @@ async def prepare_push(
             left_out = st["left_out"] + moved["now_left"] - moved["was_left"]
         counts = await conn.fetchrow(_COUNTS, list_key, uncertain)
         assert counts is not None
+    await conn.execute(
+        "UPDATE list_state SET push_cut_known = true, push_cut_priority = $2, push_cut_value = $3 WHERE list_key = $1",
+        list_key,
+        cut.priority,
+        cut.value,
+    )
     return PreparedPush(
         cut.count,
         cut.bytes,
@@ -894,9 +939,11 @@ async def record_push(
     reason. Returns the entries the tenant now holds.
 
     The cut becomes trusted: every change since the push's snapshot is tracked (apply_intents tracks
-    them in every list), measured from that snapshot once the changes the push saw are consumed.
-    apply_intents locks the list's state row first, so an intents batch commits either before this
-    record (and its changes are consumed or re-measured here) or after it."""
+    them in every list), measured from that snapshot once the changes the push saw are consumed, but
+    for the values beyond this push's cut and the last one, whose intents counted them as left out:
+    the push's own change of that count is added to theirs. apply_intents locks the list's state row
+    first, so an intents batch commits either before this record (and its changes are consumed or
+    re-measured here) or after it."""
     bad = list(refused)
     # The state row is locked before any change row, as apply_intents locks them: in the other order an
     # intents batch between the two would deadlock with this record.
@@ -918,7 +965,7 @@ async def record_push(
         UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
             uncertain = false, refused = false, refused_config = NULL, left_out_tenant = $11,
             next_attempt_at = now() + make_interval(secs => $6),
-            entries = $3, bytes = $4, cap_bytes = $5, left_out = $7,
+            entries = $3, bytes = $4, cap_bytes = $5, left_out = left_out + $7 - $12, push_cut_known = false,
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected'),
             cut_priority = $8, cut_value = $9, cut_bytes = $4, cut_count = $10,
             cut_trusted = true
@@ -935,6 +982,7 @@ async def record_push(
         cut.value,
         cut.count,
         left_out_tenant,
+        prepared.left_out_before,
     )
     return entries
 
