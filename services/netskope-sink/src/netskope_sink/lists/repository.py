@@ -41,8 +41,9 @@ RETURNING st.list_key,
 # under way (the list marked uncertain from its preparation to its record: see prepare_push) the list
 # ends up at that push's cut: until the push has published it (push_cut_known) every change is
 # tracked, then the value must be beyond both cuts; the record adds its own change of the left-out
-# count to what the intents did meanwhile. (A feed at random priorities into a list at its cap leaves
-# most of its values beyond the cut.)
+# count to what the intents did meanwhile. (A backfill of older values into a list at its cap, or a
+# sharing ordered by severity or reputation, leaves most of its values beyond the cut; a feed ordered
+# by lastSeen puts its new values on top.)
 # The members are written through their primary key (ON CONFLICT), never a join the planner could turn
 # into a scan of every list. A value that leaves the list has no outcome in it any more (it is retried
 # if it comes back).
