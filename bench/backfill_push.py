@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import os
 import random
+import sys
 import time
+from pathlib import Path
 
 import asyncpg
 
@@ -25,15 +27,13 @@ from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType
 from netskope_sink.lists import repository
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import cpu_seconds
+
 KEY = "bench-backfill/url/backfill"
 BATCH = 5000
 TABLES = ("list_members", "list_changes", "list_pushed", "list_state", "list_outcomes")
-
-
-def backend_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def apply(conn: asyncpg.Connection, items: list[tuple[str, float]]) -> None:
@@ -75,13 +75,13 @@ async def run(dsn: str, members: int, new: int) -> None:
         await conn.execute("VACUUM ANALYZE list_members")
         await conn.execute("VACUUM ANALYZE list_changes")
         older = [(f"old{i}.example.com", 500.0 + rnd.random()) for i in range(new)]
-        cpu, wall = backend_cpu_seconds(pid), time.perf_counter()
+        cpu, wall = cpu_seconds(pid), time.perf_counter()
         await apply(conn, older)
-        apply_cpu, apply_wall = backend_cpu_seconds(pid) - cpu, time.perf_counter() - wall
+        apply_cpu, apply_wall = cpu_seconds(pid) - cpu, time.perf_counter() - wall
         changes = await conn.fetchval("SELECT count(*) FROM list_changes WHERE list_key = $1", KEY)
-        cpu, wall = backend_cpu_seconds(pid), time.perf_counter()
+        cpu, wall = cpu_seconds(pid), time.perf_counter()
         prepared = await push(conn, cap)
-        push_cpu, push_wall = backend_cpu_seconds(pid) - cpu, time.perf_counter() - wall
+        push_cpu, push_wall = cpu_seconds(pid) - cpu, time.perf_counter() - wall
         left_out = await conn.fetchval("SELECT left_out FROM list_state WHERE list_key = $1", KEY)
         print(
             f"intents: {apply_cpu / new * 1e6:.1f} µs of backend CPU per value ({apply_wall:.1f} s); "
