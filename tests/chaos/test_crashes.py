@@ -555,6 +555,7 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
         assert not p["missing"], p["missing"][:5]
         assert not p["wrong"], p["wrong"][:5]
         assert not p["unexpected"], p["unexpected"][:5]
+        assert not p["orphaned"], p["orphaned"][:5]
         return p
 
     timeout = 180 + N / 200
@@ -600,6 +601,7 @@ def test_nothing_accepted_is_lost_or_duplicated(chaos_stack: ChaosStack, chaos_e
             "missing": len(model["missing"]),
             "wrong": len(model["wrong"]),
             "unexpected": len(model["unexpected"]),
+            "orphaned_sources": len(model["orphaned"]),
             "extra_hits_from_retried_posts": model["extra_hits"],  # sent with keys: must be 0
             "examples": (model["missing"][:5] + model["wrong"][:5] + model["unexpected"][:5]),
         },

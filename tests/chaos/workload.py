@@ -121,7 +121,8 @@ def stamp_short(s: Sighting, now: datetime, i: int) -> None:
 def read_model_problems(
     indicators: list[Indicator], rows: dict[str, dict[str, Any]], entries: dict[tuple[str, str], dict[str, Any]]
 ) -> dict[str, Any]:
-    """Compare the read model (rows of ``indicators`` and ``indicator_sources``) with what was acknowledged.
+    """Compare the read model (rows of ``indicators`` and ``indicator_sources``) with what was acknowledged,
+    and find source rows without their indicator.
 
     A POST that got no answer may have been applied before it was retried, but every retry carries the
     request's Idempotency-Key, so all of them together are applied once: each sighting is one hit,
@@ -191,10 +192,13 @@ def read_model_problems(
         if stray:
             wrong.append({"value": first.value, "problems": [f"sources nobody reported: {sorted(stray)}"]})
     unexpected = sorted(set(rows) - expected_values)
+    # Source rows whose indicator is gone (the rule-engine deletes both: no foreign key does it for it).
+    orphaned = sorted(set(sources_of) - set(rows))
     return {
         "missing": missing,
         "wrong": wrong,
         "unexpected": unexpected,
+        "orphaned": orphaned,
         "extra_hits": extra_hits,
     }
 

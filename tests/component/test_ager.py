@@ -80,6 +80,9 @@ async def test_inactive_indicators_are_deleted_when_the_setting_says_so(system: 
     try:
         await system.sweep(now + timedelta(minutes=10))
         assert await system.indicator("short-lived.example") is None
+        # Its source rows went with it (no foreign key cascades them: migration 0024).
+        sources = "SELECT count(*) FROM indicator_sources WHERE value = 'short-lived.example'"
+        assert await system.pool.fetchval(sources) == 0
         assert await system.indicator("never-expires.example") is not None  # active ones stay
     finally:
         r = await system.api.patch("/api/settings/cte", json={"deleteInactiveIndicators": False})

@@ -122,7 +122,11 @@ async def load_states(conn: Conn, values: Sequence[str], *, lock: bool = False) 
     return states
 
 
-_DELETE_INDICATORS = "DELETE FROM indicators WHERE value = ANY($1::text[])"
+# An indicator's sources go with it, in the same statement (no foreign key cascades them: migration 0024).
+_DELETE_INDICATORS = """
+WITH sources AS (DELETE FROM indicator_sources WHERE value = ANY($1::text[]))
+DELETE FROM indicators WHERE value = ANY($1::text[])
+"""
 # Entries of sources an indicator no longer has (one source's data was deleted).
 _DELETE_STALE_SOURCES = """
 DELETE FROM indicator_sources s
@@ -135,7 +139,7 @@ WHERE s.value = ANY($1::text[])
 async def save_changes(
     conn: Conn, changed: dict[str, IndicatorState | Deleted], loaded: Mapping[str, IndicatorState]
 ) -> None:
-    """Write changed states and delete deleted indicators (their sources go by cascade). ``loaded`` is
+    """Write changed states and delete deleted indicators with their sources. ``loaded`` is
     what the batch loaded: the rows that exist (and their source entries)."""
     deleted = [v for v, s in changed.items() if isinstance(s, Deleted)]
     states = [s for s in changed.values() if isinstance(s, IndicatorState)]
