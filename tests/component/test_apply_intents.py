@@ -4,6 +4,7 @@ only the rows the intents name, however large the lists are."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -191,19 +192,91 @@ async def test_a_value_beyond_the_cut_between_pushes_only_moves_the_left_out_cou
             assert {"a.example", "y.example"} <= set(await _changes(conn, key))
             assert await conn.fetchval(left_out, key) == 3
             # Its cut known, further down the order: beyond both cuts, or tracked.
-            await conn.execute(
-                "UPDATE list_state SET push_cut_known = true, push_cut_priority = 3, push_cut_value = 'm.example' "
-                "WHERE list_key = $1",
-                key,
-            )
+            await conn.execute("INSERT INTO list_push_cuts VALUES ($1, 3, 'm.example')", key)
             await _apply(conn, [_add(key, "d.example", 4), _add(key, "e.example", 2)])
             changes = set(await _changes(conn, key))
             assert "d.example" in changes  # beyond the last cut, kept by the push under way
             assert "e.example" not in changes
             assert await conn.fetchval(left_out, key) == 4
         finally:
-            for table in ("list_members", "list_changes", "list_outcomes", "list_state"):
+            for table in ("list_members", "list_changes", "list_outcomes", "list_state", "list_push_cuts"):
                 await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+
+
+CONCURRENT = "intents-tenant/url/concurrent"
+
+
+async def _lock_wait(conn: Connection, pid: int) -> bool:
+    """Whether backend ``pid`` waits for a lock, asked until it does (10 s at most)."""
+    for _ in range(100):
+        if await conn.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _prepare(conn: Connection, key: str) -> repository.PreparedPush:
+    return await repository.prepare_push(conn, key, cap_bytes=10_000, max_entries=100, url_list=True, uncertain=False)
+
+
+async def test_a_push_publishes_its_cut_without_waiting_for_an_intents_batch(db: Pool) -> None:
+    """An intents batch under way holds its list's state row until it commits. A push prepared meanwhile
+    (the list marked by the flusher already) neither waits for it nor loses its change: the change,
+    committed after the push's snapshot, stays tracked for the next push."""
+    async with db.acquire() as flusher, db.acquire() as intents:
+        await flusher.execute("INSERT INTO list_state (list_key) VALUES ($1)", CONCURRENT)
+        try:
+            await _apply(flusher, [_add(CONCURRENT, "a.example", 1)])
+            await repository.mark_uncertain(flusher, CONCURRENT)
+            batch = intents.transaction()
+            await batch.start()
+            try:
+                await repository.apply_intents(intents, [_add(CONCURRENT, "b.example", 2)])
+                prepared = await asyncio.wait_for(_prepare(flusher, CONCURRENT), timeout=30)
+                published = await flusher.fetchval("SELECT value FROM list_push_cuts WHERE list_key = $1", CONCURRENT)
+                assert published == prepared.cut.value == "a.example"  # b.example not in its snapshot
+            finally:
+                await batch.commit()
+            async with flusher.transaction():
+                await repository.record_push(
+                    flusher, CONCURRENT, version=1, prepared=prepared, uncertain=False, refused={}, cap=10_000
+                )
+            await repository.forget_push(flusher, CONCURRENT)
+            assert set(await _changes(flusher, CONCURRENT)) == {"b.example"}
+            assert not await flusher.fetchval("SELECT count(*) FROM list_push_cuts WHERE list_key = $1", CONCURRENT)
+        finally:
+            for table in ("list_members", "list_changes", "list_pushed", "list_state", "list_push_cuts"):
+                await flusher.execute(f"DELETE FROM {table} WHERE list_key = $1", CONCURRENT)
+
+
+async def test_a_push_prepared_again_waits_for_a_batch_that_read_its_first_cut(db: Pool) -> None:
+    """A push prepared a second time (its first cut published) waits for an intents batch under way,
+    which may have compared with that cut: the batch's change is in the new snapshot."""
+    async with db.acquire() as flusher, db.acquire() as intents:
+        await flusher.execute("INSERT INTO list_state (list_key) VALUES ($1)", CONCURRENT)
+        try:
+            await _apply(flusher, [_add(CONCURRENT, "a.example", 1)])
+            await repository.mark_uncertain(flusher, CONCURRENT)
+            await _prepare(flusher, CONCURRENT)
+            assert await flusher.fetchval("SELECT count(*) FROM list_push_cuts WHERE list_key = $1", CONCURRENT)
+            batch = intents.transaction()
+            await batch.start()
+            try:
+                await repository.apply_intents(intents, [_add(CONCURRENT, "b.example", 2)])
+                again = asyncio.create_task(_prepare(flusher, CONCURRENT))
+                async with db.acquire() as observer:
+                    pid = flusher.get_server_pid()
+                    assert await _lock_wait(observer, pid), "the second preparation waits for the batch"
+                assert not again.done()
+            finally:
+                await batch.commit()
+            prepared = await asyncio.wait_for(again, timeout=30)
+            assert prepared.cut.value == "a.example"  # b.example (priority 2) first, then a.example
+            assert prepared.kept == 2
+        finally:
+            await repository.forget_push(flusher, CONCURRENT)
+            for table in ("list_members", "list_changes", "list_pushed", "list_state", "list_push_cuts"):
+                await flusher.execute(f"DELETE FROM {table} WHERE list_key = $1", CONCURRENT)
 
 
 def _scans_per_row(node: dict[str, Any], inner: bool = False) -> list[str]:

@@ -210,7 +210,7 @@ async def run_example(
             assert got.keys() == want.keys()
             assert all(got[v] in want[v] for v in got), (got, want)
     finally:
-        for table in ("list_members", "list_outcomes", "list_changes", "list_pushed", "list_state"):
+        for table in ("list_members", "list_outcomes", "list_changes", "list_pushed", "list_state", "list_push_cuts"):
             await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
 
 
@@ -295,5 +295,12 @@ async def test_a_list_fed_during_every_push_is_pushed_incrementally_after_the_fi
             )
             assert sorted(r["value"] for r in shared) == values[30:]
         finally:
-            for table in ("list_members", "list_outcomes", "list_changes", "list_pushed", "list_state"):
+            for table in (
+                "list_members",
+                "list_outcomes",
+                "list_changes",
+                "list_pushed",
+                "list_state",
+                "list_push_cuts",
+            ):
                 await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)

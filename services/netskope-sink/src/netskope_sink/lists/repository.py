@@ -1,6 +1,6 @@
-"""SQL of list pushing: the one writer of list_members, list_state, list_pushed, list_foreign,
-list_claims, list_outcomes and of tenant_state's other lists and accepted credentials (tenant.repository
-rejects them); it reads sharings, configurations and tenants (the ingest-api's)."""
+"""SQL of list pushing: the one writer of list_members, list_state, list_push_cuts, list_pushed,
+list_foreign, list_claims, list_outcomes and of tenant_state's other lists and accepted credentials
+(tenant.repository rejects them); it reads sharings, configurations and tenants (the ingest-api's)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,10 @@ RETURNING st.list_key,
 # tracked already, changes nothing the tenant holds, and only the count of left-out candidates moves
 # (the next push passes over it like any unchanged member if its cut moves that far). While a push is
 # under way (the list marked uncertain from its preparation to its record: see prepare_push) the list
-# ends up at that push's cut: until the push has published it (push_cut_known) every change is
-# tracked, then the value must be beyond both cuts; the record adds its own change of the left-out
-# count to what the intents did meanwhile. (A backfill of older values into a list at its cap, or a
+# ends up at that push's cut: until the push has published it (a row of list_push_cuts, which intents
+# only read: publishing it never waits for a batch under way) every change is tracked, then the value
+# must be beyond both cuts; the record adds its own change of the left-out count to what the intents
+# did meanwhile. (A backfill of older values into a list at its cap, or a
 # sharing ordered by severity or reputation, leaves most of its values beyond the cut; a feed ordered
 # by lastSeen puts its new values on top.)
 # The members are written through their primary key (ON CONFLICT), never a join the planner could turn
@@ -58,6 +59,7 @@ WITH changed AS MATERIALIZED (
                AS untracked
     FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int[], $6::boolean[]) AS x(l, v, t, p, c, i)
     JOIN list_state st ON st.list_key = x.l
+    LEFT JOIN list_push_cuts pc ON pc.list_key = x.l
     -- One primary-key probe per intent (LIMIT keeps the planner from hashing the whole table instead).
     LEFT JOIN LATERAL (
         SELECT true AS member, m.ctid AS tid, m.priority, m.cost_bytes, m.type, m.invalid FROM list_members m
@@ -65,14 +67,12 @@ WITH changed AS MATERIALIZED (
     ) m ON true
     LEFT JOIN LATERAL (
         SELECT true AS beyond
-        WHERE st.cut_trusted AND st.cut_value IS NOT NULL AND (NOT st.uncertain OR st.push_cut_known)
+        WHERE st.cut_trusted AND st.cut_value IS NOT NULL AND (NOT st.uncertain OR pc.list_key IS NOT NULL)
           AND (m.member IS NULL OR (-m.priority, x.v COLLATE "C") > (-st.cut_priority, st.cut_value COLLATE "C"))
           AND (x.p IS NULL OR (-x.p, x.v COLLATE "C") > (-st.cut_priority, st.cut_value COLLATE "C"))
-          AND (NOT st.uncertain OR st.push_cut_value IS NULL  -- (the push keeps nothing)
-               OR ((m.member IS NULL
-                    OR (-m.priority, x.v COLLATE "C") > (-st.push_cut_priority, st.push_cut_value COLLATE "C"))
-                   AND (x.p IS NULL
-                        OR (-x.p, x.v COLLATE "C") > (-st.push_cut_priority, st.push_cut_value COLLATE "C"))))
+          AND (NOT st.uncertain OR pc.value IS NULL  -- (the push keeps nothing)
+               OR ((m.member IS NULL OR (-m.priority, x.v COLLATE "C") > (-pc.priority, pc.value COLLATE "C"))
+                   AND (x.p IS NULL OR (-x.p, x.v COLLATE "C") > (-pc.priority, pc.value COLLATE "C"))))
     ) b ON true
     WHERE CASE WHEN x.p IS NULL THEN m.member IS NOT NULL
                ELSE m.member IS NULL OR (m.priority, m.cost_bytes, m.invalid) IS DISTINCT FROM (x.p, x.c, x.i) END
@@ -734,15 +734,16 @@ async def prepare_push(
     force_whole = whole
     await forget_push(conn, list_key)
     # The push is under way from here until it is recorded, and its cut is not known yet: every change
-    # is tracked until it is published below (see _APPLY_INTENTS). Committed before the snapshot: an
-    # intents batch holding the state row commits first, and is in the snapshot. (The flusher has set
-    # uncertain already, before calling the tenant.)
+    # is tracked until it is published below (see _APPLY_INTENTS). Committed before the snapshot. An
+    # intents batch under way that may have compared with another cut (the list not marked yet, or a
+    # cut this push published before it was prepared again) holds the state row: the mark waits for it,
+    # so it is in the snapshot. One that read the list marked and no cut tracked every change, and need
+    # not be waited for. (The flusher has set uncertain already, before calling the tenant.)
     assert not conn.is_in_transaction(), "prepare_push commits its mark before it takes its snapshot"
-    await conn.execute(
-        "UPDATE list_state SET uncertain = true, push_cut_known = false "
-        "WHERE list_key = $1 AND (NOT uncertain OR push_cut_known)",
-        list_key,
-    )
+    async with conn.transaction():
+        await conn.execute("UPDATE list_state SET uncertain = true WHERE list_key = $1 AND NOT uncertain", list_key)
+        if await conn.execute("DELETE FROM list_push_cuts WHERE list_key = $1", list_key) != "DELETE 0":
+            await conn.execute("SELECT FROM list_state WHERE list_key = $1 FOR NO KEY UPDATE", list_key)
     async with conn.transaction(isolation="repeatable_read"):
         await conn.execute(_CUSTOM_PLANS)
         st = await conn.fetchrow(
@@ -794,7 +795,8 @@ async def prepare_push(
         counts = await conn.fetchrow(_COUNTS, list_key, uncertain)
         assert counts is not None
     await conn.execute(
-        "UPDATE list_state SET push_cut_known = true, push_cut_priority = $2, push_cut_value = $3 WHERE list_key = $1",
+        "INSERT INTO list_push_cuts (list_key, priority, value) VALUES ($1, $2, $3) "
+        "ON CONFLICT (list_key) DO UPDATE SET priority = EXCLUDED.priority, value = EXCLUDED.value",
         list_key,
         cut.priority,
         cut.value,
@@ -966,7 +968,7 @@ async def record_push(
         UPDATE list_state SET flushed_version = $2, failures = 0, last_error = NULL, last_push_at = now(),
             uncertain = false, refused = false, refused_config = NULL, left_out_tenant = $11,
             next_attempt_at = now() + make_interval(secs => $6),
-            entries = $3, bytes = $4, cap_bytes = $5, left_out = left_out + $7 - $12, push_cut_known = false,
+            entries = $3, bytes = $4, cap_bytes = $5, left_out = left_out + $7 - $12,
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected'),
             cut_priority = $8, cut_value = $9, cut_bytes = $4, cut_count = $10,
             cut_trusted = true
@@ -985,6 +987,8 @@ async def record_push(
         left_out_tenant,
         prepared.left_out_before,
     )
+    # The push is recorded: its cut is the list's now (intents that read the row compared with it too).
+    await conn.execute("DELETE FROM list_push_cuts WHERE list_key = $1", list_key)
     return entries
 
 
