@@ -1,11 +1,11 @@
 """indicator_sources without its foreign key to indicators.
 
 The key's check is a trigger per inserted source row: an index probe of indicators and a row lock
-written on the indicator, 10 to 14 µs of PostgreSQL's CPU per new row (a fifth to a quarter of what the
-rule-engine's two COPYs of a new indicator cost). The rule-engine is the only writer of both tables: it inserts an
-indicator's sources with or after the indicator in one transaction, and deletes them with it
-(rule_engine.repository), which the key's ON DELETE CASCADE did before. The integration tests check
-that no source row is left without its indicator.
+written on the indicator, 10 to 14 µs of PostgreSQL's CPU per new row (a fifth to a quarter of what
+the rule-engine's two COPYs of a new indicator cost). The rule-engine is the only writer of both
+tables: it inserts an indicator's sources with or after the indicator in one transaction, and deletes
+them with it (rule_engine.repository), which the key's ON DELETE CASCADE did before. The component
+tests and the crash suite check that no source row is left without its indicator.
 
 Revision ID: 0024
 Revises: 0023
