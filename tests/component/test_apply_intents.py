@@ -12,6 +12,7 @@ from cte_common.db import Connection, Pool
 from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType
 from netskope_sink.lists import repository
+from tests.support.lists import drop_list
 
 KEY = "intents-tenant/url/tracked"
 UNTRUSTED = "intents-tenant/url/untrusted"
@@ -119,8 +120,7 @@ async def test_each_change_is_tracked_as_the_member_was_at_the_last_push(db: Poo
             }
             assert (await _members(conn, KEY))["a.example"] == (5.0, 30, False)
         finally:
-            for table in ("list_members", "list_changes", "list_outcomes", "list_state"):
-                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", KEY)
+            await drop_list(conn, KEY)
 
 
 async def test_a_list_whose_cut_is_not_trusted_yet_tracks_its_changes_too(db: Pool) -> None:
@@ -139,8 +139,7 @@ async def test_a_list_whose_cut_is_not_trusted_yet_tracks_its_changes_too(db: Po
             }
             assert await _version(conn, UNTRUSTED) == 2
         finally:
-            for table in ("list_members", "list_changes", "list_state"):
-                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", UNTRUSTED)
+            await drop_list(conn, UNTRUSTED)
 
 
 async def test_a_value_beyond_the_cut_between_pushes_only_moves_the_left_out_count(db: Pool) -> None:
@@ -199,8 +198,7 @@ async def test_a_value_beyond_the_cut_between_pushes_only_moves_the_left_out_cou
             assert "e.example" not in changes
             assert await conn.fetchval(left_out, key) == 4
         finally:
-            for table in ("list_members", "list_changes", "list_outcomes", "list_state", "list_push_cuts"):
-                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+            await drop_list(conn, key)
 
 
 CONCURRENT = "intents-tenant/url/concurrent"
@@ -245,8 +243,7 @@ async def test_a_push_publishes_its_cut_without_waiting_for_an_intents_batch(db:
             assert set(await _changes(flusher, CONCURRENT)) == {"b.example"}
             assert not await flusher.fetchval("SELECT count(*) FROM list_push_cuts WHERE list_key = $1", CONCURRENT)
         finally:
-            for table in ("list_members", "list_changes", "list_pushed", "list_state", "list_push_cuts"):
-                await flusher.execute(f"DELETE FROM {table} WHERE list_key = $1", CONCURRENT)
+            await drop_list(flusher, CONCURRENT)
 
 
 async def test_a_push_prepared_again_waits_for_a_batch_that_read_its_first_cut(db: Pool) -> None:
@@ -275,8 +272,7 @@ async def test_a_push_prepared_again_waits_for_a_batch_that_read_its_first_cut(d
             assert prepared.kept == 2
         finally:
             await repository.forget_push(flusher, CONCURRENT)
-            for table in ("list_members", "list_changes", "list_pushed", "list_state", "list_push_cuts"):
-                await flusher.execute(f"DELETE FROM {table} WHERE list_key = $1", CONCURRENT)
+            await drop_list(flusher, CONCURRENT)
 
 
 def _scans_per_row(node: dict[str, Any], inner: bool = False) -> list[str]:
@@ -330,5 +326,4 @@ async def test_applying_intents_reads_only_the_rows_they_name(db: Pool) -> None:
             assert await conn.fetchval("SELECT count(*) FROM list_members WHERE list_key = $1", big) == 50000
             assert await conn.fetchval("SELECT count(*) FROM list_changes WHERE list_key = $1", big) == 3 * n - 1
         finally:
-            for table in ("list_members", "list_changes", "list_outcomes", "list_state"):
-                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", big)
+            await drop_list(conn, big)

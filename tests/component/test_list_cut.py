@@ -27,6 +27,7 @@ from cte_common.indicators import IndicatorType
 from cte_common.sharing import Candidate, cost_bytes, select_within_cap
 from netskope_sink.lists import repository
 from tests.conftest import Env
+from tests.support.lists import drop_list
 
 VALUES = [f"{scheme}{host}{n}.example" for n in range(8) for scheme, host in (("", "a"), ("https://", "a"), ("", "Z"))]
 VALUES += ["2001:db8::1", "2001:db8::2"]
@@ -191,7 +192,6 @@ async def run_example(
             kept_values = {c.value for c in kept}
             want: dict[str, set[str]] = {}
             for value in model.members:
-                place = "shared" if value in kept_values else "left_out"
                 if value in model.rejected:
                     want[value] = {"rejected"}
                 elif value in model.invalid():
@@ -205,13 +205,12 @@ async def run_example(
                     beyond = cut is None or (-model.members[value][0], value) > cut  # (None: keeps nothing)
                     want[value] = {"pending", "left_out"} if beyond else {"pending"}
                 else:
-                    want[value] = {place}
+                    want[value] = {"shared" if value in kept_values else "left_out"}
             got = {r["value"]: r["status"] for r in rows}
             assert got.keys() == want.keys()
             assert all(got[v] in want[v] for v in got), (got, want)
     finally:
-        for table in ("list_members", "list_outcomes", "list_changes", "list_pushed", "list_state", "list_push_cuts"):
-            await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+        await drop_list(conn, key)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
@@ -295,12 +294,4 @@ async def test_a_list_fed_during_every_push_is_pushed_incrementally_after_the_fi
             )
             assert sorted(r["value"] for r in shared) == values[30:]
         finally:
-            for table in (
-                "list_members",
-                "list_outcomes",
-                "list_changes",
-                "list_pushed",
-                "list_state",
-                "list_push_cuts",
-            ):
-                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+            await drop_list(conn, key)

@@ -16,6 +16,7 @@ from cte_common.db import Pool
 from cte_common.sharing import MIB, Candidate, cost_bytes, select_within_cap
 from netskope_sink.lists import repository
 from tests.support.component import System
+from tests.support.lists import drop_list
 
 MD5 = "0cc175b9c0f1b6a831c399e269772661"
 SHA = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
@@ -243,5 +244,4 @@ async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) 
             want = {c.value: c.value.partition("://")[2] or c.value for c in kept if c.value != "2001:db8::7"}
             assert {r["value"]: r["entry"] for r in appended} == want
         await repository.forget_push(conn, key)
-        for table in ("list_members", "list_outcomes", "list_state"):
-            await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", key)
+        await drop_list(conn, key)
