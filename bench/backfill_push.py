@@ -33,7 +33,7 @@ from bench.common import cpu_seconds
 
 KEY = "bench-backfill/url/backfill"
 BATCH = 5000
-TABLES = ("list_members", "list_changes", "list_pushed", "list_state", "list_outcomes")
+TABLES = ("list_members", "list_changes", "list_pushed", "list_state", "list_outcomes", "list_push_cuts")
 
 
 async def apply(conn: asyncpg.Connection, items: list[tuple[str, float]]) -> None:

@@ -42,9 +42,9 @@ RETURNING st.list_key,
 # ends up at that push's cut: until the push has published it (a row of list_push_cuts, which intents
 # only read: publishing it never waits for a batch under way) every change is tracked, then the value
 # must be beyond both cuts; the record adds its own change of the left-out count to what the intents
-# did meanwhile. (A backfill of older values into a list at its cap, or a
-# sharing ordered by severity or reputation, leaves most of its values beyond the cut; a feed ordered
-# by lastSeen puts its new values on top.)
+# did meanwhile. (A backfill of older values into a list at its cap, or a sharing ordered by severity
+# or reputation, leaves most of its values beyond the cut; a feed ordered by lastSeen puts its new
+# values on top.)
 # The members are written through their primary key (ON CONFLICT), never a join the planner could turn
 # into a scan of every list. A value that leaves the list has no outcome in it any more (it is retried
 # if it comes back).
