@@ -571,17 +571,17 @@ def sql_of(text: str, start: int = 1) -> tuple[str, list[object]]:
 S1 = "EXISTS (SELECT 1 FROM indicator_sources s1 WHERE s1.value = i.value AND "
 
 SQL_SHAPES: list[tuple[str, str, list[object]]] = [
-    ('value = "A"', "lower(i.value) = lower($1::text)", ["A"]),
-    ('value != "A"', "lower(i.value) IS DISTINCT FROM lower($1::text)", ["A"]),
-    ('value Like "ev"', "strpos(lower(i.value), lower($1::text)) > 0", ["ev"]),
+    ('value = "A"', 'lower((i.value) COLLATE "default") = lower($1::text)', ["A"]),
+    ('value != "A"', 'lower((i.value) COLLATE "default") IS DISTINCT FROM lower($1::text)', ["A"]),
+    ('value Like "ev"', 'strpos(lower((i.value) COLLATE "default"), lower($1::text)) > 0', ["ev"]),
     (
         'value IN ("A")',
-        "(lower(i.value) = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))",
+        '(lower((i.value) COLLATE "default") = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))',
         [["A"]],
     ),
     (
         'value NOT IN ("A")',
-        "NOT (lower(i.value) = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))",
+        'NOT (lower((i.value) COLLATE "default") = ANY (SELECT lower(u.x) FROM unnest($1::text[]) AS u(x)))',
         [["A"]],
     ),
     # type and severity: closed vocabularies, lower-cased at parse time, compared exactly

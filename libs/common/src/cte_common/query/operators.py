@@ -36,8 +36,15 @@ def _sql_not(expr: str, nullable: bool) -> str:
     return f"{expr} IS NOT TRUE" if nullable else f"NOT {expr}"
 
 
+def _lower(column: str) -> str:
+    """lower() under the database's own collation: key columns compare in code point order (COLLATE
+    "C", migration 0026), whose lower() maps ASCII letters only; the expression indexes on value and
+    source are built on this same expression."""
+    return f'lower(({column}) COLLATE "default")'
+
+
 def _lower_in(column: str, placeholder: str) -> str:
-    return f"(lower({column}) = ANY (SELECT lower(u.x) FROM unnest({placeholder}) AS u(x)))"
+    return f"({_lower(column)} = ANY (SELECT lower(u.x) FROM unnest({placeholder}) AS u(x)))"
 
 
 def _lowered(operand: str) -> str:
@@ -52,18 +59,18 @@ def _lowered_set(operand: tuple[str, ...]) -> frozenset[str]:
 # case mappings; special cases (e.g. U+0130) depend on the database's ctype.
 _TEXT_OPS: Final[Mapping[Op, _Impl]] = {
     "eq": _Impl(
-        sql=lambda c, p, n: f"lower({c}) = lower({p})",
+        sql=lambda c, p, n: f"{_lower(c)} = lower({p})",
         py=lambda a, v: a is not None and a.lower() == v,
         prep=_lowered,
     ),
     "ne": _Impl(
-        sql=lambda c, p, n: f"lower({c}) IS DISTINCT FROM lower({p})",
+        sql=lambda c, p, n: f"{_lower(c)} IS DISTINCT FROM lower({p})",
         py=lambda a, v: a is None or a.lower() != v,
         prep=_lowered,
         total=True,
     ),
     "like": _Impl(
-        sql=lambda c, p, n: f"strpos(lower({c}), lower({p})) > 0",
+        sql=lambda c, p, n: f"strpos({_lower(c)}, lower({p})) > 0",
         py=lambda a, v: a is not None and v in a.lower(),
         prep=_lowered,
     ),

@@ -431,16 +431,17 @@ async def mark_uncertain(conn: Conn, list_key: str) -> bool:
 #   they are now; *_priority NULL: not a member), with the change's seq;
 # - push_changes: 'append' (a kept value whose entry the tenant does not hold yet; ``entry`` is what is
 #   sent) and 'remove' (an entry the tenant holds that no kept value makes any more; value = entry).
+# Their keys compare in code point order, like the tables they are joined with (migration 0026).
 _CREATE_WORK = (
     """
     CREATE TEMP TABLE IF NOT EXISTS push_seen (
-        list_key text NOT NULL, value text NOT NULL, seq bigint NOT NULL,
+        list_key text COLLATE "C" NOT NULL, value text COLLATE "C" NOT NULL, seq bigint NOT NULL,
         old_priority float8, old_cost int, old_type text, old_candidate boolean NOT NULL,
         new_priority float8, new_cost int, new_type text, new_candidate boolean NOT NULL
     )
     """,
-    "CREATE TEMP TABLE IF NOT EXISTS push_changes (list_key text NOT NULL, change text NOT NULL, value text NOT NULL, "
-    "entry text)",
+    'CREATE TEMP TABLE IF NOT EXISTS push_changes (list_key text COLLATE "C" NOT NULL, '
+    'change text COLLATE "C" NOT NULL, value text COLLATE "C" NOT NULL, entry text COLLATE "C")',
     # Every join with a work table goes through one of these. Temporary tables are never analysed, and
     # list_changes' and list_pushed's statistics may say a list has no rows (analysed before it had any):
     # without an index the planner then scans a work table once per row of the other side, a cost
