@@ -11,7 +11,8 @@ batch): 3.7 and 3.8 µs less backend CPU per value in two runs, over the rule-en
 the sink's intents and a push of the whole list, 4 and 7 percent of those statements. Under a fuller
 locale such as en_US.utf8, where strcoll does more, the difference should be larger; not measured.
 
-The columns keep their type, so no table is rewritten; every index on them is rebuilt.
+The columns keep their type, so no table is rewritten; every index on them is rebuilt, the tables
+locked meanwhile: under 7 s for 800,000 indicators with as many source rows, decisions and list members.
 
 Case-insensitive search (cte_common.query) lowers ``value COLLATE "default"``, as before, so its
 Unicode case mapping is the database's, unchanged; the two expression indexes that serve it are
