@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import platform
@@ -12,18 +13,20 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from alembic import command
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cte_common.migrate import alembic_config
 from tests.support.processes import Service, free_port
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -127,6 +130,22 @@ async def scratch_database(admin_url: str, name: str):  # type: ignore[no-untype
         await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def migrated_connections(revisions: Mapping[str, str], prefix: str):  # type: ignore[no-untyped-def]
+    """One scratch database per label, migrated to its revision (``head``: the newest), each with a
+    connection and that connection's backend pid: ``(connections, pids)`` by label."""
+    admin = admin_database_url()
+    async with contextlib.AsyncExitStack() as stack:
+        conns: dict[str, asyncpg.Connection] = {}
+        for k, (label, revision) in enumerate(revisions.items()):
+            url = await stack.enter_async_context(scratch_database(admin, f"{prefix}_{k}"))
+            await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+            conns[label] = await asyncpg.connect(url)
+            stack.push_async_callback(conns[label].close)  # closed before its database is dropped
+        pids = {label: await c.fetchval("SELECT pg_backend_pid()") for label, c in conns.items()}
+        yield conns, pids
+
+
 # --- service processes ------------------------------------------------------------------------------------
 
 
@@ -191,6 +210,25 @@ def on_cpu_seconds(pid: int) -> float:
     for a single statement, where the stat counters tick every 10 ms."""
     fields = _read(f"/proc/{pid}/schedstat").split()
     return int(fields[0]) / 1e9 if fields else 0.0
+
+
+def report_backend_cpu(benchmark: str, measure: Coroutine[Any, Any, dict[str, Any]], out: Path | None) -> None:
+    """Run one of the interleaved backend-CPU comparisons (bench/key_collation.py,
+    bench/apply_intents_pair.py): print its µs per value for each side and write the result to ``out``."""
+    result: dict[str, Any] = {
+        "benchmark": benchmark,
+        "date": now_iso(),
+        "commit": git_commit(),
+        "machine": machine(),
+        "load_average_before": load_average(),
+    }
+    result |= asyncio.run(measure)
+    result["load_average_after"] = load_average()
+    for label, steps in result["us_per_value"].items():
+        print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()) + " µs of backend CPU per value")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def run_queue_seconds(pid: int) -> float:

@@ -16,8 +16,6 @@ Needs a running PostgreSQL (``deploy/stack.sh up postgres``); the scratch databa
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import random
 import sys
 import zlib
@@ -26,23 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from alembic import command
 
 from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType
-from cte_common.migrate import alembic_config
 from netskope_sink.lists import repository
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    admin_database_url,
-    git_commit,
-    load_average,
-    machine,
-    now_iso,
+    migrated_connections,
     on_cpu_seconds,
-    scratch_database,
+    report_backend_cpu,
 )
 
 BATCH = 4000
@@ -114,33 +106,19 @@ async def _batch(conn: asyncpg.Connection, pid: int, values: list[str], spent: d
 
 
 async def run(n: int) -> dict[str, Any]:
-    admin = admin_database_url()
     values = _values(n)
     spent = {label: dict.fromkeys(STEPS, 0.0) for label in REVISIONS}
-    async with (
-        scratch_database(admin, "bench_keys_before") as before_url,
-        scratch_database(admin, "bench_keys_after") as after_url,
-    ):
-        urls = dict(zip(REVISIONS, (before_url, after_url), strict=True))
-        conns: dict[str, asyncpg.Connection] = {}
-        try:
-            for label, revision in REVISIONS.items():
-                await asyncio.to_thread(command.upgrade, alembic_config(urls[label]), revision)
-                conns[label] = await asyncpg.connect(urls[label])
-            pids = {label: await c.fetchval("SELECT pg_backend_pid()") for label, c in conns.items()}
-            for b, start in enumerate(range(0, n, BATCH)):
-                # Each database goes first every other batch.
-                for label in list(REVISIONS)[:: 1 if b % 2 == 0 else -1]:
-                    await _batch(conns[label], pids[label], values[start : start + BATCH], spent[label])
-            for label in reversed(REVISIONS):
-                before = on_cpu_seconds(pids[label])
-                await repository.prepare_push(
-                    conns[label], LIST, cap_bytes=7 * 1024 * 1024, max_entries=300_000, url_list=True, uncertain=False
-                )
-                spent[label]["push"] += on_cpu_seconds(pids[label]) - before
-        finally:
-            for c in conns.values():
-                await c.close()
+    async with migrated_connections(REVISIONS, "bench_keys") as (conns, pids):
+        for b, start in enumerate(range(0, n, BATCH)):
+            # Each database goes first every other batch.
+            for label in list(REVISIONS)[:: 1 if b % 2 == 0 else -1]:
+                await _batch(conns[label], pids[label], values[start : start + BATCH], spent[label])
+        for label in reversed(REVISIONS):
+            before = on_cpu_seconds(pids[label])
+            await repository.prepare_push(
+                conns[label], LIST, cap_bytes=7 * 1024 * 1024, max_entries=300_000, url_list=True, uncertain=False
+            )
+            spent[label]["push"] += on_cpu_seconds(pids[label]) - before
     per_value = {
         label: {step: round(s / n * 1e6, 2) for step, s in steps.items()}
         | {"total": round(sum(steps.values()) / n * 1e6, 2)}
@@ -154,23 +132,7 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=400_000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    load_before = load_average()
-    result = (
-        {
-            "benchmark": "key_collation",
-            "date": now_iso(),
-            "commit": git_commit(),
-            "machine": machine(),
-            "load_average_before": load_before,
-        }
-        | asyncio.run(run(args.values))
-        | {"load_average_after": load_average()}
-    )
-    for label, steps in result["us_per_value"].items():
-        print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()) + " µs of backend CPU per value")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    report_backend_cpu("key_collation", run(args.values), args.out)
 
 
 if __name__ == "__main__":

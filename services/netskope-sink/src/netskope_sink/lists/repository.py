@@ -45,9 +45,10 @@ RETURNING st.list_key,
 # did meanwhile. (A backfill of older values into a list at its cap, or a sharing ordered by severity
 # or reputation, leaves most of its values beyond the cut; a feed ordered by lastSeen puts its new
 # values on top.)
-# The members are written through their primary key (ON CONFLICT), never a join the planner could turn
-# into a scan of every list. A value that leaves the list has no outcome in it any more (it is retried
-# if it comes back).
+# A new member is inserted; one that changes is written through its primary key (ON CONFLICT) and one
+# that leaves through the address its probe read, never a join the planner could turn into a scan of
+# every list. A value that leaves the list has
+# no outcome in it any more (it is retried if it comes back).
 _APPLY_INTENTS = """
 WITH changed AS MATERIALIZED (
     SELECT x.l, x.v, x.t, x.p, x.c, x.i, m.member IS NOT NULL AS member, m.tid,
@@ -89,14 +90,19 @@ WITH changed AS MATERIALIZED (
                            - (ch.member AND NOT ch.old_invalid AND NOT ch.rejected)::int) AS delta
           FROM changed ch WHERE ch.untracked GROUP BY ch.l) d
     WHERE st.list_key = d.l AND d.delta <> 0
-), upserted AS (
-    INSERT INTO list_members AS m (list_key, value, type, priority, cost_bytes, invalid)
-    SELECT ch.l, ch.v, ch.t, ch.p, ch.c, ch.i FROM changed ch WHERE ch.p IS NOT NULL
+), added AS (
+    -- A plain insert: the probe above found no member, and nothing else writes one meanwhile (below).
+    -- (ON CONFLICT would probe the key again, and log a confirmation of each row it inserts.)
+    INSERT INTO list_members (list_key, value, type, priority, cost_bytes, invalid)
+    SELECT ch.l, ch.v, ch.t, ch.p, ch.c, ch.i FROM changed ch WHERE ch.p IS NOT NULL AND NOT ch.member
+), updated AS (
+    -- Through the primary key: an UPDATE joined with changed by address may be planned as a scan of
+    -- every list. (changed holds a member only where it differs.)
+    INSERT INTO list_members (list_key, value, type, priority, cost_bytes, invalid)
+    SELECT ch.l, ch.v, ch.t, ch.p, ch.c, ch.i FROM changed ch WHERE ch.p IS NOT NULL AND ch.member
     ON CONFLICT (list_key, value) DO UPDATE SET
         type = EXCLUDED.type, priority = EXCLUDED.priority, cost_bytes = EXCLUDED.cost_bytes,
         invalid = EXCLUDED.invalid, updated_at = now()
-    WHERE (m.priority, m.cost_bytes, m.invalid)
-          IS DISTINCT FROM (EXCLUDED.priority, EXCLUDED.cost_bytes, EXCLUDED.invalid)
 ), removed AS (
     -- The rows read above, by their address: no join for the planner to turn into a scan per row.
     -- (Only this statement writes a list's members, one batch at a time under its partition's
