@@ -47,8 +47,8 @@ RETURNING st.list_key,
 # values on top.)
 # A new member is inserted; one that changes is written through its primary key (ON CONFLICT) and one
 # that leaves through the address its probe read, never a join the planner could turn into a scan of
-# every list. A value that leaves the list has
-# no outcome in it any more (it is retried if it comes back).
+# every list. A value that leaves the list has no outcome in it any more (it is retried if it comes
+# back).
 _APPLY_INTENTS = """
 WITH changed AS MATERIALIZED (
     SELECT x.l, x.v, x.t, x.p, x.c, x.i, m.member IS NOT NULL AS member, m.tid,
