@@ -153,7 +153,11 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
             + (f" ({missing} samples not deployed within {lat.get('missing_after_seconds'):g} s)" if missing else ""),
             "p99 < 2 s" if at_target else "(the target is at 5,000/s)",
             met,
-            note=f"achieved {_n(lat.get('achieved_per_second'))} /s; {dep.get('count', 0):,} sampled values",
+            note=f"achieved {_n(lat.get('achieved_per_second'))} /s; {dep.get('count', 0):,} sampled values"
+            + "".join(
+                f"; in the {stage} p50 {_ms(st.get('p50_ms'))}, p99 {_ms(st.get('p99_ms'))}"
+                for stage, st in (lat.get("stages") or {}).items()
+            ),
         )
     exp = r.get("expiry") or {}
     rem = exp.get("removal") or {}

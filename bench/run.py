@@ -735,6 +735,10 @@ class Bench:
         batches = int(self.args.latency_seconds / interval)
         pending: dict[str, float] = {}
         seen: list[float] = []
+        # Where a sampled value's time goes before its push: the rule-engine's batch (its row in the read
+        # model) and the sink's intents batch (its row in list_members).
+        stage_pending: dict[str, dict[str, float]] = {"read model": {}, "list member": {}}
+        stage_seen: dict[str, list[float]] = {stage: [] for stage in stage_pending}
         post_seconds: list[float] = []
         statuses: dict[int, int] = {}
         outstanding: set[asyncio.Task[None]] = set()
@@ -745,6 +749,8 @@ class Bench:
             values = [data.live_domain(tag, k * per_batch + j) for j in range(per_batch)]
             for j in range(0, per_batch, sample_every):
                 pending[values[j]] = scheduled
+                for waiting in stage_pending.values():
+                    waiting[values[j]] = scheduled
             body = [{"value": v, "type": "domain", "source": source, "severity": "high"} for v in values]
             t = time.perf_counter()
             r = await self.api.post(INGEST_PATH, json=body)  # type: ignore[union-attr]
@@ -753,21 +759,39 @@ class Bench:
             if r.status_code != 201:
                 for j in range(0, per_batch, sample_every):
                     pending.pop(values[j], None)
+                    for waiting in stage_pending.values():
+                        waiting.pop(values[j], None)
+
+        def arrived(waiting: dict[str, float], rows: list[asyncpg.Record], times: list[float]) -> None:
+            t = time.perf_counter()
+            for r in rows:
+                sent_at = waiting.pop(r["value"], None)
+                if sent_at is not None:
+                    times.append(t - sent_at)
 
         async def poll() -> None:
             while True:
-                if pending:
-                    async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+                async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+                    if stage_pending["read model"]:
+                        rows = await conn.fetch(
+                            "SELECT value FROM indicators WHERE value = ANY($1::text[])",
+                            list(stage_pending["read model"]),
+                        )
+                        arrived(stage_pending["read model"], rows, stage_seen["read model"])
+                    if stage_pending["list member"]:
+                        rows = await conn.fetch(
+                            "SELECT value FROM list_members WHERE list_key = $1 AND value = ANY($2::text[])",
+                            list_key,
+                            list(stage_pending["list member"]),
+                        )
+                        arrived(stage_pending["list member"], rows, stage_seen["list member"])
+                    if pending:
                         rows = await conn.fetch(
                             "SELECT value FROM list_pushed WHERE list_key = $1 AND value = ANY($2::text[])",
                             list_key,
                             list(pending),
                         )
-                    t = time.perf_counter()
-                    for r in rows:
-                        sent_at = pending.pop(r["value"], None)
-                        if sent_at is not None:
-                            seen.append(t - sent_at)
+                        arrived(pending, rows, seen)
                 await asyncio.sleep(0.05)
 
         statements = await self.statements_reset()
@@ -813,6 +837,8 @@ class Bench:
             "statuses": {str(k): v for k, v in statuses.items()},
             "post_answer": summary_ms(post_seconds),
             "deployed": summary_ms(seen),
+            # The same sampled values' time from the scheduled send until the earlier stages held them.
+            "stages": {stage: summary_ms(times) for stage, times in stage_seen.items()},
             "missing": len(pending),
             "missing_after_seconds": self.args.latency_timeout if pending else None,
             "sink_pushes": await self.push_stats(push0, list_key),
