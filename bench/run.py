@@ -771,6 +771,9 @@ class Bench:
 
         async def poll() -> None:
             while True:
+                if not pending and not any(stage_pending.values()):
+                    await asyncio.sleep(0.05)
+                    continue
                 async with self.pool.acquire() as conn:  # type: ignore[union-attr]
                     if stage_pending["read model"]:
                         rows = await conn.fetch(
