@@ -26,12 +26,14 @@ from cte_common.events import ShareIntent
 from cte_common.indicators import IndicatorType
 from cte_common.sharing import Candidate, cost_bytes, select_within_cap
 from netskope_sink.lists import repository
+from netskope_sink.lists.domain import CapReserve
 from tests.conftest import Env
 from tests.support.lists import drop_list
 
 VALUES = [f"{scheme}{host}{n}.example" for n in range(8) for scheme, host in (("", "a"), ("https://", "a"), ("", "Z"))]
 VALUES += ["2001:db8::1", "2001:db8::2"]
 PRIORITIES = (1.0, 2.0, 3.0)
+RESERVE = CapReserve(seconds=10.0, max_share=0.3)
 
 
 def kind(value: str, url_list: bool) -> IndicatorType:
@@ -60,6 +62,7 @@ class Step:
     refuse: float  # share of the appended entries the tenant refuses
     uncertain: bool
     cap_share: float | None  # a new cap, as a share of every member's cost
+    reserve: bool = False  # the list was just pushed and trimmed: a reserve below the cap may be kept
 
 
 steps = st.lists(
@@ -70,6 +73,7 @@ steps = st.lists(
         refuse=st.sampled_from([0.0, 0.0, 0.0, 0.5]),
         uncertain=st.sampled_from([False, False, False, True]),
         cap_share=st.one_of(st.none(), st.none(), st.sampled_from([0.2, 0.5, 1.5])),
+        reserve=st.sampled_from([False, False, True]),
     ),
     min_size=1,
     max_size=8,
@@ -108,10 +112,14 @@ class Model:
         """The members the sink's pre-check refuses (IPv6 in a URL list): never candidates."""
         return {v for v in self.members if entry(v, self.url_list) is None}
 
-    def select(self, cap: int, max_entries: int) -> list[Candidate]:
+    def candidates(self) -> list[Candidate]:
+        """Every candidate, in the selection's order."""
         out = self.rejected | self.invalid()
         usable = [Candidate(v, p, c) for v, (p, c) in self.members.items() if v not in out]
-        return select_within_cap(usable, cap, max_entries)[0]
+        return sorted(usable, key=lambda c: (-c.priority, c.value))
+
+    def select(self, cap: int, max_entries: int) -> list[Candidate]:
+        return select_within_cap(self.candidates(), cap, max_entries)[0]
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +161,35 @@ async def run_example(
             if step.cap_share is not None:
                 cap = 1 + int(total * step.cap_share)
             version = await repository.list_version(conn, key)
+            # A reserve applies to a list trimmed moments ago (CapReserve.room): then the inflow of the
+            # last instant is the share's worth, and the kept prefix is anywhere between the cap less
+            # that share and the cap.
+            await conn.execute(
+                "UPDATE list_state SET trimmed_at = CASE WHEN $2 THEN now() END, last_push_at = now() "
+                "WHERE list_key = $1",
+                key,
+                step.reserve,
+            )
             prepared = await repository.prepare_push(
-                conn, key, cap_bytes=cap, max_entries=max_entries, url_list=url_list, uncertain=step.uncertain
+                conn,
+                key,
+                cap_bytes=cap,
+                max_entries=max_entries,
+                url_list=url_list,
+                uncertain=step.uncertain,
+                reserve=RESERVE,
             )
             kept = model.select(cap, max_entries)
+            if step.reserve and not prepared.whole:
+                # Whatever the reserve, the kept values are a prefix of the order within the cap that
+                # keeps at least what the cap less the share's reserve keeps.
+                order = model.candidates()
+                at_least = len(
+                    model.select(cap - int(cap * RESERVE.max_share), max_entries - int(max_entries * RESERVE.max_share))
+                )
+                cut_key = prepared.cut.sort_key()
+                kept = [c for c in order if cut_key is not None and (-c.priority, c.value) <= cut_key]
+                assert at_least <= len(kept) <= len(model.select(cap, max_entries))
             kept_entries = {e for c in kept if (e := entry(c.value, url_list)) is not None}
             held = set() if step.uncertain else model.held
             assert prepared.kept == len(kept)

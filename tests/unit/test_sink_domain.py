@@ -5,6 +5,7 @@ from __future__ import annotations
 from cte_common.indicators import IndicatorType
 from cte_common.sharing import cost_bytes, entry_cost, list_entry
 from netskope_sink.lists.domain import (
+    CapReserve,
     failure_kind,
     file_push_needed,
     plan_url_push,
@@ -92,3 +93,22 @@ def test_a_url_costs_what_its_entry_costs_as_pushed() -> None:
     assert entry_cost("url", "https://a.example/x", IndicatorType.URL) == cost_bytes("a.example/x")
     assert entry_cost("url", "ftp://é.example", IndicatorType.URL) == cost_bytes("é.example")
     assert entry_cost("url", "a.example", IndicatorType.DOMAIN) == cost_bytes("a.example")
+
+
+def test_a_list_keeps_room_for_its_inflow_only_when_trimmed_again_soon() -> None:
+    reserve = CapReserve(seconds=10.0, max_share=0.1)
+    fed = {"cap_bytes": 1_000_000, "max_entries": 10_000, "grown_bytes": 1_000, "grown_entries": 25}
+    # Never trimmed, or trimmed long ago: the longest prefix that fits, as without a reserve.
+    assert reserve.room(**fed, since_push=2.0, since_trim=None) == (0, 0)
+    assert reserve.room(**fed, since_push=2.0, since_trim=20.5) == (0, 0)
+    # Trimmed within twice the horizon: ten seconds of the inflow measured since the last push.
+    assert reserve.room(**fed, since_push=2.0, since_trim=20.0) == (5_000, 125)
+    # At most the share of the cap, in bytes and in entries alike.
+    assert reserve.room(**fed, since_push=0.5, since_trim=1.0) == (20_000, 500)
+    assert reserve.room(**{**fed, "grown_entries": 2_000}, since_push=5.0, since_trim=1.0) == (2_000, 1_000)
+    # A push right after another: its inflow is taken over at least a tenth of a second.
+    assert reserve.room(**{**fed, "grown_bytes": 10}, since_push=0.0, since_trim=1.0) == (1_000, 1_000)
+    # Nothing grew (removals only, or values beyond the cut): no reserve, the list is filled.
+    assert reserve.room(**{**fed, "grown_bytes": -500, "grown_entries": 0}, since_push=1.0, since_trim=1.0) == (0, 0)
+    # Turned off.
+    assert CapReserve().room(**fed, since_push=1.0, since_trim=1.0) == (0, 0)

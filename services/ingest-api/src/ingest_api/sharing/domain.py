@@ -121,8 +121,9 @@ def list_state_of(row: Mapping[str, Any]) -> ListState:
         return "credentials_rejected"
     if row["refused"]:
         return "failed"
-    # A list made due only to be read back has no content waiting: it is not pending.
-    waiting = row["pending_changes"] > 0 or (row["due"] and row["last_push_at"] is None)
+    # A list made due only to be read back has no content waiting: it is not pending. One held below its
+    # cap by the sink's reserve (fed without a pause) has candidates that fit waiting for the feed to pause.
+    waiting = row["pending_changes"] > 0 or (row["due"] and row["last_push_at"] is None) or row["settling"]
     return "pending" if waiting else "ok"
 
 

@@ -109,7 +109,8 @@ SELECT s.id, s.source, s.rule, s.destination, s.action, s.parameters, s.list_key
        coalesce(st.entries, 0) AS entries, coalesce(st.bytes, 0) AS bytes, coalesce(st.left_out, 0) AS left_out,
        coalesce(st.rejected, 0) AS rejected, coalesce(st.failures, 0) AS failures, st.last_error,
        st.last_push_at, st.next_attempt_at, st.last_read_back_at,
-       coalesce(st.refused, false) AS refused, coalesce(st.foreign_entries, 0) AS foreign_entries,
+       coalesce(st.refused, false) AS refused, st.settle_at IS NOT NULL AS settling,
+       coalesce(st.foreign_entries, 0) AS foreign_entries,
        coalesce(st.foreign_bytes, 0) AS foreign_bytes, coalesce(st.left_out_tenant, 0) AS left_out_tenant,
        ts.rejected_message AS credentials_rejected,
        coalesce(v.pending, 0) + coalesce(r.removals, 0) AS pending_changes, coalesce(v.unfit, 0) AS unfit

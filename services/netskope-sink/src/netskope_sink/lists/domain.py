@@ -4,7 +4,9 @@ in PostgreSQL (repository.prepare_push)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from cte_common import url_list
@@ -65,6 +67,48 @@ def replaced_entries(
             new.pop(e)
         kept.extend(new)
     return kept
+
+
+@dataclass(frozen=True)
+class CapReserve:
+    """How a list at its cap that is fed without a pause keeps room below its cap.
+
+    At the cap, every value that arrives at the top of the order pushes one out at the bottom, and the
+    v2 API removes only by replacing the whole list (read back first, to keep foreign entries): a
+    replace on every push, paid whatever the push carries. A list trimmed twice within ``2 * seconds``
+    is being fed: its next trim gives up, besides what the cap needs, room for ``seconds`` of its
+    inflow (at most ``max_share`` of its cap, in bytes and in entries), and later pushes grow it only
+    up to that reserve. The values that arrive meanwhile are appended until the reserve is used, then
+    one replace trims again. A push the reserve held below the cap makes the list due again a few
+    seconds later (the sink's ``cap_settle_seconds``): once no change came meanwhile, that push has no
+    inflow, keeps no reserve and fills the list up to its cap, so a quiet list holds exactly what the
+    rules select within the cap.
+    ``seconds`` = 0 turns it off (every push keeps the longest prefix that fits)."""
+
+    seconds: float = 0.0
+    max_share: float = 0.0
+
+    def room(
+        self,
+        *,
+        cap_bytes: int,
+        max_entries: int,
+        grown_bytes: int,
+        grown_entries: int,
+        since_push: float | None,
+        since_trim: float | None,
+    ) -> tuple[int, int]:
+        """(bytes, entries) to keep free below the cap for a push whose changes grew the kept prefix
+        by ``grown_bytes`` and ``grown_entries`` in the ``since_push`` seconds since the list's last
+        push; ``since_trim``: seconds since its last trim (None: never trimmed)."""
+        if self.seconds <= 0 or self.max_share <= 0 or since_trim is None or since_trim > 2 * self.seconds:
+            return 0, 0
+        # A push right after another measures its inflow over a short time: the rate's floor.
+        elapsed = max(since_push if since_push is not None else self.seconds, 0.1)
+        scale = self.seconds / elapsed
+        room_bytes = min(int(cap_bytes * self.max_share), math.ceil(max(0, grown_bytes) * scale))
+        room_entries = min(int(max_entries * self.max_share), math.ceil(max(0, grown_entries) * scale))
+        return room_bytes, room_entries
 
 
 def file_push_needed(*, appends: int, removes: int, holds_any: bool) -> bool:

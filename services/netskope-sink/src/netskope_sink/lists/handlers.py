@@ -57,6 +57,7 @@ from cte_common.topics import Topics
 from netskope_sink.lists import repository
 from netskope_sink.lists.domain import (
     DUPLICATE_REQUEST,
+    CapReserve,
     failure_kind,
     file_push_needed,
     latest_intents,
@@ -407,7 +408,14 @@ class Flusher:
         cap = max(1, target.cap_bytes - facts.foreign_bytes)  # foreign entries count against the cap
         with _step("prepare"):
             prepared = await repository.prepare_push(
-                conn, key, cap_bytes=cap, max_entries=limit, url_list=True, uncertain=False, whole=read
+                conn,
+                key,
+                cap_bytes=cap,
+                max_entries=limit,
+                url_list=True,
+                uncertain=False,
+                whole=read,
+                reserve=CapReserve(s.cap_reserve_seconds, s.cap_reserve_max_share),
             )
         pushed = Pushed(key, version, prepared, False, {}, cap, started, fit, tenant_bound, again)
         mode = plan_url_push(exists=name in lists, appends=prepared.appends, removes=prepared.removes)
@@ -507,6 +515,7 @@ class Flusher:
                 cap=p.cap,
                 next_push_in_seconds=self.settings.push_min_interval_seconds,
                 left_out_tenant=by_tenant,
+                settle_in_seconds=self.settings.cap_settle_seconds,
             )
             await repository.accept_credentials(conn, split_list_key(p.list_key)[0])
             if p.again:

@@ -11,7 +11,7 @@ from typing import Any
 
 from cte_common.db import Connection
 from cte_common.events import AnyShareIntent
-from netskope_sink.lists.domain import refused_by_pre_check
+from netskope_sink.lists.domain import CapReserve, refused_by_pre_check
 
 Conn = Connection
 
@@ -134,11 +134,12 @@ async def apply_intents(conn: Conn, intents: Sequence[AnyShareIntent]) -> None:
     )
 
 
-# Due: changed since the last push and past its backoff, or refused under a configuration that changed
-# since; never while its tenant rejects the credentials it still has.
+# Due: changed since the last push (or held below its cap by a reserve that is to be filled now: see
+# domain.CapReserve) and past its backoff, or refused under a configuration that changed since; never
+# while its tenant rejects the credentials it still has.
 _DUE = """
 SELECT st.list_key FROM list_state st
-WHERE st.version > st.flushed_version
+WHERE (st.version > st.flushed_version OR st.settle_at <= now())
   AND (st.next_attempt_at <= now()
        OR (st.refused AND st.refused_config IS DISTINCT FROM list_configuration(st.list_key)))
   AND NOT EXISTS (
@@ -681,15 +682,22 @@ class PreparedPush:
     left_out: int  # candidates beyond the cut
     left_out_before: int  # the same as the push's snapshot read it (the record adds the difference)
     whole: bool  # worked out from the start of the order, not from the last push's cut
+    trimmed: bool = False  # the changes took the list over its cap: the cut gave up entries
+    held_back: bool = False  # a reserve kept candidates out that the cap has room for (domain.CapReserve)
 
 
 def _after(p: int) -> str:
     return f"AND {_key('>', p)}"
 
 
-async def _move_cut(conn: Conn, list_key: str, start: Cut, cap_bytes: int, max_entries: int) -> Cut:
-    """The longest prefix of the order that fits, found from ``start`` (a prefix whose cost is known)."""
-    limits = (start.bytes, start.count, cap_bytes, max_entries)
+async def _move_cut(
+    conn: Conn, list_key: str, start: Cut, cap_bytes: int, max_entries: int, reserve: tuple[int, int] = (0, 0)
+) -> Cut:
+    """The longest prefix of the order that fits, found from ``start`` (a prefix whose cost is known).
+    With a ``reserve`` (bytes, entries): a prefix over the cap gives up until the reserve is free as
+    well, and one within the cap grows only as far as leaves it free (it stays where it is if it is
+    in the reserve already)."""
+    limits = (start.bytes, start.count, cap_bytes - reserve[0], max_entries - reserve[1])
     if start.bytes > cap_bytes or start.count > max_entries:
         if start.value is None:
             return Cut(None, None)
@@ -732,12 +740,15 @@ async def prepare_push(
     url_list: bool,
     uncertain: bool,
     whole: bool = False,
+    reserve: CapReserve | None = None,
 ) -> PreparedPush:
     """Select within the cap and diff against what the tenant holds (nothing when ``uncertain``), in
     PostgreSQL, from one snapshot; only the changes are written (to ``push_changes``), nothing is
     loaded. With a trusted cut, only the changed members and the members the cut passes over are
     read; otherwise the selection is worked out from the start of the order (first push, cap changed,
-    the tenant's content unknown or just read back: ``whole``), reading only as far as the cap reaches."""
+    the tenant's content unknown or just read back: ``whole``), reading only as far as the cap reaches.
+    ``reserve``: how a list at its cap that is fed without a pause keeps room below it (an
+    incremental push only; a whole one keeps the longest prefix that fits)."""
     force_whole = whole
     await forget_push(conn, list_key)
     # The push is under way from here until it is recorded, and its cut is not known yet: every change
@@ -754,7 +765,9 @@ async def prepare_push(
     async with conn.transaction(isolation="repeatable_read"):
         await conn.execute(_CUSTOM_PLANS)
         st = await conn.fetchrow(
-            "SELECT cut_priority, cut_value, cut_bytes, cut_count, cut_trusted, cap_bytes, left_out "
+            "SELECT cut_priority, cut_value, cut_bytes, cut_count, cut_trusted, cap_bytes, left_out, "
+            "extract(epoch FROM now() - last_push_at)::float8 AS since_push, "
+            "extract(epoch FROM now() - trimmed_at)::float8 AS since_trim "
             "FROM list_state WHERE list_key = $1",
             list_key,
         )
@@ -762,6 +775,8 @@ async def prepare_push(
         await conn.execute(_SNAPSHOT, list_key)
         whole = force_whole or uncertain or not st["cut_trusted"] or st["cap_bytes"] != cap_bytes
         old = Cut(st["cut_priority"], st["cut_value"], st["cut_bytes"], st["cut_count"])
+        room = (0, 0)
+        trimmed = False
         if whole:
             cut = await _move_cut(conn, list_key, Cut(None, None), cap_bytes, max_entries)
             await conn.execute(_DIFF_WHOLE, list_key, url_list, cut.priority, cut.value, uncertain)
@@ -777,7 +792,17 @@ async def prepare_push(
                 old.bytes - adjust["out_bytes"] + adjust["in_bytes"],
                 old.count - adjust["out_n"] + adjust["in_n"],
             )
-            cut = await _move_cut(conn, list_key, start, cap_bytes, max_entries)
+            if reserve is not None:
+                room = reserve.room(
+                    cap_bytes=cap_bytes,
+                    max_entries=max_entries,
+                    grown_bytes=start.bytes - old.bytes,
+                    grown_entries=start.count - old.count,
+                    since_push=st["since_push"],
+                    since_trim=st["since_trim"],
+                )
+            trimmed = start.bytes > cap_bytes or start.count > max_entries
+            cut = await _move_cut(conn, list_key, start, cap_bytes, max_entries, room)
             old_key, new_key = old.sort_key(), cut.sort_key()
             range_args: tuple[Any, ...] = ()
             from_start = False
@@ -818,6 +843,9 @@ async def prepare_push(
         left_out,
         st["left_out"],
         whole,
+        trimmed,
+        # (A candidate left out may not fit under the cap either: then the push that fills finds nothing.)
+        room != (0, 0) and left_out > 0,
     )
 
 
@@ -943,10 +971,13 @@ async def record_push(
     cap: int,
     next_push_in_seconds: float = 0.0,
     left_out_tenant: int = 0,
+    settle_in_seconds: float = 0.0,
 ) -> int:
     """Apply the prepared push's changes: what the tenant now holds, the refusals, the changes consumed,
     the cut, and the list flushed up to ``version``. ``refused``: entries the tenant refused, with its
-    reason. Returns the entries the tenant now holds.
+    reason. Returns the entries the tenant now holds. A push that a reserve held below the cap makes
+    the list due again in ``settle_in_seconds`` (any change meanwhile makes it due sooner, and that
+    push decides again).
 
     The cut becomes trusted: every change since the push's snapshot is tracked (apply_intents tracks
     them in every list), measured from that snapshot once the changes the push saw are consumed, but
@@ -978,7 +1009,9 @@ async def record_push(
             entries = $3, bytes = $4, cap_bytes = $5, left_out = left_out + $7 - $12,
             rejected = (SELECT count(*) FROM list_outcomes WHERE list_key = $1 AND outcome = 'rejected'),
             cut_priority = $8, cut_value = $9, cut_bytes = $4, cut_count = $10,
-            cut_trusted = true
+            cut_trusted = true,
+            trimmed_at = CASE WHEN $13 THEN now() ELSE trimmed_at END,
+            settle_at = CASE WHEN $14 THEN now() + make_interval(secs => $15) END
         WHERE list_key = $1
         """,
         list_key,
@@ -993,6 +1026,9 @@ async def record_push(
         cut.count,
         left_out_tenant,
         prepared.left_out_before,
+        prepared.trimmed,
+        prepared.held_back,
+        settle_in_seconds,
     )
     # The push is recorded: its cut is the list's now (intents that read the row compared with it too).
     await conn.execute("DELETE FROM list_push_cuts WHERE list_key = $1", list_key)
