@@ -22,10 +22,11 @@ class Settings(CommonSettings):
     # A URL list at its cap fed without a pause (trimmed twice within twice this long) keeps room for
     # this many seconds of its inflow below its cap, at most cap_reserve_max_share of it, so that most of
     # its pushes are appends rather than replaces of the whole list; it is filled up to its cap once it
-    # has had no change for cap_settle_seconds (netskope_sink.lists.domain.CapReserve). 0: off.
+    # has had no change for cap_settle_seconds (netskope_sink.lists.domain.CapReserve). 0: off. (A list
+    # fed without a pause is pushed every fraction of a second: two seconds without a change is a pause.)
     cap_reserve_seconds: float = Field(default=10.0, ge=0)
     cap_reserve_max_share: float = Field(default=0.1, ge=0, lt=1)
-    cap_settle_seconds: float = Field(default=5.0, ge=0)
+    cap_settle_seconds: float = Field(default=2.0, ge=0)
     # Per tenant: REST v1 allows 24 requests per 5 seconds; v2 budgets are set per tenant by Netskope.
     v1_requests: int = Field(default=24, ge=1)
     v1_period_seconds: float = Field(default=5.0, gt=0)
