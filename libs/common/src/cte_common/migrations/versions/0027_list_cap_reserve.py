@@ -3,7 +3,7 @@
 While new values keep arriving at the top of a list at its cap, every push would otherwise give up
 entries at the bottom, and giving up is a replace of the whole list on the tenant. The sink trims such
 a list below its cap by a reserve sized on its inflow, so that the pushes after it are appends until
-the reserve is used (netskope_sink.lists.domain.cap_reserve); once the feed pauses the list is filled
+the reserve is used (netskope_sink.lists.domain.CapReserve); once the feed pauses the list is filled
 up to its cap again.
 
 - trimmed_at: when a push last gave up entries because the list was over its cap (a second trim soon
