@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -56,7 +55,9 @@ class Feed:
             self.next += 1
             seen = NOW - timedelta(hours=1) + timedelta(seconds=n)
             self.posted[value(n)] = seen.timestamp()
-            items.append({"value": value(n), "type": "domain", "source": "reserve-src", "lastSeen": seen.isoformat()})
+            items.append(
+                {"value": value(n), "type": "domain", "source": "reserve-urls-src", "lastSeen": seen.isoformat()}
+            )
         await self.system.post_indicators(items)
 
     def reference(self, cap: int) -> set[str]:
@@ -72,33 +73,13 @@ async def held(system: System) -> set[str]:
 
 async def calls_since(system: System, seq: int) -> list[str]:
     """The URL-list calls the sink made since ``seq``: 'append', 'replace' (and 'deploy')."""
-    log = (await system.tenant.get("/_sim/requests", params={"since": seq})).json()["requests"]
+    log = await system.tenant_calls_since(seq)
     return [str(c["path"]).rsplit("/", 1)[-1] for c in log if c["method"] in ("PATCH", "POST")]
-
-
-async def last_seq(system: System) -> int:
-    log = (await system.tenant.get("/_sim/requests")).json()["requests"]
-    return max((int(c["seq"]) for c in log), default=0)
-
-
-async def status(system: System, sharing_id: int) -> dict[str, Any]:
-    r = await system.api.get(f"/api/cte/sharing/{sharing_id}/status")
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 async def test_a_list_fed_at_its_cap_is_appended_to_and_filled_once_quiet(system: System, db: Pool) -> None:
     destination = await system.netskope_destination("reserve-tenant")
-    await system.configure({"name": "reserve-src", "ageAfterDays": 0})
-    sharing = await system.share(
-        {
-            "sourceConfiguration": "reserve-src",
-            "businessRule": "All",
-            "destinationConfiguration": destination,
-            "action": "url",
-            "parameters": {"list": "reserve-urls", "max_url_list_cap": CAP / MIB},
-        }
-    )
+    sharing = await system.share_to_url_list("reserve-urls", destination, max_url_list_cap=CAP / MIB)
     feed = Feed(system)
     key = "reserve-tenant/url/reserve-urls"
 
@@ -109,7 +90,7 @@ async def test_a_list_fed_at_its_cap_is_appended_to_and_filled_once_quiet(system
 
     # The first trim after a quiet spell gives up only what the cap needs.
     await feed.post(2)
-    seq = await last_seq(system)
+    seq = await system.tenant_calls()
     await system.push_lists()
     assert "replace" in await calls_since(system, seq)
     assert await held(system) == feed.reference(CAP)
@@ -118,7 +99,7 @@ async def test_a_list_fed_at_its_cap_is_appended_to_and_filled_once_quiet(system
     # A second trim soon after: a list fed without a pause. Room for the inflow is given up as well
     # (ten seconds of two values a push is more than the share of the cap: the share bounds it).
     await feed.post(2)
-    seq = await last_seq(system)
+    seq = await system.tenant_calls()
     await system.push_lists()
     assert "replace" in await calls_since(system, seq)
     reserve = int(CAP * SHARE)
@@ -129,25 +110,25 @@ async def test_a_list_fed_at_its_cap_is_appended_to_and_filled_once_quiet(system
 
     # The next value at the top is appended: nothing is replaced while the reserve has room.
     await feed.post(1)
-    seq = await last_seq(system)
+    seq = await system.tenant_calls()
     await system.push_lists()
     assert await calls_since(system, seq) == ["append", "deploy"]
     newest = value(feed.next - 1)
     assert await held(system) == trimmed | {newest}
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert st["state"] == "pending"  # candidates that fit wait for the feed to pause
     assert st["bytes"] <= CAP
 
     # No change since: the list is filled up to its cap, by appends, and holds the reference selection.
-    seq = await last_seq(system)
+    seq = await system.tenant_calls()
     await system.push_lists()
     assert await calls_since(system, seq) == ["append", "deploy"]
     assert await held(system) == feed.reference(CAP)
     assert await db.fetchval("SELECT settle_at FROM list_state WHERE list_key = $1", key) is None
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert st["state"] == "ok"
     assert st["leftOut"]["cap"] == len(feed.posted) - CAP_VALUES
     # And nothing more to do.
-    seq = await last_seq(system)
+    seq = await system.tenant_calls()
     await system.push_lists()
     assert await calls_since(system, seq) == []

@@ -67,17 +67,6 @@ async def add_by_hand(system: System, name: str, entries: list[str]) -> None:
     assert (await system.tenant.post(f"{URLLIST}/deploy", headers=V2)).status_code == 200
 
 
-async def status(system: System, sharing_id: int) -> dict[str, Any]:
-    r = await system.api.get(f"/api/cte/sharing/{sharing_id}/status")
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-async def calls(system: System) -> int:
-    total: int = (await system.tenant.get("/_sim/requests")).json()["total"]
-    return total
-
-
 async def test_an_entry_added_by_hand_survives_every_kind_of_push(system: System, destination: str, db: Pool) -> None:
     # The list exists on the tenant before the sharing's first push, with an entry of the administrator's.
     r = await system.tenant.post(
@@ -88,7 +77,7 @@ async def test_an_entry_added_by_hand_survives_every_kind_of_push(system: System
     await post(system, ["ours-a.example", "https://ours-b.example/x"])
     await system.push_lists()  # the first push: read back, then only appends
     assert await held(system, "fid-owned") == {"hand.example", "ours-a.example", "ours-b.example/x"}
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert (st["entries"], st["foreign"]["entries"], st["state"]) == (2, 1, "ok")
     assert st["lastReadBackAt"] is not None
 
@@ -132,7 +121,7 @@ async def test_an_entry_added_by_hand_survives_every_kind_of_push(system: System
     await db.execute("UPDATE list_state SET uncertain = true WHERE list_key = $1", sharing["listKey"])
     await system.push_lists()
     assert await held(system, "fid-owned") == {"hand.example", "hand-2.example", "ours-b.example/x", "ours-d.example"}
-    assert (await status(system, sharing["id"]))["foreign"]["entries"] == 2
+    assert (await system.sharing_status(sharing["id"]))["foreign"]["entries"] == 2
 
     # A new flusher (nothing of the sink lives in memory) and a removal: still only ours goes.
     system.flusher = Flusher(
@@ -170,7 +159,7 @@ async def test_entries_of_ours_that_went_missing_are_restored_and_foreign_additi
     await system.push_lists()
     now_held = await held(system, "fid-restore")
     assert {"keep-1.example", "keep-2.example", "theirs.example"} <= now_held
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert (st["entries"], st["foreign"]["entries"]) == (len(now_held) - 1, 1)
     assert st["foreign"]["bytes"] == len('"theirs.example"') + 3
 
@@ -186,7 +175,7 @@ async def test_an_overflowing_list_is_at_least_99_percent_full(system: System, d
     cap = int(cap_mb * MIB)
     state = (await system.tenant.get("/_sim/state")).json()["urllists"]["fid-full"]
     assert 0.99 * cap <= state["pending_bytes"] <= cap
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert st["bytes"] == state["pending_bytes"]  # counted as the tenant counts it
     assert st["fill"] >= 0.99
     assert st["leftOut"]["cap"] > 0
@@ -204,7 +193,7 @@ async def test_refused_entries_are_read_in_both_shapes(system: System, destinati
         assert f"good-{shape}.example" in await held(system, "fid-shapes")
         assert bad not in await held(system, "fid-shapes")
     await system.tenant.put("/_sim/behaviour", json={"errorShape": "message", "refusedEntries": {}})
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert (st["state"], st["leftOut"]["rejected"], st["leftOut"]["invalid"]) == ("ok", 2, 0)
 
 
@@ -218,19 +207,19 @@ async def test_a_list_the_tenant_refuses_is_failed_and_backs_off(system: System,
     sharing = await share(system, destination, "create", name="fid-refused")
     await post(system, ["refused-1.example"])
     await system.push_lists()
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert (st["state"], st["lastError"], st["failures"]) == ("failed", message, 1)
     assert st["nextAttemptAt"] is not None
     # Within the backoff nothing is sent, however often the flusher looks.
-    before = await calls(system)
+    before = await system.tenant_calls()
     for _ in range(3):
         await system.push_lists()
-    assert await calls(system) == before
+    assert await system.tenant_calls() == before
     # New content: tried again at once (and refused again, the backoff growing).
     await post(system, ["refused-2.example"])
     await system.push_lists()
-    assert await calls(system) > before
-    assert (await status(system, sharing["id"]))["failures"] == 2
+    assert await system.tenant_calls() > before
+    assert (await system.sharing_status(sharing["id"]))["failures"] == 2
     backoff = await db.fetchval(
         "SELECT extract(epoch FROM next_attempt_at - now()) FROM list_state WHERE list_key = $1", sharing["listKey"]
     )
@@ -241,7 +230,7 @@ async def test_a_list_the_tenant_refuses_is_failed_and_backs_off(system: System,
     assert r.status_code == 200
     await system.apply_pending()
     await system.push_lists()
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert (st["state"], st["lastError"], st["failures"]) == ("ok", None, 0)
     assert {"refused-1.example", "refused-2.example"} <= await held(system, "fid-refused")
 
@@ -255,20 +244,20 @@ async def test_a_tenant_rejecting_its_credentials_gets_no_call_until_they_change
     sharing = await share(system, ns["name"], "create", name="fid-denied-list")
     await post(system, ["denied-1.example"])
     await system.push_lists()
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert st["state"] == "credentials_rejected"
     assert "403" in st["lastError"]
-    before = await calls(system)
+    before = await system.tenant_calls()
     await post(system, ["denied-2.example"])
     for _ in range(3):
         await system.push_lists()
-    since = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+    since = await system.tenant_calls_since(before)
     assert [c for c in since if c["status"] in (401, 403)] == []  # new content changes nothing
-    assert (await status(system, sharing["id"]))["state"] == "credentials_rejected"
+    assert (await system.sharing_status(sharing["id"]))["state"] == "credentials_rejected"
     r = await system.api.patch("/api/tenants/fid-denied", json={"v2Token": TENANT_V2_TOKEN})
     assert r.status_code == 200, r.text
     await system.push_lists()
-    st = await status(system, sharing["id"])
+    st = await system.sharing_status(sharing["id"])
     assert (st["state"], st["lastError"]) == ("ok", None)
     assert {"denied-1.example", "denied-2.example"} <= await held(system, "fid-denied-list")
 
@@ -342,30 +331,30 @@ async def test_the_poller_stops_calling_a_tenant_that_rejects_its_credentials(sy
     sharing = await share(system, ns["name"], "create", name="fid-deaf-list")
     poller = Poller(system.flusher.settings, system.pool, system.broker, system.topics, transport=system.transport)
     try:
-        before = await calls(system)
+        before = await system.tenant_calls()
         assert await poller.poll_once() == 0
-        answered = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+        answered = await system.tenant_calls_since(before)
         assert [c["status"] for c in answered if "dataexport" in c["path"]] == [403]
         rejected = await db.fetchrow("SELECT rejected_message FROM tenant_state WHERE tenant = 'fid-deaf'")
         assert rejected is not None
         assert "403" in rejected["rejected_message"]
         # The push stops too: the list shows the rejection without having called the tenant.
         await post(system, ["deaf-1.example"])
-        before = await calls(system)
+        before = await system.tenant_calls()
         for _ in range(3):
             await poller.poll_once()
             await system.push_lists()
-        since = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+        since = await system.tenant_calls_since(before)
         # (other modules' lists may be pushed meanwhile, with their own tenants' valid tokens)
         assert [c for c in since if "dataexport" in c["path"] or c["status"] in (401, 403)] == []
-        assert (await status(system, sharing["id"]))["state"] == "credentials_rejected"
+        assert (await system.sharing_status(sharing["id"]))["state"] == "credentials_rejected"
         # New credentials: polled (and pushed) again.
         r = await system.api.patch("/api/tenants/fid-deaf", json={"v2Token": TENANT_V2_TOKEN})
         assert r.status_code == 200, r.text
         await poller.poll_once()
-        answered = (await system.tenant.get("/_sim/requests", params={"since": before})).json()["requests"]
+        answered = await system.tenant_calls_since(before)
         assert [c["status"] for c in answered if "dataexport" in c["path"]][:1] == [200]
         await system.push_lists()
-        assert (await status(system, sharing["id"]))["state"] == "ok"
+        assert (await system.sharing_status(sharing["id"]))["state"] == "ok"
     finally:
         await poller.close()

@@ -145,9 +145,9 @@ class System:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    async def share_to_url_list(self, name: str, destination: str) -> dict[str, Any]:
+    async def share_to_url_list(self, name: str, destination: str, **parameters: Any) -> dict[str, Any]:
         """An API Source ``<name>-src`` shared by the rule "All" to the URL list ``name`` of ``destination``
-        (created by the sink); the sharing."""
+        (created by the sink), with more of the sharing's ``parameters`` (a cap, say); the sharing."""
         await self.configure({"name": f"{name}-src", "ageAfterDays": 0})
         return await self.share(
             {
@@ -155,9 +155,27 @@ class System:
                 "businessRule": "All",
                 "destinationConfiguration": destination,
                 "action": "url",
-                "parameters": {"list": "create", "name": name},
+                "parameters": {"list": "create", "name": name, **parameters},
             }
         )
+
+    async def sharing_status(self, sharing_id: int) -> dict[str, Any]:
+        """The sharing's list status, as GET /api/cte/sharing/{id}/status answers it."""
+        r = await self.api.get(f"/api/cte/sharing/{sharing_id}/status")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def tenant_calls(self) -> int:
+        """How many requests the fake tenant has logged: the ``since`` of ``tenant_calls_since``."""
+        total: int = (await self.tenant.get("/_sim/requests")).json()["total"]
+        return total
+
+    async def tenant_calls_since(self, since: int) -> list[dict[str, Any]]:
+        """The requests the fake tenant logged after the first ``since``, in order."""
+        calls: list[dict[str, Any]] = (await self.tenant.get("/_sim/requests", params={"since": since})).json()[
+            "requests"
+        ]
+        return calls
 
     async def indicator(self, value: str) -> dict[str, Any] | None:
         """The indicator as GET /api/cte/indicators/ shows it, or None."""

@@ -159,6 +159,7 @@ class Flusher:
         self.topics = topics
         self.wake = wake
         self.limiters: dict[str, dict[Api, RequestBudget]] = {}
+        self.reserve = CapReserve(settings.cap_reserve_seconds, settings.cap_reserve_max_share)
         self.shown_failed: set[str] = set()
         self.shown_rejected: set[str] = set()
         # ``transport``: how tenants are reached; None is the network (see TenantClients).
@@ -415,7 +416,7 @@ class Flusher:
                 url_list=True,
                 uncertain=False,
                 whole=read,
-                reserve=CapReserve(s.cap_reserve_seconds, s.cap_reserve_max_share),
+                reserve=self.reserve,
             )
         pushed = Pushed(key, version, prepared, False, {}, cap, started, fit, tenant_bound, again)
         mode = plan_url_push(exists=name in lists, appends=prepared.appends, removes=prepared.removes)
