@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import re
@@ -26,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cte_common.db import create_pool
 from cte_common.logs import bind, configure_logging
-from cte_common.service import build_broker
+from cte_common.service import build_broker, settle_heap
 from ingest_api.access import repository as access_repository
 from ingest_api.access.domain import hash_secret, verify_secret
 from ingest_api.access.handlers import auth_router, tokens_router
@@ -201,10 +200,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cte = AppState(settings, pool, broker, key)
         await _bootstrap_client(app.state.cte)
         await bootstrap_admin(app.state.cte)
-        # What startup made (modules, the app, its models and schemas) lives as long as the process: out
-        # of the collector's generations, its full collections no longer walk it. A batch of a thousand
-        # indicators allocates enough to set off several collections per request.
-        gc.freeze()
+        # A batch of a thousand indicators allocates enough to set off several collections per request.
+        settle_heap()
         try:
             yield
         finally:

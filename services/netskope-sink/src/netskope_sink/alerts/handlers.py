@@ -68,6 +68,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -435,8 +436,8 @@ class Poller:
 
     def _count(self, target: Target, published: list[IndicatorSighting], invalid: dict[str, int], alerts: int) -> None:
         POLL_ALERTS.labels(target.tenant, target.alert_type).inc(alerts)
-        for s in published:
-            POLL_INDICATORS.labels(target.name, s.type.value).inc()
+        for kind, n in Counter(s.type.value for s in published).items():
+            POLL_INDICATORS.labels(target.name, kind).inc(n)
         for kind, n in invalid.items():
             POLL_INVALID.labels(target.name, kind).inc(n)
 

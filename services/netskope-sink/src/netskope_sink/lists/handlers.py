@@ -113,8 +113,9 @@ class ShareIntentsHandler:
             )
             intents = latest_intents([d.event for d in decoded])
             await repository.apply_intents(conn, intents)
-            for i in intents:
-                INTENTS.labels("add" if i.add else "remove").inc()
+            adds = sum(i.add for i in intents)
+            INTENTS.labels("add").inc(adds)
+            INTENTS.labels("remove").inc(len(intents) - adds)
             CONSUMER_RECORDS.labels(CONSUMER, "applied").inc(len(decoded))
 
         fresh = await apply_exactly_once(self.pool, CONSUMER, records, apply)
