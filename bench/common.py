@@ -178,6 +178,9 @@ class Services:
         assert proc is not None
         return proc.pid
 
+    def stop(self, name: str) -> None:
+        self.running.pop(name).stop()
+
     def check_alive(self) -> None:
         for name, service in self.running.items():
             if service.proc is not None and service.proc.poll() is not None:

@@ -104,6 +104,20 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
         f"raw produce {_n(produce)} /s",
         ratio(http, produce),
     )
+    alone = _get(r, "ingest_alone", "http_per_second")
+    if alone:
+        alone_cpu = _get(r, "ingest_alone", "cpu", "cpu_seconds", "ingest-api") or 0
+        row(
+            "http_ingest_alone",
+            "HTTP ingest alone (the same POSTs to an ingest-api of its own, its topics not consumed)",
+            f"{_n(alone)} /s",
+            f"≥ 0.5 {TIMES} raw produce",
+            None if not produce else alone >= 0.5 * produce,
+            f"raw produce {_n(produce)} /s",
+            ratio(alone, produce),
+            f"{alone_cpu / r['size'] * 1e6:,.1f} µs of the ingest-api's CPU per indicator"
+            f" ({_n(_get(r, 'ingest_alone', 'http_seconds'), 1)} s)",
+        )
     merges = p.get("merges_per_second")
     row(
         "merges",
@@ -337,6 +351,13 @@ def limits(r: dict[str, Any]) -> list[str]:
             f"{raw_per_k * 1000:,.0f} ms for the raw producer on the same events: {factor:.1f}{TIMES} as much. At that "
             f"cost a whole core would carry about {ceiling:,.0f} /s; it got {api_cores:.2f} cores while the POSTs "
             f"ran and waited {waits.get('ingest-api', 0):.1f} s for one."
+            + (
+                f" With the machine to itself (the same POSTs to an ingest-api of its own whose topics no consumer "
+                f"reads, as the raw produce is measured) it took {rows['http_ingest_alone']['value']}, "
+                f"{rows['http_ingest_alone']['ratio']:.2f}{TIMES} the raw produce."
+                if rows.get("http_ingest_alone", {}).get("ratio")
+                else ""
+            )
         )
     if rows.get("merges", {}).get("met") is False and p.get("merges_per_second"):
         re = p.get("rule_engine", {})

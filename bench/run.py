@@ -88,6 +88,7 @@ RE_CONSUMER, SINK_CONSUMER = "rule-engine.indicators", "netskope-sink.share-inte
 # catching up itself. Without ``wait`` a write answers once the read model shows it (the default mode).
 INGEST_PATH = "/api/cte/indicators/?wait=false"
 SERVICES = ("ingest-api", "rule-engine", "netskope-sink", "ager", "fake-tenant")
+INGEST_ALONE = "ingest-api-alone"
 CAP_SIZES = (100_000, 1_000_000)
 
 
@@ -107,6 +108,9 @@ class Bench:
         # Further members of the rule-engine's consumer group (--rule-engines), each a process of its own.
         self.replicas = [f"rule-engine-{n}" for n in range(2, args.rule_engines + 1)]
         self.ports.update({name: free_port() for name in self.replicas})
+        # HTTP ingest on its own: an ingest-api whose topics (under this prefix) no consumer reads.
+        self.alone_prefix = f"{self.prefix}.alone"
+        self.ports[INGEST_ALONE] = free_port()
         self.secrets_key = new_key()
         self.pool: asyncpg.Pool | None = None
         self.api: httpx.AsyncClient | None = None
@@ -177,21 +181,24 @@ class Bench:
         )
         s.start("ager", self.env("ager", CTE_AGER_METRICS_PORT=str(p["ager"])), self.metrics_url("ager"))
 
-    async def connect(self) -> None:
-        self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
+    async def api_client(self, api_url: str) -> httpx.AsyncClient:
         auth = await self.watch.post(
-            f"{self.api_url}/api/auth",
+            f"{api_url}/api/auth",
             data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
         )
         if auth.status_code != 200:
             raise BenchError(f"could not get a token: {auth.status_code} {auth.text[:300]}")
         token = auth.json()["access_token"]
-        self.api = httpx.AsyncClient(
-            base_url=self.api_url,
+        return httpx.AsyncClient(
+            base_url=api_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=120,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
+
+    async def connect(self) -> None:
+        self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
+        self.api = await self.api_client(self.api_url)
         self.tenant = httpx.AsyncClient(base_url=self.tenant_url, timeout=120)
 
     async def close(self) -> None:
@@ -379,13 +386,78 @@ class Bench:
 
     # --- the pipeline ----------------------------------------------------------------------------------
 
-    async def pipeline(self) -> dict[str, Any]:
+    async def post_all(
+        self,
+        api: httpx.AsyncClient,
+        bodies: list[bytes],
+        statuses: dict[int, int],
+        post_seconds: list[float],
+        on_posted: Callable[[int], None] = lambda count: None,
+    ) -> None:
+        """POST every body, ``--concurrency`` at a time, each retried on a 5xx (counted in ``statuses``)."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        for b in bodies:
+            queue.put_nowait(b)
+
+        async def poster() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                for attempt in range(4):
+                    t = time.perf_counter()
+                    r = await api.post(INGEST_PATH, content=body, headers={"content-type": "application/json"})
+                    post_seconds.append(time.perf_counter() - t)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                    if r.status_code == 201:
+                        break
+                    if attempt == 3 or r.status_code < 500:
+                        raise BenchError(f"POST of a batch answered {r.status_code}: {r.text[:500]}")
+                    await asyncio.sleep(0.5)
+                on_posted(body.count(b'"value"'))
+
+        await asyncio.gather(*(poster() for _ in range(self.args.concurrency)))
+
+    async def ingest_alone(self, bodies: list[bytes]) -> dict[str, Any]:
+        """The pipeline's POSTs to an ingest-api of their own whose topics no consumer reads: the API's
+        rate with the machine to itself, as the raw produce baseline is measured (in the pipeline the
+        POSTs share the cores with the rule-engine, the sink and PostgreSQL). Same client, same
+        concurrency, same bodies; its events stay in topics of their own and are not merged."""
+        url = f"http://127.0.0.1:{self.ports[INGEST_ALONE]}"
+        env = self.env("ingest-api", CTE_API_PORT=str(self.ports[INGEST_ALONE]), CTE_TOPIC_PREFIX=self.alone_prefix)
+        await asyncio.to_thread(self.services.start, INGEST_ALONE, env, f"{url}/healthz", command="cte-ingest-api")
+        statuses: dict[int, int] = {}
+        post_seconds: list[float] = []
+        try:
+            api = await self.api_client(url)
+            try:
+                kafka = stack_pid("kafka")
+                meter = CpuMeter(
+                    {
+                        "ingest-api": lambda: process_tree(self.services.pid(INGEST_ALONE)),
+                        "kafka": lambda: [kafka] if kafka else [],
+                    }
+                )
+                meter.start()
+                t0 = time.perf_counter()
+                await self.post_all(api, bodies, statuses, post_seconds)
+                seconds = time.perf_counter() - t0
+                cpu = meter.stop()
+            finally:
+                await api.aclose()
+        finally:
+            await asyncio.to_thread(self.services.stop, INGEST_ALONE)
+        return {
+            "http_seconds": round(seconds, 2),
+            "http_per_second": rate(self.n, seconds),
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "post_answer": summary_ms(post_seconds),
+            "cpu": cpu,
+        }
+
+    async def pipeline(self, bodies: list[bytes]) -> dict[str, Any]:
         assert self.api is not None
         assert self.pool is not None
         n = self.n
         expected = data.summary(n)
-        print(f"pipeline: serializing {n:,} indicators ...", flush=True)
-        bodies = list(data.bodies(n))
         before = await self.snapshot()
         applied0 = metric(before["rule-engine"], "cte_consumer_records_total", consumer=RE_CONSUMER, outcome="applied")
         statements = await self.statements_reset()
@@ -396,30 +468,12 @@ class Bench:
         posted = 0
         marks: dict[str, float] = {}
         error: str | None = None
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
-        for b in bodies:
-            queue.put_nowait(b)
         progress = tqdm(total=n, unit="ind", desc="POST", mininterval=1.0, smoothing=0.1, dynamic_ncols=True)
 
-        async def poster() -> None:
+        def on_posted(count: int) -> None:
             nonlocal posted
-            while not queue.empty():
-                body = queue.get_nowait()
-                count = body.count(b'"value"')
-                for attempt in range(4):
-                    t = time.perf_counter()
-                    r = await self.api.post(  # type: ignore[union-attr]
-                        INGEST_PATH, content=body, headers={"content-type": "application/json"}
-                    )
-                    post_seconds.append(time.perf_counter() - t)
-                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                    if r.status_code == 201:
-                        break
-                    if attempt == 3 or r.status_code < 500:
-                        raise BenchError(f"POST of a batch answered {r.status_code}: {r.text[:500]}")
-                    await asyncio.sleep(0.5)
-                posted += count
-                progress.update(count)
+            posted += count
+            progress.update(count)
 
         async def sampler() -> None:
             while True:
@@ -444,7 +498,7 @@ class Bench:
         t0 = time.perf_counter()
         sampling = asyncio.create_task(sampler())
         try:
-            await asyncio.gather(*(poster() for _ in range(self.args.concurrency)))
+            await self.post_all(self.api, bodies, statuses, post_seconds, on_posted)
             marks["http"] = time.perf_counter() - t0
             progress.close()
             print(f"pipeline: {n:,} accepted in {marks['http']:.1f} s; waiting for the read model ...", flush=True)
@@ -1008,6 +1062,9 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
 
     out = {
         "http_ingest_vs_raw_produce": ratio(p.get("http_per_second"), b["kafka"]["produce"]["per_second"]),
+        "http_ingest_alone_vs_raw_produce": ratio(
+            result.get("ingest_alone", {}).get("http_per_second"), b["kafka"]["produce"]["per_second"]
+        ),
         "merges_vs_raw_upsert": ratio(p.get("merges_per_second"), b["postgres"]["upsert"]["per_second"]),
         "merges_vs_raw_upsert_with_sources": ratio(
             p.get("merges_per_second"), b["postgres"]["upsert_with_sources"]["per_second"]
@@ -1043,7 +1100,12 @@ async def measure(bench: Bench) -> dict[str, Any]:
         result["baselines"]["tenant"] = await baselines.tenant(bench.tenant_url, V2_TOKEN, n)
     await bench.configure()
 
-    result["pipeline"] = await bench.pipeline()
+    print(f"pipeline: serializing {n:,} indicators ...", flush=True)
+    bodies = list(data.bodies(n))
+    if not args.pipeline_only:
+        print("HTTP ingest alone ...", flush=True)
+        result["ingest_alone"] = await bench.ingest_alone(bodies)
+    result["pipeline"] = await bench.pipeline(bodies)
     if args.pipeline_only:
         result["rss_mb"] = {"after_pipeline": await bench.rss()}
         return result
@@ -1103,6 +1165,8 @@ async def prepare(bench: Bench) -> None:
         await admin.close()
     await asyncio.to_thread(upgrade, bench.database_url)
     await create_topics(bench.bootstrap, bench.prefix)
+    if not bench.args.pipeline_only:
+        await create_topics(bench.bootstrap, bench.alone_prefix)
 
 
 async def cleanup(bench: Bench) -> None:
