@@ -58,6 +58,24 @@ def with_database(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def copy_database(source_url: str, target_url: str) -> None:
+    """Schema and rows of one database into another, empty one (pg_dump into pg_restore, the server's
+    own binaries): a copy of a database others are connected to, which CREATE DATABASE … TEMPLATE
+    refuses."""
+    bindir = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    dump = subprocess.run(
+        [str(bindir / "pg_dump"), "--format=custom", "--no-owner", f"--dbname={source_url}"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [str(bindir / "pg_restore"), "--no-owner", f"--dbname={target_url}"],
+        input=dump.stdout,
+        check=True,
+        capture_output=True,
+    )
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()

@@ -129,6 +129,21 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
         ratio(merges, upsert),
         f"{_x(ratio(merges, upsert_both))} of the raw upsert into both tables ({_n(upsert_both)} /s)",
     )
+    merges_alone = _get(r, "merges_alone", "merges_per_second")
+    if merges_alone:
+        busy = _get(r, "merges_alone", "cpu", "cpu_seconds") or {}
+        per = {k: v / r["size"] * 1e6 for k, v in busy.items() if not k.startswith("load generator")}
+        row(
+            "merges_alone",
+            "Read-model merges alone (the same events, rule-engine members of their own, no sink, no API)",
+            f"{_n(merges_alone)} /s",
+            f"≥ 0.5 {TIMES} raw upsert",
+            None if not upsert else merges_alone >= 0.5 * upsert,
+            f"raw upsert {_n(upsert)} /s",
+            ratio(merges_alone, upsert),
+            f"{_x(ratio(merges_alone, upsert_both))} of the raw upsert into both tables; CPU µs per indicator: "
+            + ", ".join(f"{k} {v:,.1f}" for k, v in per.items()),
+        )
     ev = r.get("rule_evaluation", {})
     row(
         "rule_evaluation",
@@ -388,6 +403,12 @@ def limits(r: dict[str, Any]) -> list[str]:
             if queued >= max(own, 1 - own - queued)
             else "the round trips to PostgreSQL and Kafka set the pace."
         )
+        if rows.get("merges_alone", {}).get("ratio"):
+            text += (
+                f" With the machine to itself (the same events merged by rule-engine members of their own into a "
+                f"copy of the configured database, no sink and no API, as the raw upserts are measured) it merged "
+                f"{rows['merges_alone']['value']}, {rows['merges_alone']['ratio']:.2f}{TIMES} the raw upsert."
+            )
         out.append(text)
     for key in ("loaded_list", "fresh_list"):
         row = rows.get(f"latency_{key}")
@@ -724,6 +745,11 @@ WARNING, every other setting at its default), and measures, in one run with one 
 
 - **baselines**: raw Kafka produce and consume of the same serialized events, raw PostgreSQL COPY and
   set-wise upserts of the same rows, the fake tenant's raw URL-list append, replace and deploy;
+- **the stages alone**, compared with those baselines as they are measured, with the machine to
+  themselves (not in `--pipeline-only` runs, nor in runs made before them): HTTP ingest (the same
+  POSTs, client and concurrency as the pipeline's, to an ingest-api of its own whose topics no
+  consumer reads) and read-model merges (those events merged by rule-engine members of their own into
+  a copy of the configured database, no sink);
 - **the pipeline**: the indicators POSTed in batches of 1,000 by an async load generator (4 concurrent
   requests) until the read model holds them all and every list is flushed (end to end, HTTP ingest,
   read-model merges); POST-to-deployed latency at a steady 5,000 per second for 60 s (`--latency-seconds`;

@@ -49,6 +49,7 @@ from bench.common import (
     CpuMeter,
     Services,
     admin_database_url,
+    copy_database,
     durability,
     free_port,
     git_commit,
@@ -111,6 +112,11 @@ class Bench:
         # HTTP ingest on its own: an ingest-api whose topics (under this prefix) no consumer reads.
         self.alone_prefix = f"{self.prefix}.alone"
         self.ports[INGEST_ALONE] = free_port()
+        # Merges on their own: rule-engine members reading those topics into a copy of the configured
+        # database, with no sink.
+        self.alone_db = f"{self.db_name}_alone"
+        self.alone_members = [f"rule-engine-alone-{n}" for n in range(1, args.rule_engines + 1)]
+        self.ports.update({name: free_port() for name in self.alone_members})
         self.secrets_key = new_key()
         self.pool: asyncpg.Pool | None = None
         self.api: httpx.AsyncClient | None = None
@@ -450,6 +456,114 @@ class Bench:
             "http_per_second": rate(self.n, seconds),
             "statuses": {str(k): v for k, v in statuses.items()},
             "post_answer": summary_ms(post_seconds),
+            "cpu": cpu,
+        }
+
+    async def merges_alone(self) -> dict[str, Any]:
+        """The events ``ingest_alone`` published, merged by rule-engine members of their own into a
+        copy of the configured database (made before the pipeline's first indicator), with nothing else
+        working: the merge rate with the machine to itself, as the raw upserts are measured."""
+        admin_url = admin_database_url()
+        url = with_database(admin_url, self.alone_db)
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.alone_db}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{self.alone_db}"')
+        finally:
+            await admin.close()
+        await asyncio.to_thread(copy_database, self.database_url, url)
+        env = {
+            **self.env("rule-engine", CTE_TOPIC_PREFIX=self.alone_prefix, CTE_CONSUMER_GROUP=f"{self.alone_prefix}-re"),
+            "CTE_DATABASE_URL": f"{url}?application_name=rule-engine",
+        }
+        expected = data.summary(self.n)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        pg_pids: list[int] = []
+
+        async def backends() -> list[int]:
+            async with pool.acquire() as conn:
+                # This database's backends (not the bench's own) and the server's own processes.
+                rows = await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() AND pid <> pg_backend_pid())"
+                    " OR backend_type <> 'client backend'"
+                )
+            return [r["pid"] for r in rows]
+
+        kafka = stack_pid("kafka")
+        meter = CpuMeter(
+            {
+                "rule-engine": lambda: [self.services.pid(m) for m in self.alone_members if m in self.services.running],
+                "postgresql": lambda: pg_pids,
+                "kafka": lambda: [kafka] if kafka else [],
+            }
+        )
+        first_applied: float | None = None
+        applied = 0.0
+
+        async def sampler() -> None:
+            # From before the first member starts: it merges while the next one starts.
+            nonlocal first_applied, applied, pg_pids
+            while True:
+                total = 0.0
+                for name in self.alone_members:
+                    with contextlib.suppress(httpx.HTTPError):
+                        samples = await scrape(self.watch, self.metrics_url(name))
+                        total += metric(samples, "cte_consumer_records_total", consumer=RE_CONSUMER, outcome="applied")
+                if total and first_applied is None:
+                    first_applied = time.perf_counter() - t0
+                applied = total
+                pg_pids = sorted(set(pg_pids) | set(await backends()))
+                await asyncio.sleep(0.25)
+
+        async def done() -> bool:
+            if applied < self.n:
+                return False
+            async with pool.acquire() as conn:
+                entries = await conn.fetchval("SELECT count(*) FROM indicator_sources")
+                values = await conn.fetchval("SELECT count(*) FROM indicators")
+            return bool(entries >= expected["source_entries"] and values >= expected["distinct_values"])
+
+        sampling: asyncio.Task[None] | None = None
+        try:
+            meter.start()
+            t0 = time.perf_counter()
+            sampling = asyncio.create_task(sampler())
+            for name in self.alone_members:
+                await asyncio.to_thread(
+                    self.services.start,
+                    name,
+                    {**env, "CTE_RULE_ENGINE_METRICS_PORT": str(self.ports[name])},
+                    self.metrics_url(name),
+                    command="cte-rule-engine",
+                )
+            await wait_until(
+                done,
+                within=180 + self.n / 400,
+                what="the rule-engine members of their own to merge every event",
+                interval=0.5,
+                alive=self.services.check_alive,
+            )
+            seconds = time.perf_counter() - t0
+            cpu = meter.stop()
+        finally:
+            if sampling is not None:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
+            for name in self.alone_members:
+                if name in self.services.running:
+                    await asyncio.to_thread(self.services.stop, name)
+            await pool.close()
+            admin = await asyncpg.connect(admin_url)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{self.alone_db}" WITH (FORCE)')
+            finally:
+                await admin.close()
+        merging = seconds - (first_applied or 0.0)
+        return {
+            "seconds": round(seconds, 2),
+            "first_applied_seconds": round(first_applied or 0.0, 2),
+            "merges_per_second": rate(self.n, merging),
             "cpu": cpu,
         }
 
@@ -1066,6 +1180,9 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             result.get("ingest_alone", {}).get("http_per_second"), b["kafka"]["produce"]["per_second"]
         ),
         "merges_vs_raw_upsert": ratio(p.get("merges_per_second"), b["postgres"]["upsert"]["per_second"]),
+        "merges_alone_vs_raw_upsert": ratio(
+            result.get("merges_alone", {}).get("merges_per_second"), b["postgres"]["upsert"]["per_second"]
+        ),
         "merges_vs_raw_upsert_with_sources": ratio(
             p.get("merges_per_second"), b["postgres"]["upsert_with_sources"]["per_second"]
         ),
@@ -1105,6 +1222,8 @@ async def measure(bench: Bench) -> dict[str, Any]:
     if not args.pipeline_only:
         print("HTTP ingest alone ...", flush=True)
         result["ingest_alone"] = await bench.ingest_alone(bodies)
+        print("read-model merges alone ...", flush=True)
+        result["merges_alone"] = await bench.merges_alone()
     result["pipeline"] = await bench.pipeline(bodies)
     if args.pipeline_only:
         result["rss_mb"] = {"after_pipeline": await bench.rss()}
@@ -1175,7 +1294,8 @@ async def cleanup(bench: Bench) -> None:
     try:
         admin = await asyncpg.connect(admin_database_url())
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{bench.db_name}" WITH (FORCE)')
+            for name in (bench.db_name, bench.alone_db):
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
     except Exception as exc:

@@ -1,5 +1,5 @@
-"""settle_heap: what startup made leaves the collector's generations, and a batch's allocations no
-longer set off a young collection every 700 of them (bench/notes.md, "the collector")."""
+"""settle_heap: what startup made leaves the collector's generations, and with ``batches`` a batch's
+allocations no longer set off a young collection every 700 of them (bench/notes.md, "the collector")."""
 
 from __future__ import annotations
 
@@ -27,19 +27,23 @@ _PROBE = textwrap.dedent(
         del batch
         return after - before
 
-    print(young_collections_for_a_batch(), gc.get_freeze_count())
+    print(young_collections_for_a_batch(), gc.get_freeze_count(), gc.get_threshold()[0])
     settle_heap()
-    print(young_collections_for_a_batch(), gc.get_freeze_count())
+    print(young_collections_for_a_batch(), gc.get_freeze_count(), gc.get_threshold()[0])
+    settle_heap(batches=True)
+    print(young_collections_for_a_batch(), gc.get_freeze_count(), gc.get_threshold()[0])
     """
 )
 
 
-def test_startup_is_frozen_and_a_batch_sets_off_at_most_one_young_collection() -> None:
+def test_startup_is_frozen_and_with_batches_a_batch_sets_off_at_most_one_young_collection() -> None:
     out = subprocess.run([sys.executable, "-c", _PROBE], check=True, capture_output=True, text=True).stdout
-    (before_collections, before_frozen), (after_collections, after_frozen) = (
-        tuple(int(x) for x in line.split()) for line in out.splitlines()
-    )
-    assert before_frozen == 0
-    assert before_collections >= 20  # the interpreter's default: one per 700 net allocations
-    assert after_frozen > 10_000  # the modules and objects the imports made
-    assert after_collections <= 1
+    before, frozen, batches = (tuple(int(x) for x in line.split()) for line in out.splitlines())
+    assert before[1] == 0
+    assert before[0] >= 20  # the interpreter's thresholds: one young collection per 700 net allocations
+    # Frozen (the modules and objects the imports made), the interpreter's thresholds kept.
+    assert frozen[1] > 10_000
+    assert frozen[2] == before[2] == 700
+    assert frozen[0] >= 20
+    assert batches[2] == 50_000
+    assert batches[0] <= 1

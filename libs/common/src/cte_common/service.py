@@ -27,22 +27,25 @@ __all__ = [
     "settle_heap",
 ]
 
-# Young objects collected every 50,000 net allocations instead of 700: a batch of thousands of
-# sightings or intents lives until its batch ends, so at 700 each of its objects is walked by several
-# young collections and promoted into the older generations, whose collections walk it again. Memory
-# is freed by reference counting as before; only cycles wait a little longer. (bench/notes.md, "the
-# collector": a third of the rule-engine's Python work per batch before.)
-_YOUNG_THRESHOLD = 50_000
-_OLDER_THRESHOLDS = (20, 20)
+# For a service that works in batches of small objects (the rule-engine): young objects collected
+# every 50,000 net allocations instead of 700. A batch of thousands of sightings and states lives until
+# the batch ends, so at 700 each of its objects is walked by several young collections and promoted,
+# and the older generations' collections walk it again (bench/notes.md, "the collector": a third of
+# the rule-engine's Python work per batch). Reference counting frees memory as before; only reference
+# cycles wait longer, which is why a service whose large buffers sit in cycles keeps the interpreter's
+# thresholds: the sink's and the API's HTTP objects (an httpx response and its stream refer to each
+# other, so a tenant's 7 MB answer is freed by the collector only).
+_BATCH_THRESHOLDS = (50_000, 10, 10)
 
 
-def settle_heap() -> None:
+def settle_heap(*, batches: bool = False) -> None:
     """Call once startup is done: what exists now (modules, models, the app) lives as long as the
-    process, so it leaves the collector's generations and full collections no longer walk it; the
-    collector then runs at thresholds sized for batches."""
+    process, so it leaves the collector's generations and full collections no longer walk it; with
+    ``batches``, the collector then runs at thresholds sized for batches of small objects."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(_YOUNG_THRESHOLD, *_OLDER_THRESHOLDS)
+    if batches:
+        gc.set_threshold(*_BATCH_THRESHOLDS)
 
 
 Setup = Callable[[KafkaBroker, Pool, Topics], Awaitable[None]]
@@ -63,8 +66,10 @@ def run_consumer_service(
     metrics_port: int,
     setup: Setup,
     background: Callable[[KafkaBroker, Pool, Topics], Coroutine[Any, Any, None]] | None = None,
+    collector_for_batches: bool = True,
 ) -> None:
-    """Start a FastStream app whose subscribers ``setup`` registers; serve /metrics; run until signalled."""
+    """Start a FastStream app whose subscribers ``setup`` registers; serve /metrics; run until signalled.
+    Once started, :func:`settle_heap` (``collector_for_batches``: its ``batches``)."""
     configure_logging(settings.log_level, service)
     serve_metrics(metrics_port, settings.metrics_host)
     topics = Topics(settings.topic_prefix)
@@ -76,7 +81,7 @@ def run_consumer_service(
         tasks: list[asyncio.Task[None]] = []
 
         async def start_background() -> None:
-            settle_heap()
+            settle_heap(batches=collector_for_batches)
             if background is not None:
                 tasks.append(asyncio.create_task(background(broker, pool, topics)))
 

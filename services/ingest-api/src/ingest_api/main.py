@@ -200,7 +200,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cte = AppState(settings, pool, broker, key)
         await _bootstrap_client(app.state.cte)
         await bootstrap_admin(app.state.cte)
-        # A batch of a thousand indicators allocates enough to set off several collections per request.
+        # A batch of a thousand indicators allocates enough for several collections per request; frozen,
+        # what startup made is no longer walked by them. (The interpreter's thresholds stay: request
+        # bodies sit in the HTTP stack's reference cycles, see settle_heap.)
         settle_heap()
         try:
             yield
