@@ -132,7 +132,8 @@ def assess(r: dict[str, Any]) -> list[dict[str, Any]]:
     merges_alone = _get(r, "merges_alone", "merges_per_second")
     if merges_alone:
         busy = _get(r, "merges_alone", "cpu", "cpu_seconds") or {}
-        per = {k: v / r["size"] * 1e6 for k, v in busy.items() if not k.startswith("load generator")}
+        events = _get(r, "merges_alone", "events") or r["size"]
+        per = {k: v / events * 1e6 for k, v in busy.items() if not k.startswith("load generator")}
         row(
             "merges_alone",
             "Read-model merges alone (the same events, rule-engine members of their own, no sink, no API)",
