@@ -111,12 +111,10 @@ class Bench:
         self.ports.update({name: free_port() for name in self.replicas})
         # HTTP ingest on its own: an ingest-api whose topics (under this prefix) no consumer reads.
         self.alone_prefix = f"{self.prefix}.alone"
-        self.ports[INGEST_ALONE] = free_port()
         # Merges on their own: rule-engine members reading those topics into a copy of the configured
         # database, with no sink.
         self.alone_db = f"{self.db_name}_alone"
         self.alone_members = [f"rule-engine-alone-{n}" for n in range(1, args.rule_engines + 1)]
-        self.ports.update({name: free_port() for name in self.alone_members})
         self.secrets_key = new_key()
         self.pool: asyncpg.Pool | None = None
         self.api: httpx.AsyncClient | None = None
@@ -427,6 +425,8 @@ class Bench:
         rate with the machine to itself, as the raw produce baseline is measured (in the pipeline the
         POSTs share the cores with the rule-engine, the sink and PostgreSQL). Same client, same
         concurrency, same bodies; its events stay in topics of their own and are not merged."""
+        # (A port is taken when it is used: one taken at the start may be a client's by now.)
+        self.ports[INGEST_ALONE] = free_port()
         url = f"http://127.0.0.1:{self.ports[INGEST_ALONE]}"
         env = self.env("ingest-api", CTE_API_PORT=str(self.ports[INGEST_ALONE]), CTE_TOPIC_PREFIX=self.alone_prefix)
         await asyncio.to_thread(self.services.start, INGEST_ALONE, env, f"{url}/healthz", command="cte-ingest-api")
@@ -502,7 +502,7 @@ class Bench:
 
         async def current_applied() -> float:
             total = 0.0
-            for name in self.alone_members:
+            for name in (m for m in self.alone_members if m in self.ports):
                 with contextlib.suppress(httpx.HTTPError):
                     samples = await scrape(self.watch, self.metrics_url(name))
                     total += metric(samples, "cte_consumer_records_total", consumer=RE_CONSUMER, outcome="applied")
@@ -532,6 +532,7 @@ class Bench:
             t0 = time.perf_counter()
             sampling = asyncio.create_task(sampler())
             for name in self.alone_members:
+                self.ports[name] = free_port()
                 await asyncio.to_thread(
                     self.services.start,
                     name,
