@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -181,6 +182,10 @@ class Flusher:
             # flusher found the list locked). No wait to gather a burst after a wake either: what arrives
             # while a push runs is gathered by then, and a lone change is pushed at once.
             if pushed:
+                # The round's tenant answers and request bodies (up to a whole list each) sit in httpx's
+                # reference cycles, so only a collection frees them: the young generations' now, where
+                # they are, rather than when the batch thresholds (settle_heap) come round.
+                gc.collect(1)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self.settings.flush_interval_seconds)
