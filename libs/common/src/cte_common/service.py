@@ -27,14 +27,14 @@ __all__ = [
     "settle_heap",
 ]
 
-# For a service that works in batches of small objects (the rule-engine): young objects collected
-# every 50,000 net allocations instead of 700. A batch of thousands of sightings and states lives until
-# the batch ends, so at 700 each of its objects is walked by several young collections and promoted,
-# and the older generations' collections walk it again (bench/notes.md, "the collector": a third of
-# the rule-engine's Python work per batch). Reference counting frees memory as before; only reference
-# cycles wait longer, which is why a service whose large buffers sit in cycles keeps the interpreter's
-# thresholds: the sink's and the API's HTTP objects (an httpx response and its stream refer to each
-# other, so a tenant's 7 MB answer is freed by the collector only).
+# For a service that works in batches of small objects (the consumers): young objects collected every
+# 50,000 net allocations instead of 700. A batch of thousands of sightings, states or intents lives
+# until the batch ends, so at 700 each of its objects is walked by several young collections and
+# promoted, and the older generations' collections walk it again (bench/notes.md, "the collector": a
+# third of the rule-engine's Python work per batch). Reference counting frees memory as before; only
+# reference cycles wait longer, so a service whose large buffers sit in cycles collects them itself
+# (the sink after each push: an httpx response and its stream refer to each other) or keeps the
+# interpreter's thresholds (the ingest-api, whose request bodies sit in its HTTP stack's cycles).
 _BATCH_THRESHOLDS = (50_000, 10, 10)
 
 
@@ -66,10 +66,9 @@ def run_consumer_service(
     metrics_port: int,
     setup: Setup,
     background: Callable[[KafkaBroker, Pool, Topics], Coroutine[Any, Any, None]] | None = None,
-    collector_for_batches: bool = True,
 ) -> None:
     """Start a FastStream app whose subscribers ``setup`` registers; serve /metrics; run until signalled.
-    Once started, :func:`settle_heap` (``collector_for_batches``: its ``batches``)."""
+    Once started, :func:`settle_heap` with the batch thresholds."""
     configure_logging(settings.log_level, service)
     serve_metrics(metrics_port, settings.metrics_host)
     topics = Topics(settings.topic_prefix)
@@ -81,7 +80,7 @@ def run_consumer_service(
         tasks: list[asyncio.Task[None]] = []
 
         async def start_background() -> None:
-            settle_heap(batches=collector_for_batches)
+            settle_heap(batches=True)
             if background is not None:
                 tasks.append(asyncio.create_task(background(broker, pool, topics)))
 
