@@ -47,3 +47,36 @@ def test_startup_is_frozen_and_with_batches_a_batch_sets_off_at_most_one_young_c
     assert frozen[0] >= 20
     assert batches[2] == 50_000
     assert batches[0] <= 1
+
+
+_HTTPX_CYCLE = textwrap.dedent(
+    """
+    import asyncio
+    import gc
+    import weakref
+
+    import httpx
+
+    async def main() -> None:
+        gc.disable()
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 1_000_000))
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get("http://tenant.invalid/api/v2/policy/urllist")
+            await response.aread()
+            gone = weakref.ref(response)
+            del response
+            print(gone() is None)
+            gc.collect(1)
+            print(gone() is None)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_an_httpx_response_is_freed_by_a_collection_only() -> None:
+    """Why the sink collects after its rounds of pushes and polls (settle_heap's batch thresholds would
+    otherwise keep a tenant's answer, up to a whole list, for a long time): should httpx stop making
+    the cycle, this fails and those collections can go."""
+    out = subprocess.run([sys.executable, "-c", _HTTPX_CYCLE], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["False", "True"]

@@ -33,8 +33,9 @@ __all__ = [
 # promoted, and the older generations' collections walk it again (bench/notes.md, "the collector": a
 # third of the rule-engine's Python work per batch). Reference counting frees memory as before; only
 # reference cycles wait longer, so a service whose large buffers sit in cycles collects them itself
-# (the sink after each push: an httpx response and its stream refer to each other) or keeps the
-# interpreter's thresholds (the ingest-api, whose request bodies sit in its HTTP stack's cycles).
+# (the sink after each round of pushes or polls: an httpx response and its stream refer to each other)
+# or keeps the interpreter's thresholds (the ingest-api, whose request bodies sit in its HTTP stack's
+# cycles).
 _BATCH_THRESHOLDS = (50_000, 10, 10)
 
 
