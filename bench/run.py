@@ -62,6 +62,7 @@ from bench.common import (
     process_tree,
     rate,
     scrape,
+    scratch_database,
     stack,
     stack_pid,
     summary_ms,
@@ -390,6 +391,14 @@ class Bench:
 
     # --- the pipeline ----------------------------------------------------------------------------------
 
+    @staticmethod
+    async def read_model_holds(pool: asyncpg.Pool, expected: dict[str, Any]) -> bool:
+        """Whether the read model behind ``pool`` holds every source entry and value of the data set."""
+        async with pool.acquire() as conn:
+            entries = await conn.fetchval("SELECT count(*) FROM indicator_sources")
+            values = await conn.fetchval("SELECT count(*) FROM indicators")
+        return bool(entries >= expected["source_entries"] and values >= expected["distinct_values"])
+
     async def post_all(
         self,
         api: httpx.AsyncClient,
@@ -461,17 +470,14 @@ class Bench:
 
     async def merges_alone(self) -> dict[str, Any]:
         """The events ``ingest_alone`` published, merged by rule-engine members of their own into a
-        copy of the configured database (made before the pipeline's first indicator), with nothing else
-        working: the merge rate with the machine to itself, as the raw upserts are measured."""
-        admin_url = admin_database_url()
-        url = with_database(admin_url, self.alone_db)
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.alone_db}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{self.alone_db}"')
-        finally:
-            await admin.close()
-        await asyncio.to_thread(copy_database, self.database_url, url)
+        copy of the configured database (made before the pipeline's first indicator), no sink, the
+        pipeline's services idle: the merge rate with the machine to itself, as the raw upserts are
+        measured. The copy is dropped afterwards."""
+        async with scratch_database(admin_database_url(), self.alone_db) as url:
+            await asyncio.to_thread(copy_database, self.database_url, url)
+            return await self._merge_alone(url)
+
+    async def _merge_alone(self, url: str) -> dict[str, Any]:
         env = {
             **self.env("rule-engine", CTE_TOPIC_PREFIX=self.alone_prefix, CTE_CONSUMER_GROUP=f"{self.alone_prefix}-re"),
             "CTE_DATABASE_URL": f"{url}?application_name=rule-engine",
@@ -520,12 +526,7 @@ class Bench:
                 await asyncio.sleep(0.25)
 
         async def done() -> bool:
-            if applied < self.n:
-                return False
-            async with pool.acquire() as conn:
-                entries = await conn.fetchval("SELECT count(*) FROM indicator_sources")
-                values = await conn.fetchval("SELECT count(*) FROM indicators")
-            return bool(entries >= expected["source_entries"] and values >= expected["distinct_values"])
+            return applied >= self.n and await self.read_model_holds(pool, expected)
 
         sampling: asyncio.Task[None] | None = None
         try:
@@ -564,11 +565,6 @@ class Bench:
                 if name in self.services.running:
                     await asyncio.to_thread(self.services.stop, name)
             await pool.close()
-            admin = await asyncpg.connect(admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{self.alone_db}" WITH (FORCE)')
-            finally:
-                await admin.close()
         events = self.n - int(applied1)
         return {
             "first_applied_seconds": round(first_applied or 0.0, 2),
@@ -636,10 +632,7 @@ class Bench:
                 if not timeline or timeline[-1][2] < n or time.monotonic() - last_count < 1.0:
                     return False
                 last_count = time.monotonic()
-                async with self.pool.acquire() as conn:  # type: ignore[union-attr]
-                    entries = await conn.fetchval("SELECT count(*) FROM indicator_sources")
-                    values = await conn.fetchval("SELECT count(*) FROM indicators")
-                return entries >= expected["source_entries"] and values >= expected["distinct_values"]
+                return await self.read_model_holds(self.pool, expected)  # type: ignore[arg-type]
 
             async def progress_detail() -> str:
                 async with self.pool.acquire() as conn:  # type: ignore[union-attr]
@@ -1307,8 +1300,7 @@ async def cleanup(bench: Bench) -> None:
     try:
         admin = await asyncpg.connect(admin_database_url())
         try:
-            for name in (bench.db_name, bench.alone_db):
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP DATABASE IF EXISTS "{bench.db_name}" WITH (FORCE)')
         finally:
             await admin.close()
     except Exception as exc:
