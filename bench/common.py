@@ -372,8 +372,14 @@ def metric(samples: list[tuple[str, dict[str, str], float]], name: str, **labels
     return sum(v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items()))
 
 
-async def scrape(client: httpx.AsyncClient, url: str) -> list[tuple[str, dict[str, str], float]]:
-    r = await client.get(url, timeout=10)
+async def scrape(
+    client: httpx.AsyncClient, url: str, names: tuple[str, ...] = ()
+) -> list[tuple[str, dict[str, str], float]]:
+    """A service's metrics; with ``names``, only those samples (prometheus_client's ``name[]``), which
+    is what a sampler polling inside a measured window should ask for: rendering every histogram of a
+    service twice a second took about 3% of the rule-engine's CPU, a cost Prometheus (every 15 s or
+    more) never puts on it."""
+    r = await client.get(url, params=[("name[]", n) for n in names], timeout=10)
     r.raise_for_status()
     return parse_metrics(r.text)
 

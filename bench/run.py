@@ -86,6 +86,8 @@ SOURCES = {"live": "bench-live", "expiry": "bench-expiry", "cap": "bench-cap"}
 V1_TOKEN, V2_TOKEN = "fake-v1-token", "fake-v2-token"
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret-" + secrets.token_hex(8)
 RE_CONSUMER, SINK_CONSUMER = "rule-engine.indicators", "netskope-sink.share-intents"
+# What the samplers inside a measured window read (see common.scrape).
+RECORDS = ("cte_consumer_records_total",)
 # Raw ingest: the fastest acknowledgement (a feed that never reads back); the bench times the read model's
 # catching up itself. Without ``wait`` a write answers once the read model shows it (the default mode).
 INGEST_PATH = "/api/cte/indicators/?wait=false"
@@ -510,7 +512,7 @@ class Bench:
             total = 0.0
             for name in (m for m in self.alone_members if m in self.ports):
                 with contextlib.suppress(httpx.HTTPError):
-                    samples = await scrape(self.watch, self.metrics_url(name))
+                    samples = await scrape(self.watch, self.metrics_url(name), RECORDS)
                     total += metric(samples, "cte_consumer_records_total", consumer=RE_CONSUMER, outcome="applied")
             return total
 
@@ -601,10 +603,10 @@ class Bench:
         async def sampler() -> None:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    re = await scrape(self.watch, self.metrics_url("rule-engine"))
+                    re = await scrape(self.watch, self.metrics_url("rule-engine"), RECORDS)
                     for name in self.replicas:
-                        re += await scrape(self.watch, self.metrics_url(name))
-                    sink = await scrape(self.watch, self.metrics_url("netskope-sink"))
+                        re += await scrape(self.watch, self.metrics_url(name), RECORDS)
+                    sink = await scrape(self.watch, self.metrics_url("netskope-sink"), RECORDS)
                     timeline.append(
                         (
                             round(time.perf_counter() - t0, 2),

@@ -12,6 +12,7 @@ from cte_common.settings import CommonSettings
 from cte_common.startup import until_reachable
 
 __all__ = [
+    "BATCH_WRITER_SETTINGS",
     "Connection",
     "Pool",
     "create_pool",
@@ -43,7 +44,19 @@ async def _connect(dsn: str | None = None, **options: Any) -> asyncpg.Connection
     return connection
 
 
-async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> Pool:
+# The consumers' statements are batch writes over unnest() and COPY: the planner guesses their row
+# counts (unnest's default), so now and then a plan's estimated cost passes jit_above_cost and one
+# execution spends 100-200 ms of the server's CPU compiling expressions it runs for a few thousand
+# rows (about 1 s per 300,000 indicators in the sink's intents, measured). The API's reads keep it.
+BATCH_WRITER_SETTINGS: dict[str, str] = {"jit": "off"}
+
+
+async def create_pool(
+    settings: CommonSettings, *, min_size: int = 1, server_settings: dict[str, str] | None = None
+) -> Pool:
+    """The pool of a service; ``server_settings`` set on each of its connections (BATCH_WRITER_SETTINGS
+    for the consumers)."""
+
     async def connect() -> Pool:
         pool: Pool = await asyncpg.create_pool(
             settings.database_url,
@@ -51,6 +64,7 @@ async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> Pool:
             max_size=settings.db_pool_max,
             init=_init_connection,
             connect=_connect,
+            server_settings=server_settings,
             # Bounds a connection attempt, so a pool waiting for a new connection to a database that
             # does not answer gives up (as a connection failure) instead of holding its caller.
             timeout=settings.db_connect_timeout_seconds,

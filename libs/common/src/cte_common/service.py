@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
-from cte_common.db import Pool, create_pool
+from cte_common.db import BATCH_WRITER_SETTINGS, Pool, create_pool
 from cte_common.kafka import make_broker
 from cte_common.logs import configure_logging
 from cte_common.metrics import serve_metrics
@@ -76,7 +76,7 @@ def run_consumer_service(
 
     async def main() -> None:
         broker = build_broker(settings, service)
-        pool = await create_pool(settings)
+        pool = await create_pool(settings, server_settings=BATCH_WRITER_SETTINGS)
         await setup(broker, pool, topics)
         tasks: list[asyncio.Task[None]] = []
 
