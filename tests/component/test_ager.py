@@ -87,3 +87,40 @@ async def test_inactive_indicators_are_deleted_when_the_setting_says_so(system: 
     finally:
         r = await system.api.patch("/api/settings/cte", json={"deleteInactiveIndicators": False})
         assert r.status_code == 200, r.text
+
+
+async def test_an_inactive_indicator_a_list_holds_or_wants_is_kept(system: System, db: Pool, now: datetime) -> None:
+    """Deletion waits until no list holds the value on its tenant (a URL as its entry, without the
+    scheme) and no list has it as a member; the ager asks each list through its primary key."""
+    value, entry = "https://held.ager.example/p", "held.ager.example/p"
+    pushed_in, member_of = "ager-tenant/url/held", "ager-tenant/url/wanted"
+    due = (now + timedelta(minutes=5)).isoformat()
+    await system.post_indicators([{"value": value, "type": "url", "source": "ager-src", "expiresAt": due}])
+    await system.sweep(now + timedelta(minutes=10))
+    assert not await active(system, value)
+    async with db.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO list_state (list_key, version) SELECT unnest($1::text[]), 1 ON CONFLICT DO NOTHING",
+            [pushed_in, member_of],
+        )
+        await conn.execute("INSERT INTO list_pushed (list_key, value) VALUES ($1, $2)", pushed_in, entry)
+    r = await system.api.patch("/api/settings/cte", json={"deleteInactiveIndicators": True})
+    assert r.status_code == 200, r.text
+    try:
+        await system.sweep(now + timedelta(minutes=10))
+        assert await system.indicator(value) is not None  # held on a tenant
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO list_members (list_key, value, type, priority, cost_bytes) VALUES ($1, $2, 'url', 1, 20)",
+                member_of,
+                value,
+            )
+            await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", pushed_in)
+        await system.sweep(now + timedelta(minutes=10))
+        assert await system.indicator(value) is not None  # wanted by another list
+        await db.execute("DELETE FROM list_members WHERE list_key = $1", member_of)
+        await system.sweep(now + timedelta(minutes=10))
+        assert await system.indicator(value) is None
+    finally:
+        r = await system.api.patch("/api/settings/cte", json={"deleteInactiveIndicators": False})
+        assert r.status_code == 200, r.text

@@ -29,15 +29,19 @@ async def find_due(conn: Connection, now: datetime, limit: int) -> list[tuple[st
 
 # The reference's deleteInactiveIndicators: an inactive indicator is deleted once it has left every
 # list: no sharing selects it, no list wants it, and no list holds it on its tenant (the sink's
-# record; a URL is held as its entry, without the scheme).
+# record; a URL is held as its entry, without the scheme). The list tables are keyed by (list_key,
+# value) and nothing else, so each list is asked in turn through that key: every list has a state
+# row from its first intent on, before it has a member or a pushed entry, and keeps it.
 _DELETE_INACTIVE_ENABLED = "SELECT delete_inactive_indicators FROM cte_settings"
 _FIND_DELETABLE = """
 SELECT i.value FROM indicators i
 WHERE NOT i.active AND i.value > $2
   AND NOT EXISTS (SELECT 1 FROM share_decisions d WHERE d.value = i.value)
-  AND NOT EXISTS (SELECT 1 FROM list_members m WHERE m.value = i.value)
   AND NOT EXISTS (
-      SELECT 1 FROM list_pushed p WHERE p.value IN (i.value, regexp_replace(i.value, '^(https?|ftp)://', ''))
+      SELECT 1 FROM list_state s
+      WHERE EXISTS (SELECT 1 FROM list_members m WHERE m.list_key = s.list_key AND m.value = i.value)
+         OR EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = s.list_key
+                    AND p.value IN (i.value, regexp_replace(i.value, '^(https?|ftp)://', '')))
   )
 ORDER BY i.value
 LIMIT $1
