@@ -44,10 +44,10 @@ async def _connect(dsn: str | None = None, **options: Any) -> asyncpg.Connection
     return connection
 
 
-# The consumers' statements are batch writes over unnest() and COPY: the planner guesses their row
-# counts (unnest's default), so now and then a plan's estimated cost passes jit_above_cost and one
-# execution spends 100-200 ms of the server's CPU compiling expressions it runs for a few thousand
-# rows (about 1 s per 300,000 indicators in the sink's intents, measured). The API's reads keep it.
+# The consumers' statements are batch writes over unnest() and COPY, whose row counts the planner
+# guesses: now and then a plan's estimated cost passes jit_above_cost, and one execution spends
+# 100-200 ms of the server's CPU compiling expressions it runs for a few thousand rows (946 ms in the
+# sink's intents of 300,000 indicators: bench/notes.md). The API's reads keep the server's setting.
 BATCH_WRITER_SETTINGS: dict[str, str] = {"jit": "off"}
 
 

@@ -30,8 +30,8 @@ async def find_due(conn: Connection, now: datetime, limit: int) -> list[tuple[st
 # The reference's deleteInactiveIndicators: an inactive indicator is deleted once it has left every
 # list: no sharing selects it, no list wants it, and no list holds it on its tenant (the sink's
 # record; a URL is held as its entry, without the scheme). The list tables are keyed by (list_key,
-# value) and nothing else, so each list is asked in turn through that key: every list has a state
-# row from its first intent on, before it has a member or a pushed entry, and keeps it.
+# value) and nothing else, so the question goes to each list in turn: every list has a state row
+# from its first intent on, before it has a member or a pushed entry, and keeps it.
 _DELETE_INACTIVE_ENABLED = "SELECT delete_inactive_indicators FROM cte_settings"
 _FIND_DELETABLE = """
 SELECT i.value FROM indicators i

@@ -3,7 +3,7 @@
 The index served one question, the ager's "does any list still hold this value?" before it deletes
 an inactive indicator. The ager now asks each list in turn through the primary key (list_key,
 value): there are a few lists and many values, so that is a few probes per indicator. Every entry a
-push appends no longer writes a second index entry (about a fifth of that insert's cost,
+push appends no longer writes a second index entry (a quarter of that insert's buffers and WAL,
 bench/notes.md).
 
 Revision ID: 0028
