@@ -2,7 +2,7 @@
 
 The consumers' batch statements take their rows from unnest() and COPY, whose row counts the planner
 guesses, so a plan's estimated cost sometimes passes jit_above_cost and one execution compiles
-expressions for a few thousand rows (bench/notes.md, "JIT off for the batch writers"). A cost threshold
+expressions for a few thousand rows (bench/notes.md, "PostgreSQL's JIT, the broker's heap"). A cost threshold
 of 0 below makes every plan expensive enough."""
 
 from __future__ import annotations
