@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -28,9 +29,54 @@ else:
     Pool = asyncpg.Pool
 
 
+# timestamptz on the wire: microseconds since 2000-01-01 UTC. asyncpg's own encoder compares each value
+# with its two infinities and converts it to UTC before subtracting the epoch, about 1 µs a value; the
+# rule-engine's COPYs send four or five times per indicator, a tenth of its CPU. Through the tuple
+# format asyncpg packs the integer in C, and an aware datetime needs one subtraction (about 0.4 µs).
+# Every input is taken as asyncpg takes it (a naive time or a date is local time; datetime.max and
+# datetime.min, naive or as UTC, are the infinities), and values read back are the ones asyncpg returns.
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_INFINITY = 0x7FFFFFFFFFFFFFFF
+_NEGATIVE_INFINITY = -0x8000000000000000
+_MAX = (datetime.max.replace(tzinfo=UTC) - _PG_EPOCH) // _MICROSECOND
+_MIN = (datetime.min.replace(tzinfo=UTC) - _PG_EPOCH) // _MICROSECOND
+
+
+def _encode_timestamptz(value: datetime | date) -> tuple[int]:
+    if type(value) is datetime and value.tzinfo is not None:
+        microseconds = (value - _PG_EPOCH) // _MICROSECOND
+        if microseconds == _MAX:
+            return (_INFINITY,)
+        if microseconds == _MIN:
+            return (_NEGATIVE_INFINITY,)
+        return (microseconds,)
+    if not isinstance(value, date):
+        raise TypeError(f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}")
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day).astimezone()
+    elif value == datetime.max:  # (a naive value only: an aware one never equals a naive one)
+        return (_INFINITY,)
+    elif value == datetime.min:
+        return (_NEGATIVE_INFINITY,)
+    return _encode_timestamptz(value.astimezone(UTC))
+
+
+def _decode_timestamptz(value: tuple[int]) -> datetime:
+    microseconds = value[0]
+    if microseconds == _INFINITY:
+        return datetime.max
+    if microseconds == _NEGATIVE_INFINITY:
+        return datetime.min
+    return _PG_EPOCH + timedelta(microseconds=microseconds)
+
+
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec(
+        "timestamptz", encoder=_encode_timestamptz, decoder=_decode_timestamptz, schema="pg_catalog", format="tuple"
+    )
 
 
 async def _connect(dsn: str | None = None, **options: Any) -> asyncpg.Connection[Any]:
