@@ -986,16 +986,22 @@ async def record_push(
     first, so an intents batch commits either before this record (and its changes are consumed or
     re-measured here) or after it."""
     bad = list(refused)
-    # The state row is locked before any change row, as apply_intents locks them: in the other order an
-    # intents batch between the two would deadlock with this record.
     await conn.execute(_CUSTOM_PLANS)
-    held_before: int = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1 FOR UPDATE", list_key)
+    # What the tenant holds first, before the state row is locked: no intents batch reads or writes
+    # list_pushed or list_claims (only the flusher holding the list's advisory lock does), and writing
+    # them is most of a record's work (the appended entries' rows), which the intents batches of the
+    # list no longer wait for.
     if uncertain:
-        held_before = 0
         await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", list_key)
     removed = _rows(await conn.execute(_RECORD_REMOVED, list_key))
     appended: int = await conn.fetchval(_RECORD_APPENDED, list_key, bad)
     await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
+    # The state row is locked before any change row, as apply_intents locks them: in the other order an
+    # intents batch between the two would deadlock with this record. (Its entries are the flusher's
+    # alone to change: read here or before, the same.)
+    held_before: int = await conn.fetchval("SELECT entries FROM list_state WHERE list_key = $1 FOR UPDATE", list_key)
+    if uncertain:
+        held_before = 0
     await conn.execute(_CONSUME_CHANGES, list_key)
     if refused:
         await conn.execute(_RECORD_REJECTED, list_key, bad, [refused[e] for e in bad])
