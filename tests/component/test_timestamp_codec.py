@@ -14,6 +14,11 @@ from cte_common.db import Pool, create_pool
 from cte_common.settings import CommonSettings
 from tests.conftest import Env
 
+
+class _Moment(datetime):
+    """A datetime of another library's kind (asyncpg takes any subclass)."""
+
+
 VALUES: list[datetime | date] = [
     datetime(2026, 12, 4, 16, 5, 7, 123456, tzinfo=UTC),
     datetime(2026, 12, 4, 21, 35, 7, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
@@ -27,6 +32,8 @@ VALUES: list[datetime | date] = [
     datetime(1, 1, 1, tzinfo=UTC),  # -infinity
     datetime(2026, 7, 1, 12, 0, 0, 500),  # naive: local time, as asyncpg takes it
     date(2026, 12, 4),  # local midnight
+    _Moment(2026, 12, 4, 16, 5, 7, 250000, tzinfo=UTC),
+    _Moment(2026, 12, 4, 16, 5, 7, 250000),
     datetime.max,  # infinity
     datetime.min,  # -infinity
 ]

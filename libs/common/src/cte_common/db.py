@@ -44,22 +44,23 @@ _MIN = (datetime.min.replace(tzinfo=UTC) - _PG_EPOCH) // _MICROSECOND
 
 
 def _encode_timestamptz(value: datetime | date) -> tuple[int]:
-    if type(value) is datetime and value.tzinfo is not None:
-        microseconds = (value - _PG_EPOCH) // _MICROSECOND
-        if microseconds == _MAX:
+    if type(value) is not datetime or value.tzinfo is None:
+        if not isinstance(value, date):
+            raise TypeError(f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}")
+        if not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day).astimezone()
+        elif value == datetime.max:  # (a naive value only: an aware one never equals a naive one)
             return (_INFINITY,)
-        if microseconds == _MIN:
+        elif value == datetime.min:
             return (_NEGATIVE_INFINITY,)
-        return (microseconds,)
-    if not isinstance(value, date):
-        raise TypeError(f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}")
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day).astimezone()
-    elif value == datetime.max:  # (a naive value only: an aware one never equals a naive one)
+        elif value.tzinfo is None:
+            value = value.astimezone(UTC)
+    microseconds = (value - _PG_EPOCH) // _MICROSECOND
+    if microseconds == _MAX:
         return (_INFINITY,)
-    elif value == datetime.min:
+    if microseconds == _MIN:
         return (_NEGATIVE_INFINITY,)
-    return _encode_timestamptz(value.astimezone(UTC))
+    return (microseconds,)
 
 
 def _decode_timestamptz(value: tuple[int]) -> datetime:
