@@ -47,6 +47,7 @@ async def pools(env: Env) -> Any:
     try:
         yield ours, plain
     finally:
+        await plain.execute("DROP TABLE IF EXISTS codec_check")  # (the database is shared by the session)
         await ours.close()
         await plain.close()
 
