@@ -245,3 +245,36 @@ async def test_the_selection_in_postgresql_is_the_reference_selection(db: Pool) 
             assert {r["value"]: r["entry"] for r in appended} == want
         await repository.forget_push(conn, key)
         await drop_list(conn, key)
+
+
+async def test_a_tenant_s_url_lists_and_file_hash_lists_are_pushed_side_by_side(system: System) -> None:
+    """A file hash list's call (v1, the whole list each time) does not hold back the URL lists' calls
+    (v2), nor the other way round: with every tenant call held for a while, the two overlap in time
+    (one after the other, they never would)."""
+    await post(
+        system,
+        [
+            {"value": "side-by-side.example", "type": "domain"},
+            {"value": "9e107d9d372bb6826bd81d3542a419d6", "type": "md5"},
+        ],
+    )
+    since = await system.tenant_calls()
+    assert (await system.tenant.put("/_sim/faults", json={"latency_ms": 400})).status_code == 200
+    try:
+        assert await system.push_lists() == 2
+    finally:
+        assert (await system.tenant.put("/_sim/faults", json={})).status_code == 200
+    calls = await system.tenant_calls_since(since)
+
+    def held(c: dict[str, Any]) -> tuple[float, float]:
+        return c["time"], c["time"] + c["duration_ms"] / 1000
+
+    file_calls = [held(c) for c in calls if c["path"] == "/api/v1/updateFileHashList"]
+    url_calls = [c for c in calls if c["path"].startswith("/api/v2/policy/urllist")]
+    assert len(file_calls) == 1, calls
+    assert {c["method"] for c in url_calls} >= {"GET", "PATCH", "POST"}, calls  # names, append, deploy
+    file_start, file_end = file_calls[0]
+    assert any(start < file_end and end > file_start for start, end in map(held, url_calls)), calls
+    lists = await tenant_lists(system)
+    assert "side-by-side.example" in lists["sink-urls"]
+    assert "9e107d9d372bb6826bd81d3542a419d6" in lists["sink-hashes"]

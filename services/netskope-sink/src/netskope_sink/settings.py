@@ -16,6 +16,10 @@ class Settings(CommonSettings):
     batch_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     # How often due lists are looked for; a list is pushed at most this long after its intents.
     flush_interval_seconds: float = Field(default=1.0, gt=0)
+    # Streams of lists pushed at once (a tenant's URL lists are one stream, its file hash lists another).
+    # A stream holds up to two of the pool's connections (its round's, and one to record a failure):
+    # keep twice this below db_pool_max, which the share-intent consumer and the alert poller share.
+    flush_concurrency: int = Field(default=2, ge=1)
     # After a successful push a list waits at least this long before its next one: intents that arrive
     # meanwhile are gathered into one push (0: pushed as soon as intents arrive).
     push_min_interval_seconds: float = Field(default=0.0, ge=0)

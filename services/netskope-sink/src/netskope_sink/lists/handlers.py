@@ -205,14 +205,30 @@ class Flusher:
         async with self.pool.acquire() as conn:
             await repository.schedule_read_backs(conn, self.settings.list_read_back_interval_seconds)
             due = await repository.due_lists(conn, 100)
-        by_tenant: dict[str, list[str]] = {}
+        # A tenant's URL lists and its file hash lists are two streams, pushed side by side (and so are
+        # tenants): nothing is shared between them but the credentials. They use different APIs with
+        # budgets of their own (v2, v1), and the tenant's entry limits are planned across its URL lists
+        # only, which stay one after another. A file hash list is replaced whole at each push (the only
+        # call v1 has): one after the other, the URL lists' appends would wait for it every round.
+        streams: dict[tuple[str, str], list[str]] = {}
         for key in due:
-            by_tenant.setdefault(split_list_key(key)[0], []).append(key)
-        pushed = 0
-        for tenant, keys in by_tenant.items():
-            pushed += await self._flush_tenant(tenant, keys)
+            tenant, action, _ = split_list_key(key)
+            streams.setdefault((tenant, action), []).append(key)
+        slots = asyncio.Semaphore(self.settings.flush_concurrency)
+
+        async def flush_stream(tenant: str, keys: list[str]) -> int:
+            async with slots:
+                return await self._flush_tenant(tenant, keys)
+
+        # Every stream runs to its end even if another fails (it records its own lists' failures).
+        results = await asyncio.gather(
+            *(flush_stream(tenant, keys) for (tenant, _), keys in streams.items()), return_exceptions=True
+        )
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
         await self._show_stuck()
-        return len(due), pushed
+        return len(due), sum(r for r in results if isinstance(r, int))
 
     async def _show_stuck(self) -> None:
         """The failed lists and rejected tenants as gauges, from the stored state: a restarted sink, or a
@@ -230,7 +246,8 @@ class Flusher:
         self.shown_failed, self.shown_rejected = failed, rejected
 
     async def _flush_tenant(self, tenant: str, keys: list[str]) -> int:
-        """Push the tenant's due lists this process can lock; returns how many it locked."""
+        """Push the tenant's due lists this process can lock, one after another (a stream: lists of one
+        kind); returns how many it locked."""
         # One connection for the round: it holds the lists' locks and their prepared pushes.
         async with self.pool.acquire() as conn:
             locked = [k for k in keys if await repository.try_lock_list(conn, k)]
