@@ -586,19 +586,22 @@ WHERE m.list_key = $1 AND {_key("<=", 8)} AND -m.priority <= -$8::float8 {{after
 # be stale (a lookup for nothing); false never is: a member that joins the kept prefix is a moved value.
 _DIFF_MOVED = f"""
 WITH moved AS MATERIALIZED ({{moved}}),
+-- Each kept value's entry looked up once in what the tenant holds (a probe per value: as an anti-join
+-- the planner hashed everything the tenant holds), for the appends and for the entries becoming shared
+-- (those the tenant holds already, which are few: an array of every kept entry cost a probe each again).
+kept AS MATERIALIZED (
+    SELECT mv.value, mv.new_entry AS entry, mv.was_kept AND mv.old_entry IS NOT DISTINCT FROM mv.new_entry AS same,
+           EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry) AS held
+    FROM moved mv WHERE mv.now_kept AND mv.new_entry IS NOT NULL
+),
 shared AS (
     UPDATE list_pushed p SET shared = true
-    WHERE p.list_key = $1 AND NOT p.shared AND p.value = ANY (ARRAY(
-        SELECT new_entry FROM moved
-        WHERE now_kept AND new_entry IS NOT NULL AND NOT (was_kept AND old_entry IS NOT DISTINCT FROM new_entry)))
+    WHERE p.list_key = $1 AND NOT p.shared AND p.value = ANY (ARRAY(SELECT entry FROM kept WHERE held AND NOT same))
 ),
 diff AS (
     INSERT INTO push_changes (list_key, change, value, entry)
-    SELECT $1, 'append', mv.value, mv.new_entry FROM moved mv
-    WHERE mv.now_kept AND mv.new_entry IS NOT NULL
-      -- (OFFSET 0: a probe per value; as an anti-join the planner hashed everything the tenant holds)
-      AND NOT EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry OFFSET 0)
-      AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = mv.new_entry)
+    SELECT $1, 'append', k.value, k.entry FROM kept k
+    WHERE NOT k.held AND NOT EXISTS (SELECT 1 FROM list_foreign f WHERE f.list_key = $1 AND f.value = k.entry)
     UNION ALL
     SELECT $1, 'remove', e.entry, e.entry
     FROM (SELECT old_entry FROM moved WHERE was_kept AND old_entry IS NOT NULL
