@@ -586,12 +586,13 @@ WHERE m.list_key = $1 AND {_key("<=", 8)} AND -m.priority <= -$8::float8 {{after
 # be stale (a lookup for nothing); false never is: a member that joins the kept prefix is a moved value.
 _DIFF_MOVED = f"""
 WITH moved AS MATERIALIZED ({{moved}}),
--- Each kept value's entry looked up once in what the tenant holds (a probe per value: as an anti-join
--- the planner hashed everything the tenant holds), for the appends and for the entries becoming shared
--- (those the tenant holds already, which are few: an array of every kept entry cost a probe each again).
+-- Each kept value's entry looked up once in what the tenant holds, for the appends and for the entries
+-- becoming shared (those the tenant holds already, which are few: an array of every kept entry cost a
+-- probe each again). (OFFSET 0: a probe per value; hashed, or as an anti-join, the planner read
+-- everything the tenant holds.)
 kept AS MATERIALIZED (
     SELECT mv.value, mv.new_entry AS entry, mv.was_kept AND mv.old_entry IS NOT DISTINCT FROM mv.new_entry AS same,
-           EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry) AS held
+           EXISTS (SELECT 1 FROM list_pushed p WHERE p.list_key = $1 AND p.value = mv.new_entry OFFSET 0) AS held
     FROM moved mv WHERE mv.now_kept AND mv.new_entry IS NOT NULL
 ),
 shared AS (
