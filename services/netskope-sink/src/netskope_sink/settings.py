@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cte_common.settings import CommonSettings
 
@@ -17,8 +17,8 @@ class Settings(CommonSettings):
     # How often due lists are looked for; a list is pushed at most this long after its intents.
     flush_interval_seconds: float = Field(default=1.0, gt=0)
     # Streams of lists pushed at once (a tenant's URL lists are one stream, its file hash lists another).
-    # A stream holds up to two of the pool's connections (its round's, and one to record a failure):
-    # keep twice this below db_pool_max, which the share-intent consumer and the alert poller share.
+    # A stream holds up to two of the pool's connections (its round's, and one to record a failure), so
+    # twice this must stay below db_pool_max, which the share-intent consumer and the alert poller share.
     flush_concurrency: int = Field(default=2, ge=1)
     # After a successful push a list waits at least this long before its next one: intents that arrive
     # meanwhile are gathered into one push (0: pushed as soon as intents arrive).
@@ -69,3 +69,14 @@ class Settings(CommonSettings):
     # After a failed publish, sends still queued in the producer may land until its request timeout
     # (30 s): the page is recovered only after that, so the recovery sees every send that landed.
     poll_publish_settle_seconds: float = Field(default=35.0, ge=0)
+
+    @model_validator(mode="after")
+    def _room_for_the_streams(self) -> Settings:
+        # Streams that each hold one connection and wait for a second could take the whole pool.
+        if 2 * self.flush_concurrency >= self.db_pool_max:
+            raise ValueError(
+                f"flush_concurrency ({self.flush_concurrency}) needs at most two of the pool's connections "
+                f"per stream and one left for the rest: raise db_pool_max ({self.db_pool_max}) above "
+                f"{2 * self.flush_concurrency} or lower flush_concurrency"
+            )
+        return self

@@ -216,13 +216,13 @@ class Flusher:
             streams.setdefault((tenant, action), []).append(key)
         slots = asyncio.Semaphore(self.settings.flush_concurrency)
 
-        async def flush_stream(tenant: str, keys: list[str]) -> int:
+        async def in_slot(tenant: str, keys: list[str]) -> int:
             async with slots:
-                return await self._flush_tenant(tenant, keys)
+                return await self._flush_stream(tenant, keys)
 
         # Every stream runs to its end even if another fails (it records its own lists' failures).
         results = await asyncio.gather(
-            *(flush_stream(tenant, keys) for (tenant, _), keys in streams.items()), return_exceptions=True
+            *(in_slot(tenant, keys) for (tenant, _), keys in streams.items()), return_exceptions=True
         )
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
@@ -245,9 +245,9 @@ class Flusher:
             CREDENTIALS_REJECTED.labels(tenant).set(1)
         self.shown_failed, self.shown_rejected = failed, rejected
 
-    async def _flush_tenant(self, tenant: str, keys: list[str]) -> int:
-        """Push the tenant's due lists this process can lock, one after another (a stream: lists of one
-        kind); returns how many it locked."""
+    async def _flush_stream(self, tenant: str, keys: list[str]) -> int:
+        """Push a stream (the tenant's due lists of one kind) one after another, those this process can
+        lock; returns how many it locked."""
         # One connection for the round: it holds the lists' locks and their prepared pushes.
         async with self.pool.acquire() as conn:
             locked = [k for k in keys if await repository.try_lock_list(conn, k)]
