@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cte_common.canonical import InvalidIndicator, canonicalize
 from cte_common.indicators import IndicatorType
-from cte_common.url_list import list_entry, url_list_entry_problem
+from cte_common.url_list import (
+    PLAIN_ENTRY_RE,
+    is_plain_entry,
+    list_entry,
+    url_list_entry_problem,
+    url_list_entry_problem_in_full,
+)
 from fake_tenant.url_grammar import url_entry_problem
 from tests.unit.test_canonical import urls
 
@@ -95,3 +101,46 @@ def test_whatever_the_pre_check_lets_through_the_fake_tenant_takes(value: str) -
     for entry in (value, list_entry(IndicatorType.URL, canonical) if canonical else None):
         if entry is not None and url_list_entry_problem(entry) is None:
             assert url_entry_problem(entry) is None, entry
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["mail-cloud-1.top", "secure-0.track-site.online/account/0", "https://a.example/x?q=1#f", "10.1.2.3", "a"],
+)
+def test_the_common_shapes_are_taken_in_one_match(entry: str) -> None:
+    assert is_plain_entry(entry)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "0.0.0.0",  # noqa: S104 (an entry, never bound)
+        "http://0.0.0.0",
+        "01.2.3.4",
+        "1.2.3.4.",
+        "1.2.3.4-a.example",
+        "xn--bcher-kva.example",
+        "a.example:8080",
+        "A.example",
+        "a.example?q",
+        "*.a.example",
+        "10.0.0.0/8",
+        "1.2.3",
+    ],
+)
+def test_the_other_shapes_go_through_every_check(entry: str) -> None:
+    assert not is_plain_entry(entry)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.from_regex(PLAIN_ENTRY_RE, fullmatch=True),
+        st.from_regex(r"(https?://)?[0-9a-z.-]{1,20}(/[a-z0-9/%:.*]{0,6})?", fullmatch=True),
+        st.text(alphabet="abxn-019.5/:%*@#?_A2", max_size=30),
+    )
+)
+def test_what_the_plain_shape_takes_every_check_takes(entry: str) -> None:
+    # The one-match path of url_list_entry_problem is a shortcut, never a second reading of the grammar.
+    if is_plain_entry(entry):
+        assert url_list_entry_problem_in_full(entry) is None

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
+import httpcore  # noqa: F401 (httpx imports it with its first client: at start, not in the first push)
 import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -113,7 +115,7 @@ class TenantClient:
         v1_token: str | None,
         v2_token: str | None,
         limiters: Mapping[Api, AbstractAsyncContextManager[None]],
-        verify: bool = True,
+        verify: bool | ssl.SSLContext = True,
         use_proxy: bool = False,
         attempts: int = 5,
         timeout: float = 30.0,
@@ -311,6 +313,14 @@ class TenantClients:
         self.transport = transport
         self.secrets = SecretBox(settings.secrets_key.get_secret_value() if settings.secrets_key else None)
         self.clients: dict[tuple[object, ...], TenantClient] = {}
+        # The TLS settings of every client, made at start (loading the CA bundle takes tens of ms of
+        # CPU, which a tenant's first push would pay otherwise) and shared: as httpx makes them, the
+        # system's CA bundle (SSL_CERT_FILE, SSL_CERT_DIR) read only with "Use System Proxy".
+        self.tls = {
+            (verify, use_proxy): httpx.create_ssl_context(verify=verify, trust_env=use_proxy)
+            for verify in (True, False)
+            for use_proxy in (True, False)
+        }
 
     def get(self, connection: TenantConnection) -> TenantClient:
         tenant = connection.tenant
@@ -326,7 +336,7 @@ class TenantClients:
                 v1_token=v1,
                 v2_token=v2,
                 limiters=limiters,
-                verify=connection.verify,
+                verify=self.tls[(connection.verify, connection.proxy)],
                 use_proxy=connection.proxy,
                 attempts=self.settings.request_attempts,
                 timeout=self.timeout,
