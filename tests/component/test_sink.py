@@ -5,8 +5,11 @@ list state when indicators are read."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -278,3 +281,46 @@ async def test_a_tenant_s_url_lists_and_file_hash_lists_are_pushed_side_by_side(
     lists = await tenant_lists(system)
     assert "side-by-side.example" in lists["sink-urls"]
     assert "9e107d9d372bb6826bd81d3542a419d6" in lists["sink-hashes"]
+
+
+async def test_a_file_hash_list_replaced_whole_waits_as_long_as_its_push_took(system: System, db: Pool) -> None:
+    """Each push of a file hash list rewrites the whole list on the tenant: a list fed without a pause
+    waits after a push in proportion to what it took (file_replace_pacing), and is pushed when that wait
+    ends, without another wake and long before the flush interval."""
+    first, second = "4a8a08f09d37b73795649038408b5f33", "8277e0910d750195b448797616e091ad"
+    flusher = system.flusher
+    saved = flusher.settings
+    flusher.settings = saved.model_copy(update={"file_replace_pacing": 3.0, "flush_interval_seconds": 60.0})
+    task: asyncio.Task[None] | None = None
+    try:
+        await post(system, [{"value": first, "type": "md5"}])
+        assert (await system.tenant.put("/_sim/faults", json={"latency_ms": 1000})).status_code == 200
+        try:
+            await system.push_lists()
+        finally:
+            assert (await system.tenant.put("/_sim/faults", json={})).status_code == 200
+        assert first in (await tenant_lists(system))["sink-hashes"]
+        async with db.acquire() as conn:
+            waits = await conn.fetchval(
+                "SELECT extract(epoch FROM next_attempt_at - last_push_at) FROM list_state WHERE list_key = $1",
+                "sink-tenant/file/sink-hashes",
+            )
+        assert waits >= 3.0  # three times the second the tenant took to answer, at least
+
+        await post(system, [{"value": second, "type": "md5"}])
+        await system.push_lists()  # the file hash list is not due yet
+        assert second not in (await tenant_lists(system))["sink-hashes"]
+        async with db.acquire() as conn:
+            assert 0 < (await repository.next_attempt_in(conn) or 0) <= waits
+
+        started = time.monotonic()
+        task = asyncio.create_task(flusher.run_forever())
+        while second not in (await tenant_lists(system))["sink-hashes"]:
+            assert time.monotonic() - started < 20, "the paced list was not pushed when its wait ended"
+            await asyncio.sleep(0.1)
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        flusher.settings = saved

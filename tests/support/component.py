@@ -337,6 +337,8 @@ async def running_system(
                     "request_attempts": 2,
                     "backoff_max_seconds": 1,
                     "request_timeout_seconds": 5,
+                    # Every push_lists pushes every changed list: a test of the pacing sets its own.
+                    "file_replace_pacing": 0,
                     **(sink_settings or {}),
                 },
             ),

@@ -23,6 +23,11 @@ class Settings(CommonSettings):
     # After a successful push a list waits at least this long before its next one: intents that arrive
     # meanwhile are gathered into one push (0: pushed as soon as intents arrive).
     push_min_interval_seconds: float = Field(default=0.0, ge=0)
+    # A file hash list is replaced whole at each push (REST v1 has no other call): its next push waits
+    # at least this many times as long as the last one took, so a list fed without a pause is not
+    # rewritten back to back (at 1, its pushes take at most half of its stream's time; 0: pushed as soon
+    # as intents arrive). A lone change after a pause is pushed at once.
+    file_replace_pacing: float = Field(default=1.0, ge=0)
     # A URL list at its cap fed without a pause (trimmed twice within twice this long) keeps room for
     # this many seconds of its inflow below its cap, at most cap_reserve_max_share of it, so that most of
     # its pushes are appends rather than replaces of the whole list; it is filled up to its cap once it

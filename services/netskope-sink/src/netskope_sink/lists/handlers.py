@@ -176,8 +176,14 @@ class Flusher:
     async def run_forever(self) -> None:
         while True:
             pushed = 0
+            wait = self.settings.flush_interval_seconds
             try:
                 _, pushed = await self._flush_round()
+                if not pushed:
+                    # A list that changed but waits (a backoff, a pacing, a reserve's settling) is pushed
+                    # when its wait ends, not at the next interval: no intent may come to wake the flusher.
+                    async with self.pool.acquire() as conn:
+                        wait = min(wait, await repository.next_attempt_in(conn) or wait)
             except Exception:  # a failed round is retried; nothing was recorded for the failed lists
                 log.exception("flush round failed")
             self.wake.clear()
@@ -192,7 +198,7 @@ class Flusher:
                 gc.collect(1)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.flush_interval_seconds)
+                await asyncio.wait_for(self.wake.wait(), timeout=wait)
             self.wake.clear()
 
     async def flush_due(self) -> int:
@@ -541,7 +547,7 @@ class Flusher:
                 uncertain=p.uncertain,
                 refused=p.refused,
                 cap=p.cap,
-                next_push_in_seconds=self.settings.push_min_interval_seconds,
+                next_push_in_seconds=self._next_push_in(p),
                 left_out_tenant=by_tenant,
                 settle_in_seconds=self.settings.cap_settle_seconds,
             )
@@ -558,6 +564,14 @@ class Flusher:
         CREDENTIALS_REJECTED.labels(split_list_key(p.list_key)[0]).set(0)
         PUSHES.labels(p.list_key, "ok").inc()
         PUSH_SECONDS.labels(p.list_key).observe(time.perf_counter() - p.started)
+
+    def _next_push_in(self, p: Pushed) -> float:
+        """How long the list waits before its next push: a file hash list, rewritten whole at each push,
+        in proportion to what this one took (settings.file_replace_pacing)."""
+        wait = self.settings.push_min_interval_seconds
+        if split_list_key(p.list_key)[1] == "file":
+            wait = max(wait, self.settings.file_replace_pacing * (time.perf_counter() - p.started))
+        return wait
 
     async def _failed(self, key: str, exc: BaseException) -> None:
         """A failed push: 401/403 stop every call to the tenant until its credentials change; another

@@ -155,6 +155,24 @@ async def due_lists(conn: Conn, limit: int) -> list[str]:
     return [r["list_key"] for r in await conn.fetch(_DUE, limit)]
 
 
+# The soonest a list that waits becomes due: changed and waiting for its next attempt, or held below its
+# cap until it settles (a time already past is a list _DUE passes over, such as one whose tenant rejects
+# its credentials: nothing to wait for).
+_NEXT_ATTEMPT = """
+SELECT extract(epoch FROM min(t.at) - now())::float8 FROM (
+    SELECT next_attempt_at FROM list_state WHERE version > flushed_version
+    UNION ALL
+    SELECT settle_at FROM list_state WHERE settle_at IS NOT NULL
+) AS t(at) WHERE t.at > now()
+"""
+
+
+async def next_attempt_in(conn: Conn) -> float | None:
+    """Seconds until the soonest list that waits becomes due, or None when none waits."""
+    seconds: float | None = await conn.fetchval(_NEXT_ATTEMPT)
+    return seconds
+
+
 async def schedule_read_backs(conn: Conn, interval_seconds: float) -> int:
     """Make due the URL lists not read back for ``interval_seconds`` (and not due already)."""
     status = await conn.execute(
