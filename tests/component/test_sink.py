@@ -324,3 +324,39 @@ async def test_a_file_hash_list_replaced_whole_waits_as_long_as_its_push_took(sy
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         flusher.settings = saved
+
+
+async def test_intents_applied_while_a_round_runs_wake_the_next_round(system: System) -> None:
+    """A round that found nothing due does not swallow the wake of intents applied while it ran: their
+    list is pushed by the next round, not after the flush interval."""
+    value = "woken-by-a-round.example"
+    flusher = system.flusher
+    saved = flusher.settings
+    flusher.settings = saved.model_copy(update={"flush_interval_seconds": 60.0})
+    own_round = flusher._flush_round
+    rounds = 0
+
+    async def intents_arrive_during_the_first_round() -> tuple[int, int]:
+        nonlocal rounds
+        rounds += 1
+        result = await own_round()
+        if rounds == 1:
+            assert result == (0, 0)  # nothing was due when it looked
+            await post(system, [{"value": value, "type": "domain"}])
+            await system.take_intents()  # the consumer applies them and wakes the flusher
+        return result
+
+    await system.push_lists()  # nothing is due when the flusher starts
+    flusher._flush_round = intents_arrive_during_the_first_round  # type: ignore[method-assign]
+    task = asyncio.create_task(flusher.run_forever())
+    try:
+        started = time.monotonic()
+        while value not in (await tenant_lists(system)).get("sink-urls", set()):
+            assert time.monotonic() - started < 20, "the intents' wake was lost: the list waits for the interval"
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        del flusher._flush_round
+        flusher.settings = saved

@@ -175,6 +175,9 @@ class Flusher:
 
     async def run_forever(self) -> None:
         while True:
+            # Cleared before the round looks for due lists, not after it: intents applied while it runs
+            # (after it looked) wake the next round instead of waiting for the interval.
+            self.wake.clear()
             pushed = 0
             wait = self.settings.flush_interval_seconds
             try:
@@ -186,7 +189,6 @@ class Flusher:
                         wait = min(wait, await repository.next_attempt_in(conn) or wait)
             except Exception:  # a failed round is retried; nothing was recorded for the failed lists
                 log.exception("flush round failed")
-            self.wake.clear()
             # After a round that pushed, the next starts at once: lists that changed meanwhile are pushed
             # by the process holding their lock, though the intents may have woken another replica (whose
             # flusher found the list locked). No wait to gather a burst after a wake either: what arrives
@@ -199,7 +201,6 @@ class Flusher:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=wait)
-            self.wake.clear()
 
     async def flush_due(self) -> int:
         """Push every due list this process can lock; returns how many lists were due."""
