@@ -15,7 +15,7 @@ import idna
 
 from cte_common.indicators import IndicatorType
 
-__all__ = ["InvalidIndicator", "canonicalize", "canonicalize_fast", "is_canonical", "refang"]
+__all__ = ["IPV4_OCTET", "InvalidIndicator", "canonicalize", "canonicalize_fast", "is_canonical", "refang"]
 
 
 class InvalidIndicator(ValueError):
@@ -347,8 +347,9 @@ def canonicalize(kind: IndicatorType, value: str) -> str:
 # default port, no trailing dot or lone "/"); anything else takes the full path.
 _FAST_HEX32_RE = re.compile(r"[0-9a-f]{32}")
 _FAST_HEX64_RE = re.compile(r"[0-9a-f]{64}")
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_FAST_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+# One octet of an IPv4 address as ipaddress reads it: 0 to 255, no leading zero.
+IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_FAST_IPV4_RE = re.compile(rf"{IPV4_OCTET}(?:\.{IPV4_OCTET}){{3}}")
 # Lowercase LDH-and-underscore labels of 1 to 63 characters, not starting or ending with a hyphen, not an
 # A-label ("xn--", which idna checks), the last one not all digits.
 _LABEL = r"(?!xn--)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"

@@ -14,6 +14,7 @@ import re
 
 import idna
 
+from cte_common.canonical import IPV4_OCTET
 from cte_common.indicators import IndicatorType
 
 __all__ = [
@@ -45,12 +46,11 @@ _NO_ADDRESS = ipaddress.IPv4Address("0.0.0.0")  # noqa: S104 (a value compared w
 # it matches (with no punycode label and a host at most 253 long, checked apart) is one the checks below
 # take, in one match instead of a dozen; any other entry goes through them. tests/unit/test_url_grammar.py
 # holds the two together.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 PLAIN_ENTRY_RE = re.compile(
     r"(?:https?://)?(?:"
     r"(?P<host>(?![0-9]+(?:\.[0-9]+){3}-)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?)"
     r"(?:/(?:[-\w.~!$&'()+,;=:@/?#]|%[0-9a-fA-F]{2})*)?"
-    rf"|(?!0\.0\.0\.0\Z)(?:{_OCTET}\.){{3}}{_OCTET})",
+    rf"|(?!0\.0\.0\.0\Z)(?:{IPV4_OCTET}\.){{3}}{IPV4_OCTET})",
     re.ASCII,
 )
 
