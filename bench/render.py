@@ -750,7 +750,9 @@ WARNING, every other setting at its default), and measures, in one run with one 
   themselves (not in `--pipeline-only` runs, nor in runs made before them): HTTP ingest (the same
   POSTs, client and concurrency as the pipeline's, to an ingest-api of its own whose topics no
   consumer reads) and read-model merges (those events merged by rule-engine members of their own into
-  a copy of the configured database, no sink);
+  a copy of the configured database, no sink; the members read a copy of the events, made once they have
+  settled in their consumer group, and are timed from the end of the copy: runs up to `24e02c2` had them
+  read the ingest-api's topics and timed them from their start, through the rebalance of a late join);
 - **the pipeline**: the indicators POSTed in batches of 1,000 by an async load generator (4 concurrent
   requests) until the read model holds them all and every list is flushed (end to end, HTTP ingest,
   read-model merges); POST-to-deployed latency at a steady 5,000 per second for 60 s (`--latency-seconds`;
