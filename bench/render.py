@@ -597,6 +597,11 @@ def _caveats(r: dict[str, Any]) -> list[str]:
         out.append(f"- Not measured: the read path: {r['read_path_error']}")
     if p_error := _get(r, "pipeline", "error"):
         out.append(f"- The pipeline did not complete: {p_error}")
+    if failed := _get(r, "pipeline", "sink", "failed_pushes"):
+        out.append(
+            f"- {failed:,} of the sink's pushes failed during the pipeline and were retried after a backoff, which"
+            " the lists' flush waited for (the sink's log, `.stack/logs/bench/`, says why)."
+        )
     if not r.get("durable", True):
         out.append("- PostgreSQL ran without durable settings: every database figure is better than it would be.")
     load = r.get("load_average_before")

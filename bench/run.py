@@ -794,6 +794,10 @@ class Bench:
             k: metric(after["netskope-sink"], k) - metric(before["netskope-sink"], k)
             for k in ("cte_sink_push_duration_seconds_sum", "cte_sink_push_duration_seconds_count")
         }
+        # A failed push is retried after a backoff, which the lists' flush waits for.
+        failed_pushes = metric(after["netskope-sink"], "cte_sink_pushes_total", outcome="failed") - metric(
+            before["netskope-sink"], "cte_sink_pushes_total", outcome="failed"
+        )
         lists = await self.list_state()
         deployed = await self.deployed_counts() if "flushed" in marks else {}
         rm_at, flushed_at = marks.get("read_model"), marks.get("flushed")
@@ -830,6 +834,7 @@ class Bench:
             "sink": {
                 "pushes": int(push["cte_sink_push_duration_seconds_count"]),
                 "push_seconds": round(push["cte_sink_push_duration_seconds_sum"], 2),
+                "failed_pushes": int(failed_pushes),
             },
             "cpu": cpu,
             **({"statements": top_statements} if top_statements is not None else {}),

@@ -119,3 +119,75 @@ async def test_the_diff_of_a_push_reads_the_list_only_where_its_changes_are(db: 
             await repository.forget_push(conn, KEY)
             for table in ("list_members", "list_pushed"):
                 await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", KEY)
+
+
+async def test_a_push_s_entries_are_planned_for_the_push_at_hand(db: Pool) -> None:
+    """The entries of a whole push are read with a plan made for the list as it is, never with one the
+    connection kept from pushes of an empty list: a generic plan made then joined what the tenant holds
+    with the removals as a nested loop reading every removal per entry held (a file hash list of 152,275
+    entries timed out after 60 s in the benchmark)."""
+    held, removed = CHANGES * 2, CHANGES // 2
+    async with db.acquire() as conn:
+        try:
+            await repository.forget_push(conn, KEY)  # the work tables, as the flusher's connection has them
+            # PostgreSQL may keep a generic plan after five executions, or not, by its estimates: here it
+            # must, unless the push plans its own statement.
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            # Pushes of the empty list, as many as PostgreSQL plans afresh before it may keep a generic plan.
+            for _ in range(8):
+                assert (
+                    await repository.entries_text(conn, KEY, whole=True, uncertain=False, exclude=[], json_items=False)
+                    == ""
+                )
+            await conn.execute(
+                "INSERT INTO list_pushed (list_key, value) SELECT $1, 'h' || g FROM generate_series(1, $2) g",
+                KEY,
+                held,
+            )
+            await conn.execute(
+                "INSERT INTO push_changes (list_key, change, value, entry) "
+                "SELECT $1, 'remove', 'h' || g, 'h' || g FROM generate_series(1, $2) g",
+                KEY,
+                removed,
+            )
+            text = await repository.entries_text(conn, KEY, whole=True, uncertain=False, exclude=[], json_items=False)
+            assert sorted(text.split(",")) == sorted(f"h{g}" for g in range(removed + 1, held + 1))
+            plans = await conn.fetchrow(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+                repository._ENTRIES_TEXT.format(entries=repository._WHOLE, exclude=3, json=4),
+            )
+            assert (plans["generic_plans"], plans["custom_plans"]) == (0, 9)
+        finally:
+            await conn.execute("RESET plan_cache_mode")
+            await repository.forget_push(conn, KEY)
+            await conn.execute("DELETE FROM list_pushed WHERE list_key = $1", KEY)
+
+
+async def test_a_read_back_is_planned_for_the_entries_read(db: Pool) -> None:
+    """A read-back's statements compare the list with the tenant's entries, a parameter: planned for the
+    entries at hand, never with a generic plan the connection kept from earlier read-backs, in which `=
+    ANY` of the entries searches them one by one for every row (quadratic in the list)."""
+    read_backs = 8  # more than PostgreSQL plans afresh before it may keep a generic plan
+    async with db.acquire() as conn:
+        try:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")  # as in the test above
+            for n in range(read_backs):
+                entries = [f"r{g}.example" for g in range(n * 10)]
+                await conn.execute(
+                    "INSERT INTO list_pushed (list_key, value) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                    KEY,
+                    entries[: n * 5],
+                )
+                done = await repository.reconcile(
+                    conn, KEY, entries, uncertain=False, placeholder="placeholder.example", costs=len
+                )
+                assert (done.missing, len(done.foreign)) == (0, len(entries) - n * 5)
+            rows = await conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = ANY ($1::text[])",
+                [repository._ADOPT, repository._MISSING, repository._FOREIGN],
+            )
+            assert [(r["generic_plans"], r["custom_plans"]) for r in rows] == [(0, read_backs)] * 3
+        finally:
+            await conn.execute("RESET plan_cache_mode")
+            for table in ("list_pushed", "list_foreign"):
+                await conn.execute(f"DELETE FROM {table} WHERE list_key = $1", KEY)

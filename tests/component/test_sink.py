@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -360,3 +361,35 @@ async def test_intents_applied_while_a_round_runs_wake_the_next_round(system: Sy
             await task
         del flusher._flush_round
         flusher.settings = saved
+
+
+async def test_a_push_that_fails_outside_the_tenant_is_logged_with_its_type_and_traceback(
+    system: System, db: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A push that fails on anything but the tenant's answer (here the TimeoutError of a statement that
+    outlasts the pool's command timeout, whose text is empty) is logged with the exception's type and
+    traceback and recorded with its type: the failure can be told from the log alone."""
+    key = "sink-tenant/file/sink-hashes"
+    value = "9e107d9d372bb6826bd81d3542a419d6"
+    flusher = system.flusher
+
+    async def statement_timed_out(*args: Any, **kwargs: Any) -> None:
+        raise TimeoutError
+
+    await post(system, [{"value": value, "type": "md5"}])
+    flusher._push_file = statement_timed_out  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.WARNING, logger="netskope_sink.lists.handlers"):
+            await system.push_lists()
+    finally:
+        del flusher._push_file
+    failed = [r for r in caplog.records if r.getMessage().startswith(f"push of {key} failed")]
+    assert len(failed) == 1, [r.getMessage() for r in caplog.records]
+    assert failed[0].getMessage().endswith("TimeoutError: "), failed[0].getMessage()
+    assert failed[0].exc_info is not None
+    assert failed[0].exc_info[0] is TimeoutError
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT last_error FROM list_state WHERE list_key = $1", key) == "TimeoutError: "
+        await conn.execute("UPDATE list_state SET next_attempt_at = now() WHERE list_key = $1", key)
+    await system.push_lists()  # the backoff over, the list is pushed
+    assert value in (await tenant_lists(system))["sink-hashes"]

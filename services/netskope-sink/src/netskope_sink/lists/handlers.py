@@ -597,7 +597,16 @@ class Flusher:
                 delay = min(s.backoff_max_seconds, 2.0 ** min(failures, 10))
             detail = message if kind != "transient" else f"{type(exc).__name__}: {exc}"
             await repository.record_failure(conn, key, detail, delay, refused=kind == "refused")
-        log.warning("push of %s failed (%s, retry in %.0f s): %s", key, kind, delay, exc)
+        # The exception's type too: a timeout's text is empty. Where anything but the tenant's answer
+        # failed (a statement, the code), the traceback.
+        log.warning(
+            "push of %s failed (%s, retry in %.0f s): %s",
+            key,
+            kind,
+            delay,
+            detail,
+            exc_info=None if isinstance(exc, TenantError) else exc,
+        )
 
 
 @contextlib.contextmanager

@@ -267,6 +267,10 @@ async def reconcile(
     empty list, excepted). ``costs``: entry -> bytes, for the foreign entries' cost. One transaction."""
     tenant = list(entries)
     async with conn.transaction():
+        # Planned for this read-back (see _CUSTOM_PLANS): in a generic plan the tenant's entries are a
+        # parameter, which `= ANY` searches one by one for every row it tests instead of hashing it
+        # once, a cost quadratic in the list.
+        await conn.execute(_CUSTOM_PLANS)
         adopted = _rows(await conn.execute(_ADOPT, list_key, tenant, uncertain))
         await conn.execute("DELETE FROM list_claims WHERE list_key = $1", list_key)
         missing = _rows(await conn.execute(_MISSING, list_key, tenant))
@@ -901,12 +905,17 @@ async def entries_text(
 ) -> str:
     """The entries of a push (the whole list to hold, or only the appends), less ``exclude``, as one
     comma-separated text: JSON array items (``json_items``) or plain."""
-    if whole:
-        query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
-        text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
-    else:
-        query = _ENTRIES_TEXT.format(entries=_APPENDS, exclude=2, json=3)
-        text = await conn.fetchval(query, list_key, list(exclude), json_items)
+    # Planned for the push at hand (see _CUSTOM_PLANS): a generic plan made while the list held nothing
+    # joined what the tenant holds with the work table's removals as a nested loop reading every removal
+    # per entry held, a whole file hash list's entries for 60 s until the statement timed out.
+    async with conn.transaction():
+        await conn.execute(_CUSTOM_PLANS)
+        if whole:
+            query = _ENTRIES_TEXT.format(entries=_WHOLE, exclude=3, json=4)
+            text: str = await conn.fetchval(query, list_key, uncertain, list(exclude), json_items)
+        else:
+            query = _ENTRIES_TEXT.format(entries=_APPENDS, exclude=2, json=3)
+            text = await conn.fetchval(query, list_key, list(exclude), json_items)
     return text
 
 
