@@ -156,7 +156,9 @@ async def test_a_push_s_entries_are_planned_for_the_push_at_hand(db: Pool) -> No
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
                 repository._ENTRIES_TEXT.format(entries=repository._WHOLE, exclude=3, json=4),
             )
-            assert (plans["generic_plans"], plans["custom_plans"]) == (0, 9)
+            # (The pool's connection may have run the statement for an earlier test: at least these nine.)
+            assert plans["generic_plans"] == 0
+            assert plans["custom_plans"] >= 9
         finally:
             await conn.execute("RESET plan_cache_mode")
             await repository.forget_push(conn, KEY)
@@ -186,7 +188,8 @@ async def test_a_read_back_is_planned_for_the_entries_read(db: Pool) -> None:
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = ANY ($1::text[])",
                 [repository._ADOPT, repository._MISSING, repository._FOREIGN],
             )
-            assert [(r["generic_plans"], r["custom_plans"]) for r in rows] == [(0, read_backs)] * 3
+            assert len(rows) == 3
+            assert all(r["generic_plans"] == 0 and r["custom_plans"] >= read_backs for r in rows), rows
         finally:
             await conn.execute("RESET plan_cache_mode")
             for table in ("list_pushed", "list_foreign"):
