@@ -481,16 +481,26 @@ class Bench:
             await asyncio.to_thread(copy_database, self.database_url, url)
             return await self._merge_alone(url)
 
-    async def group_settled(self, group: str, members: int) -> bool:
-        """Whether the consumer group ``group`` has ``members`` members and no rebalance under way."""
+    async def group_settled(self, group: str, members: int) -> None:
+        """Wait until the consumer group ``group`` has ``members`` members and no rebalance under way."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
-        try:
+
+        async def settled() -> bool:
             responses = await admin.describe_consumer_groups([group])
+            described = [g for r in responses for g in r.to_object()["groups"]]
+            return any(g["state"] == "Stable" and len(g["members"]) == members for g in described)
+
+        try:
+            await wait_until(
+                settled,
+                within=60,
+                what=f"the {members} members of {group} to settle in their consumer group",
+                interval=0.1,
+                alive=self.services.check_alive,
+            )
         finally:
             await admin.close()
-        described = [g for r in responses for g in r.to_object()["groups"]]
-        return any(g["state"] == "Stable" and len(g["members"]) == members for g in described)
 
     async def copy_events(self, source: str, target: str) -> int:
         """Every record of the indicator events under prefix ``source`` written to the same partition
@@ -612,13 +622,7 @@ class Bench:
             # member joins would be merged by the first and then stop for the rebalance, inside the measure
             # (the 100,000 runs of the same code measured 12,807 to 28,265 /s, the lower the later the
             # second member joined, when they read the events ingest_alone had left in its topics).
-            await wait_until(
-                lambda: self.group_settled(f"{self.merge_prefix}.{self.merge_prefix}-re", len(self.alone_members)),
-                within=60,
-                what="the rule-engine members of their own to settle in their consumer group",
-                interval=0.1,
-                alive=self.services.check_alive,
-            )
+            await self.group_settled(f"{self.merge_prefix}.{self.merge_prefix}-re", len(self.alone_members))
             t_copy = time.perf_counter()
             records = await self.copy_events(self.alone_prefix, self.merge_prefix)
             copy_seconds = time.perf_counter() - t_copy
