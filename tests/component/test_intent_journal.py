@@ -69,3 +69,19 @@ async def test_a_rolled_back_attempt_keeps_its_rows(db: Pool) -> None:
         await tx.rollback()
     assert await rows(db) == [("t/url/a", ["v.example"])]
     await db.execute("DELETE FROM intent_journal")
+
+
+async def test_a_batch_s_values_are_stored_without_compression(db: Pool) -> None:
+    """A batch's array (thousands of values, deleted at its commit) is worth no pglz pass on the way in."""
+    await db.execute("DELETE FROM intent_journal")
+    values = [f"host{n:05d}.example.com/a/long/enough/path" for n in range(5000)]
+    async with db.acquire() as conn:
+        await repository.journal_intents(conn, uuid4(), [intent("t/url/a", v) for v in values])
+    stored = await db.fetchrow(
+        "SELECT pg_column_compression(indicator_values) AS method, "
+        "pg_column_size(indicator_values) AS size FROM intent_journal"
+    )
+    assert stored["method"] is None
+    assert stored["size"] > sum(len(v) for v in values)  # out of line, whole
+    assert await rows(db) == [("t/url/a", values)]
+    await db.execute("DELETE FROM intent_journal")
