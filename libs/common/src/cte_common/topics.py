@@ -71,6 +71,10 @@ class Topics:
     def name(self, spec: TopicSpec) -> str:
         return f"{self.prefix}.{spec.role}.v1"
 
+    def group(self, consumer_group: str) -> str:
+        """A consumer group's id in this namespace: two namespaces on one cluster never share a group."""
+        return f"{self.prefix}.{consumer_group}"
+
 
 async def create_topics(bootstrap: str, prefix: str, replication_factor: int = 1) -> list[str]:
     """Create every topic of the namespace that does not exist yet; return the names created."""

@@ -25,7 +25,7 @@ def run() -> None:
         register_batch_consumer(
             broker,
             topic=topics.share_intents,
-            group_id=f"{topics.prefix}.{settings.consumer_group}",
+            group_id=topics.group(settings.consumer_group),
             consumer=CONSUMER,
             handle=handler.handle,
             max_records=settings.batch_max_records,

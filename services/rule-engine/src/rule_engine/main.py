@@ -31,7 +31,7 @@ def run() -> None:
         register_batch_consumer(
             broker,
             topic=topics.indicator_events,
-            group_id=f"{topics.prefix}.{settings.consumer_group}",
+            group_id=topics.group(settings.consumer_group),
             consumer=CONSUMER,
             handle=handler.handle,
             max_records=settings.batch_max_records,
@@ -40,7 +40,7 @@ def run() -> None:
         register_batch_consumer(
             broker,
             topic=topics.config_changes,
-            group_id=f"{topics.prefix}.{settings.consumer_group}-config",
+            group_id=topics.group(f"{settings.consumer_group}-config"),
             consumer=CONFIG_CONSUMER,
             handle=ConfigChangesHandler(pool, broker, topics, wake).handle,
             max_records=500,
