@@ -254,3 +254,14 @@ async def test_a_batchs_intents_of_one_list_share_an_envelope(system: System, db
     await system.take_intents()
     members = await db.fetch("SELECT value FROM list_members WHERE list_key = $1 AND value = ANY($2)", HASHES, hashes)
     assert sorted(m["value"] for m in members) == hashes, "the sink applied every intent of the envelope"
+
+
+async def test_a_batch_s_intents_for_a_list_come_in_value_order(system: System) -> None:
+    """The rule-engine writes, decides and publishes a batch in value order, whatever order its events
+    came in: the order of every index keyed by value, in the read model and in the sink's tables."""
+    hashes = [f"{0xABC000 + n:032x}" for n in range(60)]
+    shuffled = hashes[1::2] + hashes[-2::-2]  # neither ascending nor descending
+    await post(system, [{"value": h, "type": "md5", "severity": "high"} for h in shuffled])
+    intents = await system.share_intents()
+    # (The URL sharing is gone by now, and the rule selects high severities only.)
+    assert [i.value for i in intents if i.list_key == HASHES] == hashes

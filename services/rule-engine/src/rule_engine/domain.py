@@ -255,6 +255,13 @@ def apply_events(
     return changed
 
 
+def in_order(
+    changed: dict[str, IndicatorState | Deleted], values: Sequence[str]
+) -> dict[str, IndicatorState | Deleted]:
+    """``changed`` in the order of ``values`` (each value of ``changed`` is among them)."""
+    return {v: changed[v] for v in values if v in changed}
+
+
 # --- sharing decisions --------------------------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ from cte_common.metrics import CONSUMER_BATCH_SECONDS, CONSUMER_BATCH_SIZE, CONS
 from cte_common.sharing import AllowList, Evaluator
 from cte_common.topics import Topics
 from rule_engine import repository
-from rule_engine.domain import Catalog, DecisionChanges, IndicatorState, apply_events, decide_batch
+from rule_engine.domain import Catalog, DecisionChanges, IndicatorState, apply_events, decide_batch, in_order
 from rule_engine.metrics import (
     ALLOW_LIST_HITS,
     DECISIONS,
@@ -227,8 +227,13 @@ class IndicatorEventsHandler:
 
     async def _apply(self, conn: Connection, events: list[AnyIndicatorEvent | SightingEvent]) -> None:
         write_started = time.perf_counter()
-        states = await repository.load_states(conn, sorted({e.value for e in events}))
-        changed = apply_events(states, events)
+        values = sorted({e.value for e in events})
+        states = await repository.load_states(conn, values)
+        # Written, decided and published in value order, the order of every index keyed by value here
+        # and in the sink's tables: consecutive insertions and probes share the pages of their descent
+        # (bench/write_order.py: 4 to 5 µs less of PostgreSQL's CPU per new indicator, merge, decisions
+        # and the sink's intents together).
+        changed = in_order(apply_events(states, events), values)
         await repository.save_changes(conn, changed, states)
         now = datetime.now(UTC)
         for ev in events:
