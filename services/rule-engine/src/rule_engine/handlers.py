@@ -231,8 +231,8 @@ class IndicatorEventsHandler:
         states = await repository.load_states(conn, values)
         # Written, decided and published in value order, the order of every index keyed by value here
         # and in the sink's tables: consecutive insertions and probes share the pages of their descent
-        # (bench/write_order.py: 4 to 5 µs less of PostgreSQL's CPU per new indicator, merge, decisions
-        # and the sink's intents together).
+        # (bench/write_order.py: 3.4 to 4.8 µs less of PostgreSQL's CPU per new indicator, merge,
+        # decisions and the sink's intents together).
         changed = in_order(apply_events(states, events), values)
         await repository.save_changes(conn, changed, states)
         now = datetime.now(UTC)
