@@ -1,7 +1,7 @@
 """The rule-engine's intent journal at two revisions of the schema: a deciding attempt's rows written
 (``journal_intents``) and deleted (``forget_attempt``) as a batch does, batch by batch in turn on two
 scratch databases so the machine's drift falls on both. Reports the PostgreSQL backend's CPU per
-journalled value (bench/notes.md, "the intent journal stored without compression").
+journalled value (bench/notes.md, "writes in value order, the intent journal without compression").
 
     uv run --frozen python bench/journal_storage.py [--before 0028] [--batches 200] [--out FILE]
 

@@ -2,8 +2,9 @@
 
 A deciding transaction's journal row holds every value it publishes to a list (a few thousand, some
 hundreds of kilobytes) and is deleted by that transaction's commit: it is read only after a crash.
-PostgreSQL compressed each array with pglz on the way in, 4.3 ms of the backend's CPU per 5,000
-values against none; the row never lives long enough for its size to matter (bench/notes.md).
+PostgreSQL compressed each array with pglz on the way in: writing and deleting the row took 1.05 µs
+of the backend's CPU per value, 0.27 µs stored as it is (bench/journal_storage.py). The row never lives
+long enough for its size to matter.
 
 Revision ID: 0029
 Revises: 0028
