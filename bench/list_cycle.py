@@ -6,19 +6,21 @@ hash list, one transaction a batch as the consumer applies them, then pushes bot
 does (prepare, claim, the call's entries, record; no tenant). The lists reach their cap (``--cap``
 entries) after a few cycles; from then on every push also takes the oldest values out. Reports the
 PostgreSQL backend's CPU per value for the intents and for the pushes, read from /proc/<pid>/schedstat
-(bench/notes.md, "Issue 14: a value's life in the sink").
+(bench/notes.md, "Issue 14: a whole push's entries hashed, a push's work tables in memory").
 
     uv run --frozen python bench/list_cycle.py --before <commit> [--values 400000] [--out FILE]
 
 ``--before-revision``: the migration the first database stops at (default: the newest, for a change of
-SQL only). Needs a running PostgreSQL (``deploy/stack.sh up postgres``); the scratch databases are
-dropped afterwards.
+SQL only); ``--before-settings``: PostgreSQL's settings on its connection (the second one's are the
+sink's own, ``Settings.pool_settings``). Needs a running PostgreSQL (``deploy/stack.sh up postgres``);
+the scratch databases are dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import random
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from typing import Any
 from cte_common.events import ShareIntentRecord
 from cte_common.indicators import IndicatorType
 from netskope_sink.lists import repository
+from netskope_sink.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,13 +103,19 @@ def batches(n: int, seed: int) -> list[list[ShareIntentRecord]]:
     return out
 
 
-async def run(before: str, before_revision: str, n: int, cap: int) -> dict[str, Any]:
+async def run(before: str, before_revision: str, before_settings: dict[str, str], n: int, cap: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         repos = {before: module_at(before, Path(directory)), "working tree": repository}
     work = batches(n, seed=1)
     spent = {label: {"intents": 0.0, "pushes": 0.0} for label in repos}
     revisions = {before: before_revision, "working tree": "head"}
+    # Each connection as the sink's pool sets it up (the working tree's: Settings.pool_settings), before
+    # anything uses a temporary table.
+    settings = {before: before_settings, "working tree": Settings().pool_settings()}
     async with migrated_connections(revisions, "bench_cycle") as (conns, pids):
+        for label, conn in conns.items():
+            for name, value in settings[label].items():
+                await conn.execute(f"SET {name} = '{value}'")
         for b, batch in enumerate(work):
             order = list(repos)[:: 1 if b % 2 == 0 else -1]
             for label in order:
@@ -124,6 +133,7 @@ async def run(before: str, before_revision: str, n: int, cap: int) -> dict[str, 
     return {
         "before": before,
         "before_revision": before_revision,
+        "settings": settings,
         "values": n,
         "cap_entries": cap,
         "batch": BATCH,
@@ -143,11 +153,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="the commit whose lists repository is compared")
     parser.add_argument("--before-revision", default="head", help="the migration the first database stops at")
+    parser.add_argument(
+        "--before-settings",
+        type=json.loads,
+        default={"jit": "off"},
+        help="PostgreSQL's settings on the first database's connection, as JSON (default: the sink's before "
+        "it set temp_buffers)",
+    )
     parser.add_argument("--values", type=int, default=400_000)
     parser.add_argument("--cap", type=int, default=60_000, help="entries each list keeps")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    report_backend_cpu("list_cycle", run(args.before, args.before_revision, args.values, args.cap), args.out)
+    report_backend_cpu(
+        "list_cycle", run(args.before, args.before_revision, args.before_settings, args.values, args.cap), args.out
+    )
 
 
 if __name__ == "__main__":

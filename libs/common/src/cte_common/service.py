@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import uvloop
@@ -67,16 +67,18 @@ def run_consumer_service(
     metrics_port: int,
     setup: Setup,
     background: Callable[[KafkaBroker, Pool, Topics], Coroutine[Any, Any, None]] | None = None,
+    server_settings: Mapping[str, str] = BATCH_WRITER_SETTINGS,
 ) -> None:
     """Start a FastStream app whose subscribers ``setup`` registers; serve /metrics; run until signalled.
-    Once started, :func:`settle_heap` with the batch thresholds."""
+    Once started, :func:`settle_heap` with the batch thresholds. ``server_settings``: PostgreSQL's
+    settings on each connection of the service's pool."""
     configure_logging(settings.log_level, service)
     serve_metrics(metrics_port, settings.metrics_host)
     topics = Topics(settings.topic_prefix)
 
     async def main() -> None:
         broker = build_broker(settings, service)
-        pool = await create_pool(settings, server_settings=BATCH_WRITER_SETTINGS)
+        pool = await create_pool(settings, server_settings=dict(server_settings))
         await setup(broker, pool, topics)
         tasks: list[asyncio.Task[None]] = []
 

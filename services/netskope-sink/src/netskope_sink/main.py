@@ -40,7 +40,12 @@ def run() -> None:
         await asyncio.gather(flusher.run_forever(), poller.run_forever())
 
     run_consumer_service(
-        settings, service="netskope-sink", metrics_port=settings.sink_metrics_port, setup=setup, background=background
+        settings,
+        service="netskope-sink",
+        metrics_port=settings.sink_metrics_port,
+        setup=setup,
+        background=background,
+        server_settings=settings.pool_settings(),
     )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from cte_common.db import BATCH_WRITER_SETTINGS
 from cte_common.settings import CommonSettings
 
 
@@ -28,6 +29,13 @@ class Settings(CommonSettings):
     # rewritten back to back (at 1, its pushes take at most half of its stream's time; 0: pushed as soon
     # as intents arrive). A lone change after a pause is pushed at once.
     file_replace_pacing: float = Field(default=1.0, ge=0)
+    # PostgreSQL's temp_buffers on the sink's connections, in MB: a push works out its changes in
+    # session-local tables (its changes read once, and what it sends or takes out, with their indexes:
+    # about 450 bytes a change), kept in memory up to this size and written to disk past it.
+    # PostgreSQL's default, 8 MB, held a push of some 18,000 changes; a list at its cap fed without a
+    # pause pushes more (bench/notes.md, "a push's work tables in memory"). Taken by a connection only
+    # as its pushes need it.
+    push_work_buffers_mb: int = Field(default=64, ge=1)
     # A URL list at its cap fed without a pause (trimmed twice within twice this long) keeps room for
     # this many seconds of its inflow below its cap, at most cap_reserve_max_share of it, so that most of
     # its pushes are appends rather than replaces of the whole list; it is filled up to its cap once it
@@ -74,6 +82,10 @@ class Settings(CommonSettings):
     # After a failed publish, sends still queued in the producer may land until its request timeout
     # (30 s): the page is recovered only after that, so the recovery sees every send that landed.
     poll_publish_settle_seconds: float = Field(default=35.0, ge=0)
+
+    def pool_settings(self) -> dict[str, str]:
+        """PostgreSQL's settings on each connection of the sink's pool."""
+        return {**BATCH_WRITER_SETTINGS, "temp_buffers": f"{self.push_work_buffers_mb}MB"}
 
     @model_validator(mode="after")
     def _room_for_the_streams(self) -> Settings:
