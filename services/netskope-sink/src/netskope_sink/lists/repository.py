@@ -489,7 +489,7 @@ _WORK_TABLES = ("push_seen", "push_changes")
 _CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off"
 # For a statement that reads the whole list anyway (and has no subquery run per row): its join hashed
 # whatever the estimates (a work table's are guesses), one pass over each side, never a probe of one
-# side per row of the other. Set last in its own transaction.
+# side per row of the other. Set in that statement's own transaction (SET LOCAL ends with it).
 _HASHED_JOINS = "SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off"
 # Temporary tables are never vacuumed either: emptied by DELETE they would keep every dead row of the
 # connection's pushes, and each scan would read them all. Truncated once no push of the round is
