@@ -510,7 +510,7 @@ def asyncapi_document() -> dict[str, Any]:
     topics = Topics("cte")
     broker = make_broker(CommonSettings.model_construct(), client_id="cte-docs")
 
-    def intercept(settings: Any, *, service: str, metrics_port: int, setup: Any, background: Any = None) -> None:
+    def intercept(settings: Any, *, service: str, metrics_port: int, setup: Any, **options: Any) -> None:
         asyncio.run(setup(broker, None, topics))
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CTE_")}
